@@ -1,0 +1,53 @@
+"""Command line: ``titan-grpc serve`` (also ``python -m titan_grpc``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from titan_grpc import __version__
+from titan_grpc.config import configure_logging, load_settings
+from titan_grpc.errors import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="titan-grpc", description="TITAN gRPC exchange gateway")
+    parser.add_argument("--version", action="version", version=f"titan-grpc {__version__}")
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="run the gRPC server (the default)")
+    serve.add_argument("--address", help="HOST:PORT to listen on (overrides TITAN_GRPC_ADDRESS)")
+    serve.add_argument("--env-file", default=".env", help="optional .env file (default: .env)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    env_file = getattr(args, "env_file", ".env")
+    try:
+        environ = dict(os.environ)
+        if getattr(args, "address", None):
+            environ["TITAN_GRPC_ADDRESS"] = args.address
+        settings = load_settings(environ, env_file=env_file)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"titan-grpc: configuration error: {problem}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    # Imported late so `--help` and config errors do not need the generated code.
+    from titan_grpc.server import serve
+
+    try:
+        asyncio.run(serve(settings))
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"titan-grpc: cannot start: {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

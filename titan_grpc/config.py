@@ -1,0 +1,307 @@
+"""One settings object, built once from the environment (and an optional ``.env`` file).
+
+Nothing else in TITAN reads ``os.environ``. Invalid values are collected and reported
+one line per variable; secret values are never echoed, only the variable's name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from titan_grpc.errors import ConfigError
+
+
+class Secret:
+    """A string that never shows itself in repr, str, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class VenueCredentials:
+    api_key: Secret = field(default_factory=lambda: Secret(""))
+    api_secret: Secret = field(default_factory=lambda: Secret(""))
+    passphrase: Secret = field(default_factory=lambda: Secret(""))
+
+
+@dataclass(frozen=True, slots=True)
+class VenueSettings:
+    name: str
+    credentials: VenueCredentials
+    testnet: bool
+    base_url: str
+    ws_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    use_real_exchanges: bool = False
+    grpc_address: str = "127.0.0.1:50051"
+    log_level: str = "INFO"
+    fallback_to_mock: bool = False
+    auth_tokens: Secret = field(default_factory=lambda: Secret(""))
+    tls_cert: str = ""
+    tls_key: str = ""
+    journal_path: str = "titan-journal.sqlite3"
+    metrics_address: str = ""
+    quote_aliases: tuple[tuple[str, str], ...] = ()
+    sim_seed: int = 42
+    sim_tick_ms: int = 500
+    shutdown_grace_seconds: float = 5.0
+    binance: VenueSettings = field(
+        default_factory=lambda: VenueSettings("binance", VenueCredentials(), True, "", "")
+    )
+    coinbase: VenueSettings = field(
+        default_factory=lambda: VenueSettings("coinbase", VenueCredentials(), True, "", "")
+    )
+    kucoin: VenueSettings = field(
+        default_factory=lambda: VenueSettings("kucoin", VenueCredentials(), True, "", "")
+    )
+
+    @property
+    def grpc_host(self) -> str:
+        host, _, _ = self.grpc_address.rpartition(":")
+        return host.strip("[]")
+
+    @property
+    def binds_loopback_only(self) -> bool:
+        host = self.grpc_host
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+# Every variable TITAN reads; anything else in the environment is ignored.
+KNOWN_VARIABLES = (
+    "USE_REAL_EXCHANGES",
+    "BINANCE_API_KEY",
+    "BINANCE_API_SECRET",
+    "BINANCE_TESTNET",
+    "BINANCE_BASE_URL",
+    "BINANCE_WS_URL",
+    "COINBASE_API_KEY",
+    "COINBASE_API_SECRET",
+    "COINBASE_PASSPHRASE",
+    "COINBASE_SANDBOX",
+    "COINBASE_BASE_URL",
+    "COINBASE_WS_URL",
+    "KUCOIN_API_KEY",
+    "KUCOIN_API_SECRET",
+    "KUCOIN_PASSPHRASE",
+    "KUCOIN_SANDBOX",
+    "KUCOIN_BASE_URL",
+    "TITAN_GRPC_ADDRESS",
+    "TITAN_AUTH_TOKENS",
+    "TITAN_TLS_CERT",
+    "TITAN_TLS_KEY",
+    "TITAN_JOURNAL_PATH",
+    "TITAN_METRICS_ADDRESS",
+    "TITAN_LOG_LEVEL",
+    "TITAN_FALLBACK_TO_MOCK",
+    "TITAN_QUOTE_ALIASES",
+    "TITAN_SIM_SEED",
+    "TITAN_SIM_TICK_MS",
+    "TITAN_SHUTDOWN_GRACE_SECONDS",
+)
+
+
+class _Reader:
+    """Reads typed values, collecting one problem line per bad variable."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = values
+        self.problems: list[str] = []
+
+    def raw(self, name: str) -> str:
+        return self._values.get(name, "").strip()
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.raw(name) or default
+
+    def secret(self, name: str) -> Secret:
+        return Secret(self.raw(name))
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name).lower()
+        if not value:
+            return default
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        self.problems.append(f"{name}: expected true or false, got {self.raw(name)!r}")
+        return default
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        value = self.raw(name)
+        if not value:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self.problems.append(f"{name}: expected a whole number, got {value!r}")
+            return default
+        if not minimum <= number <= maximum:
+            self.problems.append(f"{name}: must be between {minimum} and {maximum}, got {number}")
+            return default
+        return number
+
+    def seconds(self, name: str, default: float, maximum: float) -> float:
+        value = self.raw(name)
+        if not value:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            self.problems.append(f"{name}: expected a number of seconds, got {value!r}")
+            return default
+        if not 0 <= number <= maximum:
+            self.problems.append(f"{name}: must be between 0 and {maximum}, got {value}")
+            return default
+        return number
+
+    def address(self, name: str, default: str, *, optional: bool = False) -> str:
+        value = self.raw(name)
+        if not value:
+            return "" if optional else default
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            self.problems.append(
+                f"{name}: expected HOST:PORT (e.g. 127.0.0.1:50051), got {value!r}"
+            )
+            return "" if optional else default
+        return value
+
+    def url(self, name: str) -> str:
+        value = self.raw(name)
+        if value and not value.startswith(("http://", "https://", "ws://", "wss://")):
+            self.problems.append(f"{name}: expected an http(s):// or ws(s):// URL, got {value!r}")
+            return ""
+        return value.rstrip("/")
+
+    def file_path(self, name: str) -> str:
+        value = self.raw(name)
+        if value and not Path(value).is_file():
+            self.problems.append(f"{name}: file not found: {value}")
+        return value
+
+
+def _quote_aliases(reader: _Reader) -> tuple[tuple[str, str], ...]:
+    value = reader.raw("TITAN_QUOTE_ALIASES")
+    if not value:
+        return ()
+    aliases: list[tuple[str, str]] = []
+    for item in value.split(","):
+        wanted, sep, substitute = item.strip().partition(":")
+        if not sep or not wanted.isalnum() or not substitute.isalnum():
+            reader.problems.append(
+                "TITAN_QUOTE_ALIASES: expected QUOTE:SUBSTITUTE pairs (e.g. USDT:USD), "
+                f"got {item!r}"
+            )
+            return ()
+        aliases.append((wanted.upper(), substitute.upper()))
+    return tuple(aliases)
+
+
+def _venue(reader: _Reader, name: str, testnet_var: str, testnet_default: bool) -> VenueSettings:
+    prefix = name.upper()
+    return VenueSettings(
+        name=name,
+        credentials=VenueCredentials(
+            api_key=reader.secret(f"{prefix}_API_KEY"),
+            api_secret=reader.secret(f"{prefix}_API_SECRET"),
+            passphrase=reader.secret(f"{prefix}_PASSPHRASE"),
+        ),
+        testnet=reader.boolean(testnet_var, testnet_default),
+        base_url=reader.url(f"{prefix}_BASE_URL"),
+        ws_url=reader.url(f"{prefix}_WS_URL"),
+    )
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
+) -> Settings:
+    """Build Settings from ``environ`` (default ``os.environ``) over an optional .env file.
+
+    Raises ConfigError listing every invalid variable.
+    """
+    values: dict[str, str] = {}
+    if env_file and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    reader = _Reader(values)
+
+    log_level = reader.text("TITAN_LOG_LEVEL", "INFO").upper()
+    if log_level not in _LOG_LEVELS:
+        reader.problems.append(
+            f"TITAN_LOG_LEVEL: expected one of {', '.join(sorted(_LOG_LEVELS))}, got {log_level!r}"
+        )
+        log_level = "INFO"
+
+    tls_cert = reader.file_path("TITAN_TLS_CERT")
+    tls_key = reader.file_path("TITAN_TLS_KEY")
+    if bool(tls_cert) != bool(tls_key):
+        reader.problems.append("TITAN_TLS_CERT and TITAN_TLS_KEY must be set together")
+
+    settings = Settings(
+        use_real_exchanges=reader.boolean("USE_REAL_EXCHANGES", False),
+        grpc_address=reader.address("TITAN_GRPC_ADDRESS", "127.0.0.1:50051"),
+        log_level=log_level,
+        fallback_to_mock=reader.boolean("TITAN_FALLBACK_TO_MOCK", False),
+        auth_tokens=reader.secret("TITAN_AUTH_TOKENS"),
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        journal_path=reader.text("TITAN_JOURNAL_PATH", "titan-journal.sqlite3"),
+        metrics_address=reader.address("TITAN_METRICS_ADDRESS", "", optional=True),
+        quote_aliases=_quote_aliases(reader),
+        sim_seed=reader.integer("TITAN_SIM_SEED", 42, 0, 2**63 - 1),
+        sim_tick_ms=reader.integer("TITAN_SIM_TICK_MS", 500, 0, 3_600_000),
+        shutdown_grace_seconds=reader.seconds("TITAN_SHUTDOWN_GRACE_SECONDS", 5.0, 300.0),
+        binance=_venue(reader, "binance", "BINANCE_TESTNET", True),
+        coinbase=_venue(reader, "coinbase", "COINBASE_SANDBOX", True),
+        kucoin=_venue(reader, "kucoin", "KUCOIN_SANDBOX", True),
+    )
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return settings
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )

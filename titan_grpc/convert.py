@@ -1,0 +1,342 @@
+"""Protobuf <-> domain conversion and request-field validation.
+
+Validation raises InvalidArgument naming the proto field; the service layer turns that
+into INVALID_ARGUMENT with a google.rpc.BadRequest detail.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from titan_grpc.domain import (
+    Balance,
+    Fill,
+    LedgerEntry,
+    LedgerEntryType,
+    Liquidity,
+    Order,
+    OrderBook,
+    OrderStatus,
+    OrderType,
+    PriceLevel,
+    PublicTrade,
+    Quote,
+    RecentTrades,
+    Side,
+    Symbol,
+    Ticker,
+    TimeInForce,
+    format_decimal,
+    parse_asset,
+    parse_symbol,
+)
+from titan_grpc.errors import InvalidArgument
+from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
+
+_SIDES = {pb.SIDE_BUY: Side.BUY, pb.SIDE_SELL: Side.SELL}
+_SIDES_PB = {side: value for value, side in _SIDES.items()}
+_ORDER_TYPES = {pb.ORDER_TYPE_LIMIT: OrderType.LIMIT, pb.ORDER_TYPE_MARKET: OrderType.MARKET}
+_ORDER_TYPES_PB = {kind: value for value, kind in _ORDER_TYPES.items()}
+_TIFS = {
+    pb.TIME_IN_FORCE_GTC: TimeInForce.GTC,
+    pb.TIME_IN_FORCE_IOC: TimeInForce.IOC,
+    pb.TIME_IN_FORCE_FOK: TimeInForce.FOK,
+}
+_TIFS_PB = {tif: value for value, tif in _TIFS.items()}
+_STATUSES_PB = {
+    OrderStatus.NEW: pb.ORDER_STATUS_NEW,
+    OrderStatus.PARTIALLY_FILLED: pb.ORDER_STATUS_PARTIALLY_FILLED,
+    OrderStatus.FILLED: pb.ORDER_STATUS_FILLED,
+    OrderStatus.CANCELED: pb.ORDER_STATUS_CANCELED,
+    OrderStatus.REJECTED: pb.ORDER_STATUS_REJECTED,
+    OrderStatus.EXPIRED: pb.ORDER_STATUS_EXPIRED,
+    OrderStatus.PENDING: pb.ORDER_STATUS_PENDING,
+}
+_LIQUIDITY_PB = {Liquidity.MAKER: pb.LIQUIDITY_MAKER, Liquidity.TAKER: pb.LIQUIDITY_TAKER}
+_LEDGER_TYPES_PB = {
+    LedgerEntryType.TRADE: pb.LEDGER_ENTRY_TYPE_TRADE,
+    LedgerEntryType.FEE: pb.LEDGER_ENTRY_TYPE_FEE,
+    LedgerEntryType.DEPOSIT: pb.LEDGER_ENTRY_TYPE_DEPOSIT,
+    LedgerEntryType.WITHDRAWAL: pb.LEDGER_ENTRY_TYPE_WITHDRAWAL,
+    LedgerEntryType.TRANSFER: pb.LEDGER_ENTRY_TYPE_TRANSFER,
+    LedgerEntryType.OTHER: pb.LEDGER_ENTRY_TYPE_OTHER,
+}
+
+CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+MAX_SYMBOLS_PER_STREAM = 50
+
+
+# ---- requests -> domain ------------------------------------------------------------
+
+
+def side_from_proto(value: int, field: str = "side") -> Side:
+    try:
+        return _SIDES[value]  # type: ignore[index]
+    except KeyError:
+        raise InvalidArgument(field, _enum_reason(value, "SIDE_BUY or SIDE_SELL")) from None
+
+
+def order_type_from_proto(value: int, field: str = "type") -> OrderType:
+    try:
+        return _ORDER_TYPES[value]  # type: ignore[index]
+    except KeyError:
+        raise InvalidArgument(
+            field, _enum_reason(value, "ORDER_TYPE_LIMIT or ORDER_TYPE_MARKET")
+        ) from None
+
+
+def time_in_force_from_proto(
+    value: int, order_type: OrderType, field: str = "time_in_force"
+) -> TimeInForce:
+    if value == pb.TIME_IN_FORCE_UNSPECIFIED:
+        return TimeInForce.GTC if order_type is OrderType.LIMIT else TimeInForce.IOC
+    try:
+        return _TIFS[value]  # type: ignore[index]
+    except KeyError:
+        raise InvalidArgument(
+            field, _enum_reason(value, "TIME_IN_FORCE_GTC, _IOC or _FOK")
+        ) from None
+
+
+def _enum_reason(value: int, allowed: str) -> str:
+    if value == 0:
+        return f"is required ({allowed})"
+    return f"unknown value {value} (expected {allowed})"
+
+
+def symbol_from_proto(text: str, field: str = "symbol") -> Symbol:
+    return parse_symbol(text, field)
+
+
+def optional_symbol_from_proto(text: str, field: str = "symbol") -> Symbol | None:
+    return parse_symbol(text, field) if text.strip() else None
+
+
+def symbols_from_proto(values: Sequence[str], field: str = "symbols") -> list[Symbol]:
+    if not values:
+        raise InvalidArgument(field, "at least one symbol is required")
+    if len(values) > MAX_SYMBOLS_PER_STREAM:
+        raise InvalidArgument(field, f"at most {MAX_SYMBOLS_PER_STREAM} symbols per request")
+    symbols: list[Symbol] = []
+    for index, text in enumerate(values):
+        symbol = parse_symbol(text, f"{field}[{index}]")
+        if symbol not in symbols:
+            symbols.append(symbol)
+    return symbols
+
+
+def optional_asset_from_proto(text: str, field: str) -> str | None:
+    return parse_asset(text, field) if text.strip() else None
+
+
+def bounded(value: int, *, default: int, maximum: int, field: str) -> int:
+    if value == 0:
+        return default
+    if value > maximum:
+        raise InvalidArgument(field, f"must be at most {maximum}, got {value}")
+    return value
+
+
+def client_order_id_from_proto(text: str, field: str = "client_order_id") -> str:
+    """The caller's id, validated; a fresh UUID (valid on every venue) when empty."""
+    if not text:
+        return str(uuid.uuid4())
+    if not CLIENT_ORDER_ID_RE.match(text):
+        raise InvalidArgument(field, "must be 1-36 characters of letters, digits, '-' or '_'")
+    return text
+
+
+def order_reference_from_proto(order_id: str, client_order_id: str) -> tuple[str, str]:
+    order_id = order_id.strip()
+    if not order_id and not client_order_id:
+        raise InvalidArgument("order_id", "give order_id or client_order_id")
+    if client_order_id and not CLIENT_ORDER_ID_RE.match(client_order_id):
+        raise InvalidArgument(
+            "client_order_id", "must be 1-36 characters of letters, digits, '-' or '_'"
+        )
+    if len(order_id) > 128:
+        raise InvalidArgument("order_id", "is longer than 128 characters")
+    return order_id, client_order_id
+
+
+# ---- domain -> responses -----------------------------------------------------------
+
+
+def dec(value: Decimal | None) -> str:
+    return format_decimal(value)
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def duration(seconds: float) -> Duration:
+    value = Duration()
+    value.FromNanoseconds(int(seconds * 1e9))
+    return value
+
+
+def source(
+    exchange: str,
+    simulated: bool,
+    venue_time: datetime | None,
+    received_time: datetime | None,
+    *,
+    fallback: bool = False,
+    note: str = "",
+) -> pb.Source:
+    return pb.Source(
+        exchange=exchange,
+        simulated=simulated,
+        fallback=fallback,
+        venue_time=timestamp(venue_time),
+        received_time=timestamp(received_time),
+        note=note,
+    )
+
+
+def side_to_proto(side: Side) -> pb.Side.ValueType:
+    return _SIDES_PB[side]
+
+
+def ticker_to_proto(ticker: Ticker) -> pb.Ticker:
+    return pb.Ticker(
+        symbol=ticker.symbol.canonical,
+        venue_symbol=ticker.venue_symbol,
+        bid=dec(ticker.bid),
+        bid_size=dec(ticker.bid_size),
+        ask=dec(ticker.ask),
+        ask_size=dec(ticker.ask_size),
+        last=dec(ticker.last),
+        open_24h=dec(ticker.open_24h),
+        high_24h=dec(ticker.high_24h),
+        low_24h=dec(ticker.low_24h),
+        volume_24h=dec(ticker.volume_24h),
+        quote_volume_24h=dec(ticker.quote_volume_24h),
+        change_percent_24h=dec(ticker.change_percent_24h),
+        source=source(ticker.exchange, ticker.simulated, ticker.venue_time, ticker.received_time),
+    )
+
+
+def levels_to_proto(levels: Iterable[PriceLevel]) -> list[pb.PriceLevel]:
+    return [pb.PriceLevel(price=dec(level.price), quantity=dec(level.quantity)) for level in levels]
+
+
+def book_to_proto(book: OrderBook) -> pb.OrderBook:
+    return pb.OrderBook(
+        symbol=book.symbol.canonical,
+        venue_symbol=book.venue_symbol,
+        bids=levels_to_proto(book.bids),
+        asks=levels_to_proto(book.asks),
+        sequence=book.sequence,
+        source=source(book.exchange, book.simulated, book.venue_time, book.received_time),
+    )
+
+
+def public_trade_to_proto(trade: PublicTrade) -> pb.PublicTrade:
+    return pb.PublicTrade(
+        trade_id=trade.trade_id,
+        price=dec(trade.price),
+        quantity=dec(trade.quantity),
+        side=side_to_proto(trade.taker_side),
+        time=timestamp(trade.time),
+    )
+
+
+def recent_trades_to_proto(trades: RecentTrades) -> pb.GetRecentTradesResponse:
+    return pb.GetRecentTradesResponse(
+        symbol=trades.symbol.canonical,
+        venue_symbol=trades.venue_symbol,
+        trades=[public_trade_to_proto(trade) for trade in trades.trades],
+        source=source(trades.exchange, trades.simulated, None, trades.received_time),
+    )
+
+
+def balance_to_proto(balance: Balance) -> pb.Balance:
+    return pb.Balance(
+        asset=balance.asset,
+        free=dec(balance.free),
+        locked=dec(balance.locked),
+        total=dec(balance.total),
+    )
+
+
+def fill_to_proto(fill: Fill) -> pb.Fill:
+    return pb.Fill(
+        trade_id=fill.trade_id,
+        order_id=fill.order_id,
+        client_order_id=fill.client_order_id,
+        symbol=fill.symbol.canonical,
+        side=side_to_proto(fill.side),
+        price=dec(fill.price),
+        quantity=dec(fill.quantity),
+        quote_quantity=dec(fill.quote_quantity),
+        fee=dec(fill.fee),
+        fee_asset=fill.fee_asset,
+        liquidity=_LIQUIDITY_PB[fill.liquidity],
+        time=timestamp(fill.time),
+    )
+
+
+def order_to_proto(order: Order) -> pb.Order:
+    return pb.Order(
+        exchange=order.exchange,
+        symbol=order.symbol.canonical,
+        venue_symbol=order.venue_symbol,
+        order_id=order.order_id,
+        client_order_id=order.client_order_id,
+        side=side_to_proto(order.side),
+        type=_ORDER_TYPES_PB[order.type],
+        time_in_force=_TIFS_PB[order.time_in_force],
+        status=_STATUSES_PB[order.status],
+        price=dec(order.price),
+        quantity=dec(order.quantity),
+        filled_quantity=dec(order.filled_quantity),
+        average_fill_price=dec(order.average_fill_price),
+        filled_quote_quantity=dec(order.filled_quote_quantity),
+        fee=dec(order.fee),
+        fee_asset=order.fee_asset,
+        created_time=timestamp(order.created_time),
+        updated_time=timestamp(order.updated_time),
+        simulated=order.simulated,
+        fills=[fill_to_proto(fill) for fill in order.fills],
+        status_reason=order.status_reason,
+    )
+
+
+def ledger_entry_to_proto(entry: LedgerEntry) -> pb.LedgerEntry:
+    return pb.LedgerEntry(
+        entry_id=entry.entry_id,
+        asset=entry.asset,
+        amount=dec(entry.amount),
+        balance_after=dec(entry.balance_after),
+        type=_LEDGER_TYPES_PB[entry.type],
+        reference_id=entry.reference_id,
+        time=timestamp(entry.time),
+    )
+
+
+def quote_to_proto(quote: Quote, sequence: int) -> pb.Quote:
+    return pb.Quote(
+        exchange=quote.exchange,
+        symbol=quote.symbol.canonical,
+        venue_symbol=quote.venue_symbol,
+        bid=dec(quote.bid),
+        bid_size=dec(quote.bid_size),
+        ask=dec(quote.ask),
+        ask_size=dec(quote.ask_size),
+        last=dec(quote.last),
+        source=source(quote.exchange, quote.simulated, quote.venue_time, quote.received_time),
+        sequence=sequence,
+    )

@@ -1,0 +1,168 @@
+"""The one exception hierarchy of TITAN.
+
+Every layer raises these; the service layer maps them to gRPC status codes in exactly
+one place (``titan_grpc.service``). Venue adapters translate venue error codes into
+this tree through a table per venue, keeping the venue's own code and message.
+
+    TitanError
+    ├── InvalidArgument(field, reason)        bad request input       -> INVALID_ARGUMENT
+    │   └── UnknownExchange                   no such venue id        -> INVALID_ARGUMENT
+    ├── NotConfigured(variable)               keys missing            -> FAILED_PRECONDITION
+    ├── FeatureUnavailable                    not built yet           -> UNIMPLEMENTED
+    ├── ConfigError                           bad configuration       (start-up only)
+    └── ExchangeError(exchange, venue_code, venue_message)
+        ├── UnknownSymbol                     market not listed       -> INVALID_ARGUMENT
+        ├── InvalidOrder(field)               filter / parameter      -> INVALID_ARGUMENT
+        ├── AuthenticationError                                       -> UNAUTHENTICATED
+        ├── PermissionDenied                                          -> PERMISSION_DENIED
+        ├── RateLimited(retry_after)                                  -> RESOURCE_EXHAUSTED
+        ├── InsufficientFunds                                         -> FAILED_PRECONDITION
+        ├── OrderRejected                     venue refused it        -> FAILED_PRECONDITION
+        ├── OrderNotCancelable                already done            -> FAILED_PRECONDITION
+        ├── DuplicateOrder                    client id reused        -> ALREADY_EXISTS
+        ├── OrderNotFound                                             -> NOT_FOUND
+        ├── ExchangeUnavailable               network, 5xx, down      -> UNAVAILABLE
+        └── AmbiguousOutcome                  sent, result unknown    -> UNAVAILABLE
+
+Messages never contain secrets: adapters build them from venue answers, never from
+request headers or signed payloads.
+"""
+
+from __future__ import annotations
+
+
+class TitanError(Exception):
+    """Base of every error TITAN raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(TitanError):
+    """Invalid configuration; ``problems`` holds one line per invalid variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class InvalidArgument(TitanError):
+    """A request field is missing or malformed."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class UnknownExchange(InvalidArgument):
+    """The venue id is not configured."""
+
+
+class NotConfigured(TitanError):
+    """The operation needs configuration (usually API keys) that is absent."""
+
+    def __init__(self, message: str, variable: str = "") -> None:
+        super().__init__(message)
+        self.variable = variable
+
+
+class FeatureUnavailable(TitanError):
+    """The RPC exists in the contract but is not implemented in this build."""
+
+
+class ExchangeError(TitanError):
+    """An error reported by, or while talking to, one venue."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        exchange: str = "",
+        venue_code: str = "",
+        venue_message: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.exchange = exchange
+        self.venue_code = venue_code
+        self.venue_message = venue_message
+
+
+class UnknownSymbol(ExchangeError):
+    """The venue does not list the market."""
+
+
+class InvalidOrder(ExchangeError):
+    """The order breaks a market rule (tick, step, minimum) or has a bad parameter."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str = "",
+        exchange: str = "",
+        venue_code: str = "",
+        venue_message: str = "",
+    ) -> None:
+        super().__init__(
+            message, exchange=exchange, venue_code=venue_code, venue_message=venue_message
+        )
+        self.field = field
+
+
+class AuthenticationError(ExchangeError):
+    """Keys, signature, passphrase or timestamp rejected."""
+
+
+class PermissionDenied(ExchangeError):
+    """Keys valid but not allowed to do this."""
+
+
+class RateLimited(ExchangeError):
+    """Over the venue's rate limit; ``retry_after`` seconds until allowed again."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float = 0.0,
+        exchange: str = "",
+        venue_code: str = "",
+        venue_message: str = "",
+    ) -> None:
+        super().__init__(
+            message, exchange=exchange, venue_code=venue_code, venue_message=venue_message
+        )
+        self.retry_after = retry_after
+
+
+class InsufficientFunds(ExchangeError):
+    """The account cannot pay for the order."""
+
+
+class OrderRejected(ExchangeError):
+    """The venue refused the order for a business reason (e.g. post-only would take)."""
+
+
+class OrderNotCancelable(ExchangeError):
+    """The order is already filled, cancelled or expired."""
+
+
+class DuplicateOrder(ExchangeError):
+    """An order with this client order id already exists."""
+
+
+class OrderNotFound(ExchangeError):
+    """No order with that id."""
+
+
+class ExchangeUnavailable(ExchangeError):
+    """The venue could not be reached or answered with a server error."""
+
+
+class AmbiguousOutcome(ExchangeError):
+    """An order request was sent but its outcome is unknown; it must be reconciled."""

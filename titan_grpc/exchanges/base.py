@@ -1,0 +1,110 @@
+"""The abstract exchange backend every venue adapter implements.
+
+Methods return domain objects and raise the errors in ``titan_grpc.errors``; adapters
+know nothing of gRPC or protobuf.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from titan_grpc.domain import (
+    AuthCheck,
+    Balance,
+    ConnectionCheck,
+    Fill,
+    LedgerEntry,
+    Market,
+    Order,
+    OrderBook,
+    OrderRequest,
+    Quote,
+    RecentTrades,
+    Symbol,
+    Ticker,
+)
+from titan_grpc.errors import UnknownSymbol
+
+
+class ExchangeBackend(abc.ABC):
+    """One venue. ``name`` is its lower-case id; ``simulated`` marks paper venues."""
+
+    name: str
+    simulated: bool
+    testnet: bool = False
+
+    @property
+    def credentials_configured(self) -> bool:
+        return True
+
+    @abc.abstractmethod
+    async def ping(self) -> ConnectionCheck: ...
+
+    @abc.abstractmethod
+    async def server_time(self) -> datetime: ...
+
+    @abc.abstractmethod
+    async def check_auth(self) -> AuthCheck: ...
+
+    @abc.abstractmethod
+    async def markets(self) -> dict[Symbol, Market]: ...
+
+    async def market(self, symbol: Symbol) -> Market:
+        """The market for ``symbol``; raises UnknownSymbol when not listed."""
+        markets = await self.markets()
+        try:
+            return markets[symbol]
+        except KeyError:
+            raise UnknownSymbol(
+                f"{self.name} does not list {symbol.canonical}", exchange=self.name
+            ) from None
+
+    @abc.abstractmethod
+    async def ticker(self, symbol: Symbol) -> Ticker: ...
+
+    @abc.abstractmethod
+    async def order_book(self, symbol: Symbol, depth: int) -> OrderBook: ...
+
+    @abc.abstractmethod
+    async def recent_trades(self, symbol: Symbol, limit: int) -> RecentTrades: ...
+
+    @abc.abstractmethod
+    async def balances(self) -> list[Balance]: ...
+
+    @abc.abstractmethod
+    async def place_order(self, request: OrderRequest) -> Order: ...
+
+    @abc.abstractmethod
+    async def cancel_order(
+        self, symbol: Symbol | None, *, order_id: str = "", client_order_id: str = ""
+    ) -> Order: ...
+
+    @abc.abstractmethod
+    async def get_order(
+        self, symbol: Symbol | None, *, order_id: str = "", client_order_id: str = ""
+    ) -> Order: ...
+
+    @abc.abstractmethod
+    async def open_orders(self, symbol: Symbol | None) -> list[Order]: ...
+
+    @abc.abstractmethod
+    async def my_trades(
+        self, symbol: Symbol | None, *, order_id: str = "", limit: int = 100
+    ) -> list[Fill]: ...
+
+    @abc.abstractmethod
+    async def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]: ...
+
+    @abc.abstractmethod
+    def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote]:
+        """Yields the current quote, then a new one whenever it changes."""
+
+    @abc.abstractmethod
+    def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
+        """Yields the current book, then a new snapshot whenever it changes."""
+
+    async def close(self) -> None:
+        """Release connections and background tasks."""
+        return None

@@ -1,0 +1,92 @@
+"""Pure checks of an order against a market's rules (tick, step, minimums).
+
+A failed check raises InvalidOrder naming the filter (Binance's names, which the other
+venues' rules map onto) and the nearest valid values, so the caller can fix the order
+without a round trip to the venue.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from titan_grpc.domain import MONEY_CONTEXT, Market, OrderRequest, OrderType, format_decimal
+from titan_grpc.errors import InvalidOrder
+
+
+def floor_to(value: Decimal, increment: Decimal) -> Decimal:
+    units = MONEY_CONTEXT.divide(value, increment).to_integral_value(rounding=ROUND_FLOOR)
+    return MONEY_CONTEXT.multiply(units, increment)
+
+
+def ceil_to(value: Decimal, increment: Decimal) -> Decimal:
+    units = MONEY_CONTEXT.divide(value, increment).to_integral_value(rounding=ROUND_CEILING)
+    return MONEY_CONTEXT.multiply(units, increment)
+
+
+def is_multiple(value: Decimal, increment: Decimal) -> bool:
+    return increment == 0 or MONEY_CONTEXT.remainder(value, increment) == 0
+
+
+def check_order_filters(
+    market: Market, request: OrderRequest, reference_price: Decimal | None
+) -> None:
+    """Raise InvalidOrder if ``request`` breaks ``market``'s rules.
+
+    ``reference_price`` (e.g. the opposite best price) values market orders for the
+    minimum-notional check; without it that check is skipped for market orders.
+    """
+    fmt = format_decimal
+    exchange = market.exchange
+    if not market.trading_enabled:
+        raise InvalidOrder(
+            f"{market.symbol.canonical} is not trading on {exchange}",
+            field="symbol",
+            exchange=exchange,
+        )
+    price = request.price
+    if request.type is OrderType.LIMIT and price is not None:
+        if not is_multiple(price, market.tick_size):
+            low = floor_to(price, market.tick_size)
+            high = low + market.tick_size
+            raise InvalidOrder(
+                f"PRICE_FILTER: price {fmt(price)} is not a multiple of the tick size "
+                f"{fmt(market.tick_size)}; nearest valid prices {fmt(low)} and {fmt(high)}",
+                field="price",
+                exchange=exchange,
+            )
+    quantity = request.quantity
+    if not is_multiple(quantity, market.step_size):
+        low = floor_to(quantity, market.step_size)
+        high = low + market.step_size
+        raise InvalidOrder(
+            f"LOT_SIZE: quantity {fmt(quantity)} is not a multiple of the step size "
+            f"{fmt(market.step_size)}; nearest valid quantities {fmt(low)} and {fmt(high)}",
+            field="quantity",
+            exchange=exchange,
+        )
+    if quantity < market.min_quantity:
+        raise InvalidOrder(
+            f"LOT_SIZE: quantity {fmt(quantity)} is below the minimum {fmt(market.min_quantity)}",
+            field="quantity",
+            exchange=exchange,
+        )
+    if market.max_quantity is not None and quantity > market.max_quantity:
+        raise InvalidOrder(
+            f"LOT_SIZE: quantity {fmt(quantity)} is above the maximum {fmt(market.max_quantity)}",
+            field="quantity",
+            exchange=exchange,
+        )
+    valuation_price = price if request.type is OrderType.LIMIT else reference_price
+    if valuation_price is not None and valuation_price > 0 and market.min_notional > 0:
+        notional = MONEY_CONTEXT.multiply(valuation_price, quantity)
+        if notional < market.min_notional:
+            smallest = ceil_to(
+                MONEY_CONTEXT.divide(market.min_notional, valuation_price), market.step_size
+            )
+            raise InvalidOrder(
+                f"NOTIONAL: order value {fmt(notional)} is below the minimum notional "
+                f"{fmt(market.min_notional)}; smallest valid quantity at price "
+                f"{fmt(valuation_price)} is {fmt(max(smallest, market.min_quantity))}",
+                field="quantity",
+                exchange=exchange,
+            )

@@ -1,0 +1,532 @@
+"""A paper-trading matching engine for one simulated venue.
+
+Rules (all arithmetic in Decimal):
+* Market orders walk the opposite side of the book best price first. Whatever the book
+  cannot fill expires (IOC semantics); FOK fills completely or not at all.
+* Limit orders that cross take liquidity up to their limit price. The rest: GTC rests
+  (funds locked) until the market moves through its price or it is cancelled; IOC and
+  FOK rest expire (FOK all or nothing). A post-only limit order that would cross is
+  rejected.
+* Taking fills pay the taker fee, resting fills the maker fee; fees are charged in the
+  quote asset, rounded half-up to 8 decimals per fill.
+* An order that would spend more than the free balance is rejected (InsufficientFunds)
+  before anything moves.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
+
+from titan_grpc.domain import (
+    MONEY_CONTEXT,
+    ZERO,
+    Balance,
+    Fill,
+    LedgerEntry,
+    LedgerEntryType,
+    Liquidity,
+    Market,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    PriceLevel,
+    PublicTrade,
+    Side,
+    Symbol,
+    TimeInForce,
+    format_decimal,
+)
+from titan_grpc.errors import (
+    DuplicateOrder,
+    InsufficientFunds,
+    InvalidOrder,
+    OrderNotCancelable,
+    OrderNotFound,
+    OrderRejected,
+    UnknownSymbol,
+)
+from titan_grpc.exchanges.filters import check_order_filters
+
+FEE_PRECISION = Decimal("0.00000001")
+PUBLIC_TRADES_KEPT = 1000
+
+
+@dataclass(slots=True)
+class _Level:
+    price: Decimal
+    quantity: Decimal
+
+
+@dataclass(slots=True)
+class _Book:
+    bids: list[_Level] = field(default_factory=list)  # best (highest) first
+    asks: list[_Level] = field(default_factory=list)  # best (lowest) first
+    sequence: int = 0
+    time: datetime | None = None
+
+
+@dataclass(slots=True)
+class _Stats:
+    open: Decimal | None = None
+    high: Decimal | None = None
+    low: Decimal | None = None
+    last: Decimal | None = None
+    volume: Decimal = ZERO
+    quote_volume: Decimal = ZERO
+
+    def record_price(self, price: Decimal) -> None:
+        if self.open is None:
+            self.open = price
+        self.high = price if self.high is None else max(self.high, price)
+        self.low = price if self.low is None else min(self.low, price)
+
+
+@dataclass(slots=True)
+class _OrderRecord:
+    order_id: str
+    request: OrderRequest
+    market: Market
+    time_in_force: TimeInForce
+    status: OrderStatus
+    created: datetime
+    updated: datetime
+    filled_quantity: Decimal = ZERO
+    filled_quote: Decimal = ZERO
+    fee: Decimal = ZERO
+    fills: list[Fill] = field(default_factory=list)
+    reason: str = ""
+    locked_amount: Decimal = ZERO  # quote for resting buys, base for resting sells
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.request.quantity - self.filled_quantity
+
+
+def fee_for(notional: Decimal, rate: Decimal) -> Decimal:
+    return MONEY_CONTEXT.multiply(notional, rate).quantize(FEE_PRECISION, rounding=ROUND_HALF_UP)
+
+
+def _crosses(side: Side, level_price: Decimal, limit: Decimal | None) -> bool:
+    if limit is None:
+        return True
+    return level_price <= limit if side is Side.BUY else level_price >= limit
+
+
+def plan_fills(
+    levels: list[_Level], side: Side, quantity: Decimal, limit: Decimal | None
+) -> list[tuple[Decimal, Decimal]]:
+    """(price, quantity) pairs taking ``levels`` best first, within ``limit``."""
+    planned: list[tuple[Decimal, Decimal]] = []
+    remaining = quantity
+    for level in levels:
+        if remaining <= 0 or not _crosses(side, level.price, limit):
+            break
+        take = min(level.quantity, remaining)
+        planned.append((level.price, take))
+        remaining -= take
+    return planned
+
+
+class MatchingEngine:
+    """Books, balances, orders, fills and ledger of one simulated venue."""
+
+    def __init__(
+        self,
+        exchange: str,
+        markets: dict[Symbol, Market],
+        initial_balances: dict[str, Decimal],
+        clock: Callable[[], datetime],
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.exchange = exchange
+        self.markets = markets
+        self._clock = clock
+        self._on_change = on_change
+        self._books: dict[Symbol, _Book] = {symbol: _Book() for symbol in markets}
+        self._stats: dict[Symbol, _Stats] = {symbol: _Stats() for symbol in markets}
+        self._trades: dict[Symbol, deque[PublicTrade]] = {
+            symbol: deque(maxlen=PUBLIC_TRADES_KEPT) for symbol in markets
+        }
+        self._free: dict[str, Decimal] = dict(initial_balances)
+        self._locked: dict[str, Decimal] = {}
+        self._orders: dict[str, _OrderRecord] = {}
+        self._by_client_id: dict[str, str] = {}
+        self._fills: list[Fill] = []
+        self._ledger: list[LedgerEntry] = []
+        prefix = exchange[:3].upper()
+        self._order_ids = (f"SIM-{prefix}-{n:08d}" for n in itertools.count(1))
+        self._trade_ids = (f"{prefix}-T{n:010d}" for n in itertools.count(1))
+        self._ledger_ids = (f"{prefix}-L{n:010d}" for n in itertools.count(1))
+        now = clock()
+        for asset, amount in sorted(initial_balances.items()):
+            self._ledger.append(
+                LedgerEntry(
+                    next(self._ledger_ids), asset, amount, amount, LedgerEntryType.DEPOSIT, "", now
+                )
+            )
+
+    # ---- market data -------------------------------------------------------------
+
+    def market(self, symbol: Symbol) -> Market:
+        try:
+            return self.markets[symbol]
+        except KeyError:
+            raise UnknownSymbol(
+                f"{self.exchange} does not list {symbol.canonical}", exchange=self.exchange
+            ) from None
+
+    def book(self, symbol: Symbol, depth: int) -> tuple[list[PriceLevel], list[PriceLevel], int]:
+        self.market(symbol)
+        book = self._books[symbol]
+        bids = [PriceLevel(level.price, level.quantity) for level in book.bids[:depth]]
+        asks = [PriceLevel(level.price, level.quantity) for level in book.asks[:depth]]
+        return bids, asks, book.sequence
+
+    def stats(self, symbol: Symbol) -> _Stats:
+        self.market(symbol)
+        return self._stats[symbol]
+
+    def public_trades(self, symbol: Symbol, limit: int) -> list[PublicTrade]:
+        self.market(symbol)
+        trades = self._trades[symbol]
+        return list(itertools.islice(reversed(trades), limit))
+
+    def set_book(
+        self, symbol: Symbol, bids: list[PriceLevel], asks: list[PriceLevel], mid: Decimal
+    ) -> None:
+        """Replace the synthetic liquidity and fill resting orders the market moved through."""
+        book = self._books[symbol]
+        book.bids = [_Level(level.price, level.quantity) for level in bids]
+        book.asks = [_Level(level.price, level.quantity) for level in asks]
+        book.sequence += 1
+        book.time = self._clock()
+        self._stats[symbol].record_price(mid)
+        self._fill_resting(symbol)
+
+    def record_public_trade(
+        self, symbol: Symbol, price: Decimal, quantity: Decimal, taker: Side
+    ) -> None:
+        stats = self._stats[symbol]
+        stats.last = price
+        stats.record_price(price)
+        stats.volume += quantity
+        stats.quote_volume += MONEY_CONTEXT.multiply(price, quantity)
+        self._trades[symbol].append(
+            PublicTrade(next(self._trade_ids), price, quantity, taker, self._clock())
+        )
+
+    # ---- account -----------------------------------------------------------------
+
+    def balances(self) -> list[Balance]:
+        assets = sorted(set(self._free) | set(self._locked))
+        return [
+            Balance(asset, self._free.get(asset, ZERO), self._locked.get(asset, ZERO))
+            for asset in assets
+        ]
+
+    def place(self, request: OrderRequest) -> Order:
+        with localcontext(MONEY_CONTEXT):
+            return self._place(request)
+
+    def _place(self, request: OrderRequest) -> Order:
+        market = self.market(request.symbol)
+        tif = self._effective_time_in_force(request)
+        if request.client_order_id in self._by_client_id:
+            raise DuplicateOrder(
+                f"an order with client_order_id {request.client_order_id!r} already exists",
+                exchange=self.exchange,
+            )
+        book = self._books[request.symbol]
+        opposite = book.asks if request.side is Side.BUY else book.bids
+        reference = opposite[0].price if opposite else None
+        check_order_filters(market, request, reference)
+        limit = request.price if request.type is OrderType.LIMIT else None
+        crosses = bool(opposite) and _crosses(request.side, opposite[0].price, limit)
+        if request.post_only and crosses:
+            raise OrderRejected(
+                "post-only order would take liquidity (best opposite price "
+                f"{format_decimal(reference)})",
+                exchange=self.exchange,
+            )
+        planned = plan_fills(opposite, request.side, request.quantity, limit)
+        planned_quantity = sum((quantity for _, quantity in planned), ZERO)
+        fills_everything = planned_quantity == request.quantity
+        if tif is TimeInForce.FOK and not fills_everything:
+            planned = []
+        will_rest = tif is TimeInForce.GTC and request.type is OrderType.LIMIT
+        rest_quantity = request.quantity - planned_quantity if will_rest else ZERO
+        self._check_funds(market, request, planned, rest_quantity)
+
+        now = self._clock()
+        record = _OrderRecord(
+            order_id=next(self._order_ids),
+            request=request,
+            market=market,
+            time_in_force=tif,
+            status=OrderStatus.NEW,
+            created=now,
+            updated=now,
+        )
+        self._orders[record.order_id] = record
+        self._by_client_id[request.client_order_id] = record.order_id
+        for price, quantity in planned:
+            self._take(record, opposite, price, quantity)
+        if record.remaining == 0:
+            record.status = OrderStatus.FILLED
+        elif will_rest:
+            self._lock_for_rest(record)
+            record.status = (
+                OrderStatus.PARTIALLY_FILLED if record.filled_quantity else OrderStatus.NEW
+            )
+        else:
+            record.status = OrderStatus.EXPIRED
+            record.reason = self._expiry_reason(record, tif)
+        if planned:
+            book.sequence += 1
+        self._on_change()
+        return self._snapshot(record)
+
+    def cancel(self, *, order_id: str = "", client_order_id: str = "") -> Order:
+        record = self._find(order_id, client_order_id)
+        if not record.status.is_open:
+            raise OrderNotCancelable(
+                f"order {record.order_id} is already {record.status.value}", exchange=self.exchange
+            )
+        self._release_lock(record)
+        record.status = OrderStatus.CANCELED
+        record.reason = "cancelled by request"
+        record.updated = self._clock()
+        self._on_change()
+        return self._snapshot(record)
+
+    def order(self, *, order_id: str = "", client_order_id: str = "") -> Order:
+        return self._snapshot(self._find(order_id, client_order_id))
+
+    def open_orders(self, symbol: Symbol | None) -> list[Order]:
+        return [
+            self._snapshot(record)
+            for record in self._orders.values()
+            if record.status.is_open and (symbol is None or record.request.symbol == symbol)
+        ]
+
+    def fills(self, symbol: Symbol | None, order_id: str, limit: int) -> list[Fill]:
+        selected = (
+            fill
+            for fill in reversed(self._fills)
+            if (symbol is None or fill.symbol == symbol)
+            and (not order_id or fill.order_id == order_id)
+        )
+        return list(itertools.islice(selected, limit))
+
+    def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]:
+        selected = (e for e in reversed(self._ledger) if asset is None or e.asset == asset)
+        return list(itertools.islice(selected, limit))
+
+    # ---- internals ---------------------------------------------------------------
+
+    def _effective_time_in_force(self, request: OrderRequest) -> TimeInForce:
+        if request.type is OrderType.MARKET:
+            if request.time_in_force is TimeInForce.GTC:
+                raise InvalidOrder(
+                    "market orders cannot rest: use IOC or FOK (or leave time_in_force unset)",
+                    field="time_in_force",
+                    exchange=self.exchange,
+                )
+            if request.post_only:
+                raise InvalidOrder(
+                    "post_only applies to limit orders only",
+                    field="post_only",
+                    exchange=self.exchange,
+                )
+        return request.time_in_force
+
+    def _expiry_reason(self, record: _OrderRecord, tif: TimeInForce) -> str:
+        unfilled = format_decimal(record.remaining)
+        if tif is TimeInForce.FOK:
+            return f"FOK: the book could not fill the whole quantity ({unfilled} short)"
+        if record.request.type is OrderType.MARKET:
+            return f"market order: book exhausted, {unfilled} unfilled"
+        return f"IOC: unfilled remainder {unfilled} expired"
+
+    def _check_funds(
+        self,
+        market: Market,
+        request: OrderRequest,
+        planned: list[tuple[Decimal, Decimal]],
+        rest_quantity: Decimal,
+    ) -> None:
+        base, quote = market.symbol.base, market.symbol.quote
+        if request.side is Side.BUY:
+            needed = sum(
+                (
+                    price * quantity + fee_for(price * quantity, market.taker_fee_rate)
+                    for price, quantity in planned
+                ),
+                ZERO,
+            )
+            if rest_quantity and request.price is not None:
+                needed += self._rest_lock(market, request.price, rest_quantity)
+            available, asset = self._free.get(quote, ZERO), quote
+        else:
+            needed = sum((quantity for _, quantity in planned), ZERO) + rest_quantity
+            available, asset = self._free.get(base, ZERO), base
+        if needed > available:
+            raise InsufficientFunds(
+                f"insufficient {asset}: order needs {format_decimal(needed)}, "
+                f"{format_decimal(available)} free",
+                exchange=self.exchange,
+            )
+
+    @staticmethod
+    def _rest_lock(market: Market, price: Decimal, quantity: Decimal) -> Decimal:
+        notional = price * quantity
+        return (notional + notional * market.maker_fee_rate).quantize(
+            FEE_PRECISION, rounding=ROUND_UP
+        )
+
+    def _lock_for_rest(self, record: _OrderRecord) -> None:
+        market, request = record.market, record.request
+        if request.side is Side.BUY:
+            assert request.price is not None
+            amount = self._rest_lock(market, request.price, record.remaining)
+            asset = market.symbol.quote
+        else:
+            amount, asset = record.remaining, market.symbol.base
+        self._free[asset] = self._free.get(asset, ZERO) - amount
+        self._locked[asset] = self._locked.get(asset, ZERO) + amount
+        record.locked_amount = amount
+
+    def _release_lock(self, record: _OrderRecord) -> None:
+        if not record.locked_amount:
+            return
+        symbol = record.market.symbol
+        asset = symbol.quote if record.request.side is Side.BUY else symbol.base
+        self._locked[asset] -= record.locked_amount
+        self._free[asset] = self._free.get(asset, ZERO) + record.locked_amount
+        record.locked_amount = ZERO
+
+    def _take(
+        self, record: _OrderRecord, opposite: list[_Level], price: Decimal, quantity: Decimal
+    ) -> None:
+        level = opposite[0]
+        level.quantity -= quantity
+        if level.quantity == 0:
+            opposite.pop(0)
+        self._settle(record, price, quantity, Liquidity.TAKER)
+        self.record_public_trade(record.market.symbol, price, quantity, record.request.side)
+
+    def _fill_resting(self, symbol: Symbol) -> None:
+        book = self._books[symbol]
+        changed = False
+        with localcontext(MONEY_CONTEXT):
+            for record in list(self._orders.values()):
+                request = record.request
+                if request.symbol != symbol or not record.status.is_open:
+                    continue
+                assert request.price is not None
+                moved_through = (
+                    bool(book.asks) and book.asks[0].price <= request.price
+                    if request.side is Side.BUY
+                    else bool(book.bids) and book.bids[0].price >= request.price
+                )
+                if not moved_through:
+                    continue
+                quantity = record.remaining
+                self._release_lock(record)
+                self._settle(record, request.price, quantity, Liquidity.MAKER)
+                self.record_public_trade(symbol, request.price, quantity, request.side.opposite)
+                record.status = OrderStatus.FILLED
+                changed = True
+        if changed:
+            self._on_change()
+
+    def _settle(
+        self, record: _OrderRecord, price: Decimal, quantity: Decimal, liquidity: Liquidity
+    ) -> None:
+        market, request = record.market, record.request
+        base, quote = market.symbol.base, market.symbol.quote
+        rate = market.taker_fee_rate if liquidity is Liquidity.TAKER else market.maker_fee_rate
+        notional = price * quantity
+        fee = fee_for(notional, rate)
+        now = self._clock()
+        if request.side is Side.BUY:
+            self._adjust(base, quantity, LedgerEntryType.TRADE, record.order_id, now)
+            self._adjust(quote, -notional, LedgerEntryType.TRADE, record.order_id, now)
+        else:
+            self._adjust(base, -quantity, LedgerEntryType.TRADE, record.order_id, now)
+            self._adjust(quote, notional, LedgerEntryType.TRADE, record.order_id, now)
+        if fee:
+            self._adjust(quote, -fee, LedgerEntryType.FEE, record.order_id, now)
+        fill = Fill(
+            trade_id=next(self._trade_ids),
+            order_id=record.order_id,
+            client_order_id=request.client_order_id,
+            symbol=market.symbol,
+            side=request.side,
+            price=price,
+            quantity=quantity,
+            fee=fee,
+            fee_asset=quote,
+            liquidity=liquidity,
+            time=now,
+        )
+        self._fills.append(fill)
+        record.fills.append(fill)
+        record.filled_quantity += quantity
+        record.filled_quote += notional
+        record.fee += fee
+        record.updated = now
+
+    def _adjust(
+        self, asset: str, amount: Decimal, kind: LedgerEntryType, reference: str, now: datetime
+    ) -> None:
+        self._free[asset] = self._free.get(asset, ZERO) + amount
+        total = self._free[asset] + self._locked.get(asset, ZERO)
+        self._ledger.append(
+            LedgerEntry(next(self._ledger_ids), asset, amount, total, kind, reference, now)
+        )
+
+    def _find(self, order_id: str, client_order_id: str) -> _OrderRecord:
+        key = order_id or self._by_client_id.get(client_order_id, "")
+        record = self._orders.get(key)
+        if record is None or (
+            client_order_id and record.request.client_order_id != client_order_id
+        ):
+            wanted = (
+                f"order_id {order_id!r}" if order_id else f"client_order_id {client_order_id!r}"
+            )
+            raise OrderNotFound(
+                f"no order with {wanted} on {self.exchange}", exchange=self.exchange
+            )
+        return record
+
+    def _snapshot(self, record: _OrderRecord) -> Order:
+        request, market = record.request, record.market
+        return Order(
+            exchange=self.exchange,
+            symbol=market.symbol,
+            venue_symbol=market.venue_symbol,
+            order_id=record.order_id,
+            client_order_id=request.client_order_id,
+            side=request.side,
+            type=request.type,
+            time_in_force=record.time_in_force,
+            status=record.status,
+            price=request.price,
+            quantity=request.quantity,
+            filled_quantity=record.filled_quantity,
+            filled_quote_quantity=record.filled_quote,
+            fee=record.fee,
+            fee_asset=market.symbol.quote,
+            created_time=record.created,
+            updated_time=record.updated,
+            simulated=True,
+            fills=tuple(record.fills),
+            status_reason=record.reason,
+        )

@@ -1,0 +1,157 @@
+"""Composition root: builds every object from Settings and runs the grpc.aio server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from titan_grpc import __version__
+from titan_grpc.config import Settings
+from titan_grpc.errors import ConfigError
+from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
+from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
+from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
+from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+from titan_grpc.service import ExchangeService, GatewayInfo
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExchangeService"].full_name
+SIMULATED_VENUES = ("binance", "coinbase", "kucoin", "mock")
+
+
+def check_startup_rules(settings: Settings) -> None:
+    """Refuse configurations this build cannot serve safely."""
+    problems: list[str] = []
+    if settings.use_real_exchanges:
+        problems.append(
+            "USE_REAL_EXCHANGES: real exchange adapters are not part of this build yet; "
+            "unset it to run on simulated venues"
+        )
+    if settings.auth_tokens:
+        problems.append(
+            "TITAN_AUTH_TOKENS: bearer-token access control is not part of this build yet; "
+            "refusing to start rather than run without the access control you asked for"
+        )
+    if not settings.binds_loopback_only:
+        problems.append(
+            f"TITAN_GRPC_ADDRESS: {settings.grpc_address} is not a loopback address and no "
+            "access control is configured; bind to 127.0.0.1 (or configure tokens once supported)"
+        )
+    if problems:
+        raise ConfigError(problems)
+
+
+def build_backends(settings: Settings, world: SimulatedWorld) -> dict[str, ExchangeBackend]:
+    return {name: SimulatedExchange(name, world) for name in SIMULATED_VENUES}
+
+
+@dataclass
+class Gateway:
+    """A running server and the objects it owns."""
+
+    server: grpc.aio.Server
+    port: int
+    registry: ExchangeRegistry
+    world: SimulatedWorld
+    health: HealthServicer
+    shutdown: asyncio.Event
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopped: bool = False
+
+    async def stop(self, grace: float) -> None:
+        """Health NOT_SERVING, end open streams, let in-flight calls finish, release."""
+        if self._stopped:
+            return
+        self._stopped = True
+        log.info("shutting down (grace %.1fs)", grace)
+        await self.health.enter_graceful_shutdown()
+        self.shutdown.set()
+        await self.server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.registry.close()
+        log.info("stopped")
+
+
+async def start_gateway(settings: Settings, *, world: SimulatedWorld | None = None) -> Gateway:
+    """Build and start the server on ``settings.grpc_address`` (port 0 picks a free one)."""
+    check_startup_rules(settings)
+    world = world or SimulatedWorld(settings.sim_seed)
+    registry = ExchangeRegistry(build_backends(settings, world))
+    shutdown = asyncio.Event()
+    info = GatewayInfo(
+        version=__version__,
+        real_mode=settings.use_real_exchanges,
+        quote_aliases=tuple(f"{a}:{b}" for a, b in settings.quote_aliases),
+    )
+    # so_reuseport=0: a second server must fail to bind rather than silently share the port.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    pb_grpc.add_ExchangeServiceServicer_to_server(ExchangeService(registry, info, shutdown), server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    port = _bind(server, settings)
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    gateway = Gateway(server, port, registry, world, health, shutdown)
+    if settings.sim_tick_ms > 0:
+        gateway._tasks.append(asyncio.create_task(world.run(settings.sim_tick_ms / 1000)))
+    log.info(
+        "TITAN %s serving titan.v1.ExchangeService on %s (port %d, %s, venues: %s)",
+        __version__,
+        settings.grpc_address,
+        port,
+        "TLS" if settings.tls_cert else "plaintext",
+        ", ".join(f"{n} (simulated)" for n in registry.names),
+    )
+    return gateway
+
+
+def _bind(server: grpc.aio.Server, settings: Settings) -> int:
+    address = settings.grpc_address
+    try:
+        if settings.tls_cert:
+            credentials = grpc.ssl_server_credentials(
+                [(Path(settings.tls_key).read_bytes(), Path(settings.tls_cert).read_bytes())]
+            )
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise ConfigError([f"TITAN_GRPC_ADDRESS: cannot bind {address}: {error}"]) from None
+    if port == 0:
+        raise ConfigError([f"TITAN_GRPC_ADDRESS: cannot bind {address} (in use?)"])
+    return port
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM, then shut down gracefully."""
+    gateway = await start_gateway(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await gateway.stop(settings.shutdown_grace_seconds)

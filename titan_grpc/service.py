@@ -1,0 +1,475 @@
+"""The gRPC servicer: parse and validate, call one domain operation, convert, return.
+
+Error mapping and the per-RPC log line live in the ``unary``/``streaming`` decorators,
+not in the methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import grpc
+
+from titan_grpc import convert
+from titan_grpc.convert import dec
+from titan_grpc.domain import OrderRequest, OrderType, Symbol, parse_decimal
+from titan_grpc.errors import FeatureUnavailable, InvalidArgument, TitanError, UnknownSymbol
+from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
+from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
+from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+from titan_grpc.market.streams import merge
+from titan_grpc.status import to_grpc_status, venue_error_to_proto
+
+log = logging.getLogger("titan_grpc.rpc")
+
+T = TypeVar("T")
+Request = Any
+Response = Any
+
+DEFAULT_DEPTH, MAX_DEPTH = 20, 1000
+DEFAULT_TRADES, MAX_TRADES = 50, 1000
+DEFAULT_HISTORY, MAX_HISTORY = 100, 1000
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayInfo:
+    version: str
+    real_mode: bool
+    quote_aliases: tuple[str, ...] = ()
+    venue_timeout_seconds: float = 10.0
+
+
+def _log_rpc(name: str, code: grpc.StatusCode, started: float, extra: str = "") -> None:
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    log.info("rpc=%s code=%s duration_ms=%.1f%s", name, code.name, elapsed_ms, extra)
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any], error: BaseException
+) -> grpc.StatusCode:
+    if isinstance(error, TitanError):
+        status = to_grpc_status(error)
+        await context.abort(status.code, status.details, status.trailing_metadata)
+    log.error("unexpected error", exc_info=error)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _code_of(error: BaseException) -> grpc.StatusCode:
+    if isinstance(error, TitanError):
+        return to_grpc_status(error).code
+    return grpc.StatusCode.INTERNAL
+
+
+def unary(
+    method: Callable[[Any, Request, Any], Awaitable[Response]],
+) -> Callable[[Any, Request, Any], Awaitable[Response]]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Request, context: Any) -> Response:
+        started, code = time.perf_counter(), grpc.StatusCode.OK
+        try:
+            return await method(self, request, context)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as error:
+            if _is_abort(error):
+                raise
+            code = _code_of(error)
+            await _abort(context, error)
+            raise
+        finally:
+            _log_rpc(method.__name__, code, started)
+
+    return wrapper
+
+
+def streaming(
+    method: Callable[[Any, Request, Any], AsyncIterator[Response]],
+) -> Callable[[Any, Request, Any], AsyncIterator[Response]]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Request, context: Any) -> AsyncIterator[Response]:
+        started, code, sent = time.perf_counter(), grpc.StatusCode.OK, 0
+        try:
+            async for message in method(self, request, context):
+                sent += 1
+                yield message
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as error:
+            if _is_abort(error):
+                raise
+            code = _code_of(error)
+            await _abort(context, error)
+            raise
+        finally:
+            _log_rpc(method.__name__, code, started, f" messages={sent}")
+
+    return wrapper
+
+
+def _is_abort(error: BaseException) -> bool:
+    # grpc.aio raises AbortError from context.abort(); it must pass through untouched.
+    return isinstance(error, grpc.aio.AbortError)
+
+
+class ExchangeService(pb_grpc.ExchangeServiceServicer):
+    def __init__(
+        self, registry: ExchangeRegistry, info: GatewayInfo, shutdown: asyncio.Event
+    ) -> None:
+        self._registry = registry
+        self._info = info
+        self._shutdown = shutdown
+
+    # ---- helpers -----------------------------------------------------------------
+
+    def _venue_timeout(self, context: Any) -> float:
+        remaining = context.time_remaining()
+        budget = self._info.venue_timeout_seconds
+        if remaining is not None and math.isfinite(remaining):
+            budget = min(budget, max(remaining - 0.05, 0.01))
+        return budget
+
+    async def _per_venue(
+        self,
+        backends: Sequence[ExchangeBackend],
+        call: Callable[[ExchangeBackend], Awaitable[T]],
+        context: Any,
+    ) -> tuple[list[tuple[ExchangeBackend, T]], list[pb.VenueError]]:
+        """Call every venue concurrently, each under its own deadline; split results/errors."""
+        timeout = self._venue_timeout(context)
+
+        async def one(backend: ExchangeBackend) -> T:
+            return await asyncio.wait_for(call(backend), timeout)
+
+        outcomes = await asyncio.gather(*(one(b) for b in backends), return_exceptions=True)
+        results: list[tuple[ExchangeBackend, T]] = []
+        errors: list[pb.VenueError] = []
+        for backend, outcome in zip(backends, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, TitanError | TimeoutError):
+                    log.error("venue %s failed", backend.name, exc_info=outcome)
+                errors.append(venue_error_to_proto(backend.name, outcome))
+            else:
+                results.append((backend, outcome))
+        return results, errors
+
+    async def _venue_and_symbol(self, exchange: str, symbol: str) -> tuple[ExchangeBackend, Symbol]:
+        backend = self._registry.resolve(exchange)
+        parsed = convert.symbol_from_proto(symbol)
+        await backend.market(parsed)
+        return backend, parsed
+
+    # ---- status ------------------------------------------------------------------
+
+    @unary
+    async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
+        backends = self._registry.all()
+        markets, _ = await self._per_venue(backends, lambda b: b.markets(), context)
+        counts = {backend.name: len(found) for backend, found in markets}
+        return pb.GetStatusResponse(
+            mode=pb.MODE_REAL if self._info.real_mode else pb.MODE_SIMULATED,
+            version=self._info.version,
+            server_time=convert.timestamp(datetime.now(UTC)),
+            venues=[
+                pb.VenueStatus(
+                    exchange=b.name,
+                    simulated=b.simulated,
+                    credentials_configured=b.credentials_configured,
+                    testnet=b.testnet,
+                    market_count=counts.get(b.name, 0),
+                )
+                for b in backends
+            ],
+            quote_aliases=list(self._info.quote_aliases),
+        )
+
+    @unary
+    async def TestConnections(
+        self, request: pb.TestConnectionsRequest, context: Any
+    ) -> pb.TestConnectionsResponse:
+        backends = self._registry.resolve_many(request.exchanges)
+        results, errors = await self._per_venue(backends, lambda b: b.ping(), context)
+        by_name = {backend.name: check for backend, check in results}
+        error_by_name = {error.exchange: error for error in errors}
+        return pb.TestConnectionsResponse(
+            results=[
+                pb.ConnectionResult(
+                    exchange=b.name,
+                    ok=b.name in by_name,
+                    simulated=b.simulated,
+                    latency=convert.duration(by_name[b.name].latency_seconds)
+                    if b.name in by_name
+                    else None,
+                    venue_time=convert.timestamp(by_name[b.name].venue_time)
+                    if b.name in by_name
+                    else None,
+                    error=error_by_name.get(b.name),
+                )
+                for b in backends
+            ]
+        )
+
+    @unary
+    async def TestAuth(self, request: pb.TestAuthRequest, context: Any) -> pb.TestAuthResponse:
+        backends = self._registry.resolve_many(request.exchanges)
+        results, errors = await self._per_venue(backends, lambda b: b.check_auth(), context)
+        by_name = {backend.name: check for backend, check in results}
+        error_by_name = {error.exchange: error for error in errors}
+        return pb.TestAuthResponse(
+            results=[
+                pb.AuthResult(
+                    exchange=b.name,
+                    ok=b.name in by_name,
+                    simulated=b.simulated,
+                    permissions=list(by_name[b.name].permissions) if b.name in by_name else [],
+                    error=error_by_name.get(b.name),
+                )
+                for b in backends
+            ]
+        )
+
+    # ---- market data -------------------------------------------------------------
+
+    @unary
+    async def GetMarketData(
+        self, request: pb.GetMarketDataRequest, context: Any
+    ) -> pb.GetMarketDataResponse:
+        backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
+        ticker = await backend.ticker(symbol)
+        return pb.GetMarketDataResponse(ticker=convert.ticker_to_proto(ticker))
+
+    @unary
+    async def GetOrderBook(
+        self, request: pb.GetOrderBookRequest, context: Any
+    ) -> pb.GetOrderBookResponse:
+        depth = convert.bounded(
+            request.depth, default=DEFAULT_DEPTH, maximum=MAX_DEPTH, field="depth"
+        )
+        backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
+        book = await backend.order_book(symbol, depth)
+        return pb.GetOrderBookResponse(book=convert.book_to_proto(book))
+
+    @unary
+    async def GetRecentTrades(
+        self, request: pb.GetRecentTradesRequest, context: Any
+    ) -> pb.GetRecentTradesResponse:
+        limit = convert.bounded(
+            request.limit, default=DEFAULT_TRADES, maximum=MAX_TRADES, field="limit"
+        )
+        backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
+        trades = await backend.recent_trades(symbol, limit)
+        return convert.recent_trades_to_proto(trades)
+
+    # ---- account -----------------------------------------------------------------
+
+    @unary
+    async def GetBalances(
+        self, request: pb.GetBalancesRequest, context: Any
+    ) -> pb.GetBalancesResponse:
+        backends = self._registry.resolve_many(request.exchanges)
+        results, errors = await self._per_venue(backends, lambda b: b.balances(), context)
+        now = convert.timestamp(datetime.now(UTC))
+        return pb.GetBalancesResponse(
+            venues=[
+                pb.VenueBalances(
+                    exchange=backend.name,
+                    simulated=backend.simulated,
+                    balances=[convert.balance_to_proto(balance) for balance in balances],
+                    time=now,
+                )
+                for backend, balances in results
+            ],
+            errors=errors,
+        )
+
+    @unary
+    async def PlaceOrder(
+        self, request: pb.PlaceOrderRequest, context: Any
+    ) -> pb.PlaceOrderResponse:
+        backend = self._registry.resolve(request.exchange)
+        symbol = convert.symbol_from_proto(request.symbol)
+        side = convert.side_from_proto(request.side)
+        order_type = convert.order_type_from_proto(request.type)
+        time_in_force = convert.time_in_force_from_proto(request.time_in_force, order_type)
+        quantity = parse_decimal(request.quantity, "quantity")
+        price = parse_decimal(request.price, "price", required=False)
+        if order_type is OrderType.LIMIT and price is None:
+            raise InvalidArgument("price", "is required for limit orders")
+        if order_type is OrderType.MARKET:
+            if price is not None:
+                raise InvalidArgument("price", "must be empty for market orders")
+            if request.post_only:
+                raise InvalidArgument("post_only", "applies to limit orders only")
+            if request.time_in_force == pb.TIME_IN_FORCE_GTC:
+                raise InvalidArgument(
+                    "time_in_force", "market orders cannot be GTC; use IOC or FOK"
+                )
+        client_order_id = convert.client_order_id_from_proto(request.client_order_id)
+        assert quantity is not None
+        await backend.market(symbol)
+        order = await backend.place_order(
+            OrderRequest(
+                symbol=symbol,
+                side=side,
+                type=order_type,
+                quantity=quantity,
+                price=price,
+                time_in_force=time_in_force,
+                client_order_id=client_order_id,
+                post_only=request.post_only,
+            )
+        )
+        return pb.PlaceOrderResponse(order=convert.order_to_proto(order))
+
+    @unary
+    async def CancelOrder(
+        self, request: pb.CancelOrderRequest, context: Any
+    ) -> pb.CancelOrderResponse:
+        backend = self._registry.resolve(request.exchange)
+        symbol = convert.optional_symbol_from_proto(request.symbol)
+        order_id, client_order_id = convert.order_reference_from_proto(
+            request.order_id, request.client_order_id
+        )
+        order = await backend.cancel_order(
+            symbol, order_id=order_id, client_order_id=client_order_id
+        )
+        return pb.CancelOrderResponse(order=convert.order_to_proto(order))
+
+    @unary
+    async def GetOrderStatus(
+        self, request: pb.GetOrderStatusRequest, context: Any
+    ) -> pb.GetOrderStatusResponse:
+        backend = self._registry.resolve(request.exchange)
+        symbol = convert.optional_symbol_from_proto(request.symbol)
+        order_id, client_order_id = convert.order_reference_from_proto(
+            request.order_id, request.client_order_id
+        )
+        order = await backend.get_order(symbol, order_id=order_id, client_order_id=client_order_id)
+        return pb.GetOrderStatusResponse(order=convert.order_to_proto(order))
+
+    @unary
+    async def ListTrades(
+        self, request: pb.ListTradesRequest, context: Any
+    ) -> pb.ListTradesResponse:
+        backend = self._registry.resolve(request.exchange)
+        symbol = convert.optional_symbol_from_proto(request.symbol)
+        limit = convert.bounded(
+            request.limit, default=DEFAULT_HISTORY, maximum=MAX_HISTORY, field="limit"
+        )
+        if symbol is not None:
+            await backend.market(symbol)
+        fills = await backend.my_trades(symbol, order_id=request.order_id.strip(), limit=limit)
+        return pb.ListTradesResponse(
+            exchange=backend.name,
+            simulated=backend.simulated,
+            trades=[convert.fill_to_proto(fill) for fill in fills],
+        )
+
+    @unary
+    async def ListLedgerEntries(
+        self, request: pb.ListLedgerEntriesRequest, context: Any
+    ) -> pb.ListLedgerEntriesResponse:
+        backend = self._registry.resolve(request.exchange)
+        asset = convert.optional_asset_from_proto(request.asset, "asset")
+        limit = convert.bounded(
+            request.limit, default=DEFAULT_HISTORY, maximum=MAX_HISTORY, field="limit"
+        )
+        entries = await backend.ledger(asset, limit)
+        return pb.ListLedgerEntriesResponse(
+            exchange=backend.name,
+            simulated=backend.simulated,
+            entries=[convert.ledger_entry_to_proto(entry) for entry in entries],
+        )
+
+    # ---- multi-venue (their own issue) ---------------------------------------------
+
+    @unary
+    async def GetAggregatedMarketData(
+        self, request: pb.GetAggregatedMarketDataRequest, context: Any
+    ) -> pb.GetAggregatedMarketDataResponse:
+        raise FeatureUnavailable(
+            "GetAggregatedMarketData is not implemented yet (multi-venue issue); "
+            "use GetMarketData per exchange"
+        )
+
+    @unary
+    async def GetPortfolioValue(
+        self, request: pb.GetPortfolioValueRequest, context: Any
+    ) -> pb.GetPortfolioValueResponse:
+        raise FeatureUnavailable(
+            "GetPortfolioValue is not implemented yet (multi-venue issue); use GetBalances"
+        )
+
+    @unary
+    async def FindBestPrice(
+        self, request: pb.FindBestPriceRequest, context: Any
+    ) -> pb.FindBestPriceResponse:
+        raise FeatureUnavailable("FindBestPrice is not implemented yet (multi-venue issue)")
+
+    @unary
+    async def PlanRoute(self, request: pb.PlanRouteRequest, context: Any) -> pb.PlanRouteResponse:
+        raise FeatureUnavailable("PlanRoute is not implemented yet (multi-venue issue)")
+
+    # ---- streams -----------------------------------------------------------------
+
+    @streaming
+    async def StreamQuotes(
+        self, request: pb.StreamQuotesRequest, context: Any
+    ) -> AsyncIterator[pb.StreamQuotesResponse]:
+        symbols = convert.symbols_from_proto(request.symbols)
+        backends = self._registry.resolve_many(request.exchanges)
+        explicit = bool(request.exchanges)
+        pairs: list[tuple[ExchangeBackend, Symbol]] = []
+        for backend in backends:
+            listed = await backend.markets()
+            for index, symbol in enumerate(symbols):
+                if symbol in listed:
+                    pairs.append((backend, symbol))
+                elif explicit:
+                    raise UnknownSymbol(
+                        f"{backend.name} does not list {symbol.canonical} (symbols[{index}])",
+                        exchange=backend.name,
+                    )
+        if not pairs:
+            raise InvalidArgument("symbols", "none of the symbols is listed on any exchange")
+        sequences: dict[tuple[str, Symbol], int] = defaultdict(int)
+        async for tagged in merge([b.watch_quotes(s) for b, s in pairs], self._shutdown):
+            quote = tagged.item
+            key = (quote.exchange, quote.symbol)
+            sequences[key] += 1
+            yield pb.StreamQuotesResponse(quote=convert.quote_to_proto(quote, sequences[key]))
+        if self._shutdown.is_set():
+            yield pb.StreamQuotesResponse(notice=_shutdown_notice())
+
+    @streaming
+    async def StreamOrderBook(
+        self, request: pb.StreamOrderBookRequest, context: Any
+    ) -> AsyncIterator[pb.StreamOrderBookResponse]:
+        depth = convert.bounded(
+            request.depth, default=DEFAULT_DEPTH, maximum=MAX_DEPTH, field="depth"
+        )
+        backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
+        async for tagged in merge([backend.watch_order_book(symbol, depth)], self._shutdown):
+            yield pb.StreamOrderBookResponse(book=convert.book_to_proto(tagged.item))
+        if self._shutdown.is_set():
+            yield pb.StreamOrderBookResponse(notice=_shutdown_notice())
+
+
+def _shutdown_notice() -> pb.StreamNotice:
+    return pb.StreamNotice(
+        kind=pb.STREAM_NOTICE_KIND_SHUTDOWN, message="server shutting down; reconnect"
+    )
+
+
+__all__ = ["ExchangeService", "GatewayInfo", "dec"]

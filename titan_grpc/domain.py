@@ -20,6 +20,8 @@ MAX_SIGNIFICANT_DIGITS = 28
 MAX_ABS_EXPONENT = 20
 
 ZERO = Decimal(0)
+# Averages are the one place a division happens on the wire; they carry 10 decimals.
+AVERAGE_PRICE_QUANTUM = Decimal("1e-10")
 
 
 class Side(enum.Enum):
@@ -171,8 +173,9 @@ def parse_decimal(
         raise InvalidArgument(field_name, f"{text!r} is not a finite number")
     if value != 0 and abs(value.adjusted()) > MAX_ABS_EXPONENT:
         raise InvalidArgument(field_name, f"{text!r} is out of range")
-    digits = value.normalize().as_tuple().digits
-    if len(digits) > MAX_SIGNIFICANT_DIGITS:
+    # Count digits without normalize(): that rounds to the context's precision.
+    significant = "".join(map(str, value.as_tuple().digits)).strip("0")
+    if len(significant) > MAX_SIGNIFICANT_DIGITS:
         raise InvalidArgument(
             field_name, f"{text!r} has more than {MAX_SIGNIFICANT_DIGITS} significant digits"
         )
@@ -189,8 +192,7 @@ def format_decimal(value: Decimal | None) -> str:
         return ""
     if value == 0:
         return "0"
-    text = format(value.normalize(), "f")
-    return text
+    return format(MONEY_CONTEXT.normalize(value), "f")
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,9 +340,11 @@ class Order:
 
     @property
     def average_fill_price(self) -> Decimal | None:
+        """Volume-weighted fill price, rounded half-even to AVERAGE_PRICE_PLACES."""
         if self.filled_quantity == 0:
             return None
-        return MONEY_CONTEXT.divide(self.filled_quote_quantity, self.filled_quantity)
+        average = MONEY_CONTEXT.divide(self.filled_quote_quantity, self.filled_quantity)
+        return average.quantize(AVERAGE_PRICE_QUANTUM, context=MONEY_CONTEXT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,8 +57,11 @@ def _field_of(error: errors.TitanError) -> str:
 
 def to_grpc_status(error: errors.TitanError) -> grpc.Status:
     code = status_code_for(error)
-    status = status_pb2.Status(code=code.value[0], message=error.message)
     field = _field_of(error)
+    message = error.message
+    if code is grpc.StatusCode.INVALID_ARGUMENT and field and not message.startswith(field + ":"):
+        message = f"{field}: {message}"  # the field leads every INVALID_ARGUMENT message
+    status = status_pb2.Status(code=code.value[0], message=message)
     if code is grpc.StatusCode.INVALID_ARGUMENT and field:
         reason = error.reason if isinstance(error, errors.InvalidArgument) else error.message
         status.details.add().Pack(

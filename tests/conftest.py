@@ -1,0 +1,47 @@
+"""Shared fixtures: a real in-process grpc.aio server on an ephemeral loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import grpc
+import pytest
+
+from titan_grpc.config import Settings
+from titan_grpc.exchanges.simulated import SimulatedWorld
+from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+from titan_grpc.server import Gateway, start_gateway
+
+TEST_SEED = 7
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings for tests: loopback port 0, no background ticking (tests drive time)."""
+    base = Settings(grpc_address="127.0.0.1:0", sim_seed=TEST_SEED, sim_tick_ms=0)
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def world() -> SimulatedWorld:
+    return SimulatedWorld(TEST_SEED)
+
+
+@pytest.fixture
+async def gateway(world: SimulatedWorld) -> AsyncIterator[Gateway]:
+    running = await start_gateway(make_settings(), world=world)
+    try:
+        yield running
+    finally:
+        await running.stop(grace=1.0)
+
+
+@pytest.fixture
+async def channel(gateway: Gateway) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as opened:
+        yield opened
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> pb_grpc.ExchangeServiceStub:
+    return pb_grpc.ExchangeServiceStub(channel)

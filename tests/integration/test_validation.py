@@ -30,7 +30,11 @@ Call = Callable[[pb_grpc.ExchangeServiceStub], Any]
 
 CASES: list[tuple[str, Call, str]] = [
     # symbols
-    ("empty symbol", lambda s: s.GetMarketData(pb.GetMarketDataRequest(exchange="binance")), "symbol"),
+    (
+        "empty symbol",
+        lambda s: s.GetMarketData(pb.GetMarketDataRequest(exchange="binance")),
+        "symbol",
+    ),
     (
         "garbage symbol",
         lambda s: s.GetMarketData(pb.GetMarketDataRequest(symbol="$$$", exchange="binance")),
@@ -47,7 +51,11 @@ CASES: list[tuple[str, Call, str]] = [
         "symbol",
     ),
     # venues
-    ("missing exchange", lambda s: s.GetMarketData(pb.GetMarketDataRequest(symbol="BTC-USDT")), "exchange"),
+    (
+        "missing exchange",
+        lambda s: s.GetMarketData(pb.GetMarketDataRequest(symbol="BTC-USDT")),
+        "exchange",
+    ),
     (
         "unknown exchange",
         lambda s: s.GetMarketData(pb.GetMarketDataRequest(symbol="BTC-USDT", exchange="ftx")),
@@ -76,7 +84,11 @@ CASES: list[tuple[str, Call, str]] = [
     ("missing side", lambda s: s.PlaceOrder(limit_order(side=pb.SIDE_UNSPECIFIED)), "side"),
     ("unknown side value", lambda s: s.PlaceOrder(limit_order(side=9)), "side"),
     ("missing type", lambda s: s.PlaceOrder(limit_order(type=pb.ORDER_TYPE_UNSPECIFIED)), "type"),
-    ("unknown time in force", lambda s: s.PlaceOrder(limit_order(time_in_force=42)), "time_in_force"),
+    (
+        "unknown time in force",
+        lambda s: s.PlaceOrder(limit_order(time_in_force=42)),
+        "time_in_force",
+    ),
     (
         "GTC market order",
         lambda s: s.PlaceOrder(
@@ -90,7 +102,11 @@ CASES: list[tuple[str, Call, str]] = [
         "post_only",
     ),
     # ids
-    ("bad client order id", lambda s: s.PlaceOrder(limit_order(client_order_id="has space")), "client_order_id"),
+    (
+        "bad client order id",
+        lambda s: s.PlaceOrder(limit_order(client_order_id="has space")),
+        "client_order_id",
+    ),
     (
         "over-long client order id",
         lambda s: s.PlaceOrder(limit_order(client_order_id="x" * 37)),
@@ -158,7 +174,9 @@ async def test_stream_requests_are_validated_before_streaming(
         call = stub.StreamQuotes(request)
         error = await expect_error(call.read(), grpc.StatusCode.INVALID_ARGUMENT)
         assert bad_request_fields(error) == [field]
-    book = stub.StreamOrderBook(pb.StreamOrderBookRequest(symbol="BTC-USDT", exchange="binance", depth=1001))
+    book = stub.StreamOrderBook(
+        pb.StreamOrderBookRequest(symbol="BTC-USDT", exchange="binance", depth=1001)
+    )
     error = await expect_error(book.read(), grpc.StatusCode.INVALID_ARGUMENT)
     assert bad_request_fields(error) == ["depth"]
 

@@ -140,30 +140,38 @@ class SimulatedExchange(ExchangeBackend):
         self._engine.market(symbol)
         version = -1
         previous: tuple[object, ...] = ()
-        while True:
-            version = await self._world.wait_for_change(self.name, version)
-            ticker = self._ticker(symbol)
-            current = (ticker.bid, ticker.bid_size, ticker.ask, ticker.ask_size, ticker.last)
-            if current == previous:
-                continue
-            previous = current
-            yield Quote(
-                exchange=self.name,
-                symbol=symbol,
-                venue_symbol=ticker.venue_symbol,
-                bid=ticker.bid,
-                bid_size=ticker.bid_size,
-                ask=ticker.ask,
-                ask_size=ticker.ask_size,
-                last=ticker.last,
-                simulated=True,
-                venue_time=ticker.venue_time,
-                received_time=ticker.received_time,
-            )
+        self._world.active_watchers += 1
+        try:
+            while True:
+                version = await self._world.wait_for_change(self.name, version)
+                ticker = self._ticker(symbol)
+                current = (ticker.bid, ticker.bid_size, ticker.ask, ticker.ask_size, ticker.last)
+                if current == previous:
+                    continue
+                previous = current
+                yield Quote(
+                    exchange=self.name,
+                    symbol=symbol,
+                    venue_symbol=ticker.venue_symbol,
+                    bid=ticker.bid,
+                    bid_size=ticker.bid_size,
+                    ask=ticker.ask,
+                    ask_size=ticker.ask_size,
+                    last=ticker.last,
+                    simulated=True,
+                    venue_time=ticker.venue_time,
+                    received_time=ticker.received_time,
+                )
+        finally:
+            self._world.active_watchers -= 1
 
     async def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
         self._engine.market(symbol)
         version = -1
-        while True:
-            version = await self._world.wait_for_change(self.name, version)
-            yield self._order_book(symbol, depth)
+        self._world.active_watchers += 1
+        try:
+            while True:
+                version = await self._world.wait_for_change(self.name, version)
+                yield self._order_book(symbol, depth)
+        finally:
+            self._world.active_watchers -= 1

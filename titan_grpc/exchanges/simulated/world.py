@@ -54,6 +54,8 @@ class SimulatedWorld:
         self.seed = seed
         self.clock = clock
         self.tick = 0
+        # Live watch_* iterators across all simulated venues (streams hold one per pair).
+        self.active_watchers = 0
         self.reference = ReferenceMarket(seed)
         self._changed = asyncio.Event()
         self._venues: dict[str, _VenueState] = {}

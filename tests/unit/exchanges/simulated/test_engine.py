@@ -120,7 +120,9 @@ def test_resting_order_fills_when_the_market_moves_through_it(engine: MatchingEn
     assert placed.status is OrderStatus.NEW
     assert balances(engine)["USDT"] == (D("900.45025"), D("99.54975"))
     # Market drops: best ask 99.4 is through the 99.5 bid.
-    engine.set_book(BTC_USDT, [PriceLevel(D("99.3"), D("1"))], [PriceLevel(D("99.4"), D("1"))], D("99.35"))
+    engine.set_book(
+        BTC_USDT, [PriceLevel(D("99.3"), D("1"))], [PriceLevel(D("99.4"), D("1"))], D("99.35")
+    )
     filled = engine.order(order_id=placed.order_id)
     assert filled.status is OrderStatus.FILLED
     assert [(f.price, f.liquidity, f.fee) for f in filled.fills] == [

@@ -15,6 +15,7 @@ def test_same_seed_same_market_after_the_same_ticks() -> None:
     first.advance(25)
     second.advance(25)
     assert snapshot(first) == snapshot(second)
+
     def trades(world: SimulatedWorld) -> list[object]:
         return [
             (t.trade_id, t.price, t.quantity, t.taker_side)

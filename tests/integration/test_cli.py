@@ -1,0 +1,199 @@
+"""The real command line: `python -m titan_grpc serve` as a separate process, and buf curl."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
+from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TITAN_", "USE_REAL"))}
+    env.update({"TITAN_SIM_TICK_MS": "50", "TITAN_LOG_LEVEL": "INFO", **extra})
+    return env
+
+
+def wait_until_serving(port: int, process: subprocess.Popen[str]) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=30)
+        except grpc.FutureTimeoutError:
+            process.kill()
+            raise AssertionError(f"server did not start: {process.communicate()[1]}") from None
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "titan_grpc",
+            "serve",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--env-file",
+            "",
+        ],
+        cwd=ROOT,
+        env=server_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_serving(port, process)
+        yield port, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_serve_answers_streams_and_stops_cleanly_on_sigterm(
+    served: tuple[int, subprocess.Popen[str]],
+) -> None:
+    port, process = served
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.ExchangeServiceStub(channel)
+        ticker = stub.GetMarketData(pb.GetMarketDataRequest(symbol="BTCUSDT", exchange="binance"))
+        assert ticker.ticker.source.simulated
+        stream = stub.StreamQuotes(
+            pb.StreamQuotesRequest(symbols=["BTC-USDT"], exchanges=["binance"])
+        )
+        sequences = [next(stream).quote.sequence for _ in range(3)]  # ticks every 50 ms
+        assert sequences == [1, 2, 3]
+        process.send_signal(signal.SIGTERM)
+        remaining = list(stream)
+        assert remaining[-1].notice.kind == pb.STREAM_NOTICE_KIND_SHUTDOWN
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "rpc=GetMarketData code=OK" in stderr
+    assert "rpc=StreamQuotes code=OK" in stderr
+    assert "stopped" in stderr
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "titan_grpc", *args],
+        cwd=ROOT,
+        env=server_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_invalid_configuration_exits_2_with_one_line_per_variable() -> None:
+    result = run_cli(
+        "serve",
+        "--env-file",
+        "",
+        TITAN_LOG_LEVEL="LOUD",
+        TITAN_SIM_SEED="x",
+        BINANCE_API_SECRET="CANARY-9",
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert any("TITAN_LOG_LEVEL" in line for line in lines)
+    assert any("TITAN_SIM_SEED" in line for line in lines)
+    assert "CANARY-9" not in result.stderr + result.stdout
+
+
+def test_non_loopback_without_access_control_refuses_to_start() -> None:
+    result = run_cli("serve", "--env-file", "", "--address", f"0.0.0.0:{free_port()}")
+    assert result.returncode == 2
+    assert "TITAN_GRPC_ADDRESS" in result.stderr and "loopback" in result.stderr
+
+
+BUF = os.environ.get("TITAN_BUF", "")
+
+
+@pytest.mark.skipif(
+    not BUF, reason="TITAN_BUF not set: run through `make test`, which installs buf"
+)
+def test_buf_curl_lists_calls_and_streams_through_reflection(
+    served: tuple[int, subprocess.Popen[str]],
+) -> None:
+    port, _ = served
+    url = f"http://127.0.0.1:{port}"
+    base = [BUF, "curl", "--protocol", "grpc", "--http2-prior-knowledge"]
+    listed = subprocess.run(
+        [*base, "--list-services", url], capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "titan.v1.ExchangeService" in listed.stdout.split()
+
+    unary = subprocess.run(
+        [
+            *base,
+            f"{url}/titan.v1.ExchangeService/GetMarketData",
+            "-d",
+            '{"symbol":"BTCUSDT","exchange":"binance"}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unary.returncode == 0, unary.stderr
+    ticker = json.loads(unary.stdout)["ticker"]
+    assert ticker["symbol"] == "BTC-USDT" and ticker["source"]["simulated"] is True
+
+    bad = subprocess.run(
+        [
+            *base,
+            f"{url}/titan.v1.ExchangeService/GetMarketData",
+            "-d",
+            '{"symbol":"BTCUSDT","exchange":"nowhere"}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "invalid_argument" in bad.stderr
+
+    stream = subprocess.Popen(
+        [
+            *base,
+            f"{url}/titan.v1.ExchangeService/StreamQuotes",
+            "-d",
+            '{"symbols":["BTC-USDT"],"exchanges":["kucoin"]}',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the npm `buf` shim spawns the real binary: kill both
+    )
+    try:
+        assert stream.stdout is not None
+        quotes = 0
+        for line in stream.stdout:
+            if line.strip() == '"quote": {':
+                quotes += 1
+                if quotes == 2:
+                    break
+        assert quotes == 2
+    finally:
+        os.killpg(stream.pid, signal.SIGKILL)
+        stream.communicate()

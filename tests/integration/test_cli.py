@@ -197,3 +197,28 @@ def test_buf_curl_lists_calls_and_streams_through_reflection(
     finally:
         os.killpg(stream.pid, signal.SIGKILL)
         stream.communicate()
+
+
+def test_python_example_client_runs_against_the_server(
+    served: tuple[int, subprocess.Popen[str]],
+) -> None:
+    port, _ = served
+    result = subprocess.run(
+        [
+            sys.executable,
+            "clients/python/example.py",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--quotes",
+            "4",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mode: MODE_SIMULATED" in result.stdout
+    assert "placed SIM-BIN-" in result.stdout and "ORDER_STATUS_NEW" in result.stdout
+    assert "ORDER_STATUS_CANCELED" in result.stdout
+    assert result.stdout.count("quote #") == 4

@@ -330,7 +330,7 @@ class Order:
     quantity: Decimal
     filled_quantity: Decimal
     filled_quote_quantity: Decimal
-    fee: Decimal
+    fee: Decimal | None  # None when the venue's answer does not say (e.g. order queries)
     fee_asset: str
     created_time: datetime
     updated_time: datetime

@@ -22,6 +22,7 @@ this tree through a table per venue, keeping the venue's own code and message.
         ├── DuplicateOrder                    client id reused        -> ALREADY_EXISTS
         ├── OrderNotFound                                             -> NOT_FOUND
         ├── ExchangeUnavailable               network, 5xx, down      -> UNAVAILABLE
+        │   └── MalformedResponse             unreadable answer       -> UNAVAILABLE
         └── AmbiguousOutcome                  sent, result unknown    -> UNAVAILABLE
 
 Messages never contain secrets: adapters build them from venue answers, never from
@@ -162,6 +163,10 @@ class OrderNotFound(ExchangeError):
 
 class ExchangeUnavailable(ExchangeError):
     """The venue could not be reached or answered with a server error."""
+
+
+class MalformedResponse(ExchangeUnavailable):
+    """The venue answered, but the answer could not be read (bad JSON, bad number)."""
 
 
 class AmbiguousOutcome(ExchangeError):

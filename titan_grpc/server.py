@@ -18,6 +18,7 @@ from titan_grpc import __version__
 from titan_grpc.config import Settings
 from titan_grpc.errors import ConfigError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
+from titan_grpc.exchanges.binance import BinanceExchange
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
@@ -32,11 +33,6 @@ SIMULATED_VENUES = ("binance", "coinbase", "kucoin", "mock")
 def check_startup_rules(settings: Settings) -> None:
     """Refuse configurations this build cannot serve safely."""
     problems: list[str] = []
-    if settings.use_real_exchanges:
-        problems.append(
-            "USE_REAL_EXCHANGES: real exchange adapters are not part of this build yet; "
-            "unset it to run on simulated venues"
-        )
     if settings.auth_tokens:
         problems.append(
             "TITAN_AUTH_TOKENS: bearer-token access control is not part of this build yet; "
@@ -52,7 +48,22 @@ def check_startup_rules(settings: Settings) -> None:
 
 
 def build_backends(settings: Settings, world: SimulatedWorld) -> dict[str, ExchangeBackend]:
-    return {name: SimulatedExchange(name, world) for name in SIMULATED_VENUES}
+    """Simulated venues by default; in real mode the real adapters plus the "mock" venue.
+
+    Venues whose real adapter is not built yet are left out in real mode rather than
+    silently simulated.
+    """
+    if not settings.use_real_exchanges:
+        return {name: SimulatedExchange(name, world) for name in SIMULATED_VENUES}
+    backends: dict[str, ExchangeBackend] = {"binance": BinanceExchange(settings.binance)}
+    backends["mock"] = SimulatedExchange("mock", world)
+    return backends
+
+
+def _describe(backend: ExchangeBackend) -> str:
+    if backend.simulated:
+        return f"{backend.name} (simulated)"
+    return f"{backend.name} ({'testnet' if backend.testnet else 'LIVE'})"
 
 
 @dataclass
@@ -121,7 +132,7 @@ async def start_gateway(settings: Settings, *, world: SimulatedWorld | None = No
         settings.grpc_address,
         port,
         "TLS" if settings.tls_cert else "plaintext",
-        ", ".join(f"{n} (simulated)" for n in registry.names),
+        ", ".join(_describe(b) for b in registry.all()),
     )
     return gateway
 

@@ -85,7 +85,6 @@ async def test_every_rpc_is_logged_with_method_status_and_duration(
     ("overrides", "variable"),
     [
         ({"grpc_address": "0.0.0.0:0"}, "TITAN_GRPC_ADDRESS"),
-        ({"use_real_exchanges": True}, "USE_REAL_EXCHANGES"),
     ],
 )
 async def test_unsafe_or_unsupported_configurations_refuse_to_start(

@@ -1,0 +1,431 @@
+"""Binance spot behind the ExchangeBackend interface: RestClient + auth + parse."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from titan_grpc.config import VenueSettings
+from titan_grpc.domain import (
+    AuthCheck,
+    Balance,
+    ConnectionCheck,
+    Fill,
+    LedgerEntry,
+    Market,
+    Order,
+    OrderBook,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Quote,
+    RecentTrades,
+    Side,
+    Symbol,
+    Ticker,
+    format_decimal,
+)
+from titan_grpc.errors import (
+    AmbiguousOutcome,
+    AuthenticationError,
+    ConfigError,
+    ExchangeUnavailable,
+    FeatureUnavailable,
+    InvalidArgument,
+    MalformedResponse,
+    NotConfigured,
+    OrderNotCancelable,
+    OrderNotFound,
+)
+from titan_grpc.exchanges.base import ExchangeBackend
+from titan_grpc.exchanges.binance import auth, endpoints, parse
+from titan_grpc.exchanges.binance.endpoints import Endpoint
+from titan_grpc.exchanges.filters import check_order_filters
+from titan_grpc.net import ClockSync, RestClient, RestRequest, RetryPolicy, WindowRateLimiter
+from titan_grpc.net.retry import DEFAULT_RETRY
+
+log = logging.getLogger(__name__)
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9]{16,128}$")
+# How long ambiguous placements are reconciled by client order id before giving up.
+RECONCILE_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0)
+
+
+def validate_credentials(settings: VenueSettings) -> list[str]:
+    """Start-up check of key/secret format; messages never include the values."""
+    problems: list[str] = []
+    key = settings.credentials.api_key.reveal()
+    secret = settings.credentials.api_secret.reveal()
+    if bool(key) != bool(secret):
+        missing = "BINANCE_API_SECRET" if key else "BINANCE_API_KEY"
+        problems.append(f"{missing}: must be set together with the other Binance key variable")
+    for variable, value in (("BINANCE_API_KEY", key), ("BINANCE_API_SECRET", secret)):
+        if value and not _KEY_RE.match(value):
+            problems.append(
+                f"{variable}: expected 16-128 letters and digits (got {len(value)} characters)"
+            )
+    return problems
+
+
+class BinanceExchange(ExchangeBackend):
+    name = "binance"
+    simulated = False
+
+    def __init__(
+        self,
+        settings: VenueSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        total_timeout: float = 10.0,
+        market_ttl_seconds: float = 3600.0,
+        poll_interval_seconds: float = 1.0,
+        reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
+        recv_window_ms: int = endpoints.DEFAULT_RECV_WINDOW_MS,
+    ) -> None:
+        problems = validate_credentials(settings)
+        if problems:
+            raise ConfigError(problems)
+        self.testnet = settings.testnet
+        base_url = settings.base_url or (
+            endpoints.TESTNET_REST_URL if settings.testnet else endpoints.LIVE_REST_URL
+        )
+        self._key = settings.credentials.api_key
+        self._secret = settings.credentials.api_secret
+        self._clock = clock
+        self._clock_sync = ClockSync(clock)
+        self._limiter = WindowRateLimiter(
+            self.name, endpoints.DEFAULT_WEIGHT_LIMIT, endpoints.WEIGHT_WINDOW_SECONDS, clock=clock
+        )
+        self._rest = RestClient(
+            self.name,
+            base_url,
+            limiter=self._limiter,
+            error_mapper=parse.parse_error,
+            usage_observer=self._observe_usage,
+            retry=retry,
+            total_timeout=total_timeout,
+        )
+        self._markets: dict[Symbol, Market] = {}
+        self._markets_loaded_at = float("-inf")
+        self._markets_lock = asyncio.Lock()
+        self._market_ttl = market_ttl_seconds
+        self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
+        self._poll_interval = poll_interval_seconds
+        self._reconcile_delays = tuple(reconcile_delays)
+        self._recv_window = recv_window_ms
+
+    @property
+    def credentials_configured(self) -> bool:
+        return bool(self._key) and bool(self._secret)
+
+    @property
+    def rest(self) -> RestClient:
+        return self._rest
+
+    async def close(self) -> None:
+        await self._rest.close()
+
+    # ---- plumbing ------------------------------------------------------------------
+
+    def _observe_usage(self, headers: Mapping[str, str]) -> None:
+        used = headers.get(endpoints.USED_WEIGHT_HEADER)
+        if used and used.isdigit():
+            self._limiter.observe_used(int(used))
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), tz=UTC)
+
+    async def _public(
+        self, endpoint: Endpoint, params: Sequence[tuple[str, str]] = (), weight: int | None = None
+    ) -> Any:
+        request = RestRequest(
+            endpoint.method,
+            endpoint.path,
+            query=auth.encode_params(params),
+            weight=endpoint.weight if weight is None else weight,
+            idempotent=endpoint.idempotent,
+            endpoint=endpoint.name,
+        )
+        return (await self._rest.send(request)).json()
+
+    def _require_keys(self) -> None:
+        if not self.credentials_configured:
+            raise NotConfigured(
+                "binance: account and trading calls need BINANCE_API_KEY and BINANCE_API_SECRET",
+                variable="BINANCE_API_KEY",
+            )
+
+    async def _signed(
+        self, endpoint: Endpoint, params: Sequence[tuple[str, str]] = (), weight: int | None = None
+    ) -> Any:
+        self._require_keys()
+        if not self._clock_sync.synced:
+            await self.server_time()
+        request = RestRequest(
+            endpoint.method,
+            endpoint.path,
+            weight=endpoint.weight if weight is None else weight,
+            idempotent=endpoint.idempotent,
+            endpoint=endpoint.name,
+        )
+
+        async def sign(unsigned: RestRequest) -> RestRequest:
+            # Signed per attempt: each retry carries a fresh timestamp.
+            query = auth.signed_query(
+                params, self._secret.reveal(), self._clock_sync.now_ms(), self._recv_window
+            )
+            return unsigned.with_signature(query, "", {"X-MBX-APIKEY": self._key.reveal()})
+
+        try:
+            response = await self._rest.send(request, sign)
+        except AuthenticationError as error:
+            if error.venue_code != "-1021":
+                raise
+            # Timestamp outside recvWindow is a definitive rejection (nothing executed):
+            # resync the clock and send once more.
+            await self.server_time()
+            response = await self._rest.send(request, sign)
+        return response.json()
+
+    # ---- public --------------------------------------------------------------------
+
+    async def server_time(self) -> datetime:
+        sent = self._clock_sync.local_ms()
+        answer = await self._public(endpoints.TIME)
+        received = self._clock_sync.local_ms()
+        venue_ms = int(answer["serverTime"])
+        self._clock_sync.update(venue_ms, sent, received)
+        return datetime.fromtimestamp(venue_ms / 1000, tz=UTC)
+
+    async def ping(self) -> ConnectionCheck:
+        started = time.perf_counter()
+        venue_time = await self.server_time()
+        return ConnectionCheck(time.perf_counter() - started, venue_time)
+
+    async def check_auth(self) -> AuthCheck:
+        account = await self._signed(endpoints.ACCOUNT, [("omitZeroBalances", "true")])
+        self._learn_fees(account)
+        permissions = [str(p).lower() for p in account.get("permissions", [])]
+        if account.get("canTrade"):
+            permissions.append("trade")
+        return AuthCheck(permissions=tuple(dict.fromkeys(permissions)))
+
+    def _learn_fees(self, account: Mapping[str, Any]) -> None:
+        rates = parse.parse_commission_rates(account)
+        if rates and rates != self._fees:
+            self._fees = rates
+            self._markets_loaded_at = float("-inf")  # rebuild markets with the real fees
+
+    async def markets(self) -> dict[Symbol, Market]:
+        if self._clock() - self._markets_loaded_at < self._market_ttl:
+            return self._markets
+        async with self._markets_lock:
+            if self._clock() - self._markets_loaded_at >= self._market_ttl:
+                info = await self._public(endpoints.EXCHANGE_INFO)
+                limit = parse.parse_weight_limit(info)
+                if limit:
+                    self._limiter.set_limit(limit)
+                self._markets = parse.parse_markets(info, *self._fees)
+                self._markets_loaded_at = self._clock()
+        return self._markets
+
+    async def ticker(self, symbol: Symbol) -> Ticker:
+        market = await self.market(symbol)
+        data = await self._public(endpoints.TICKER_24H, [("symbol", market.venue_symbol)])
+        return parse.parse_ticker(data, market, self._now())
+
+    async def order_book(self, symbol: Symbol, depth: int) -> OrderBook:
+        market = await self.market(symbol)
+        limit = endpoints.depth_limit(depth)
+        data = await self._public(
+            endpoints.DEPTH,
+            [("symbol", market.venue_symbol), ("limit", str(limit))],
+            weight=endpoints.depth_weight(limit),
+        )
+        return parse.parse_depth(data, market, depth, self._now())
+
+    async def recent_trades(self, symbol: Symbol, limit: int) -> RecentTrades:
+        market = await self.market(symbol)
+        rows = await self._public(
+            endpoints.TRADES, [("symbol", market.venue_symbol), ("limit", str(limit))]
+        )
+        return RecentTrades(
+            exchange=self.name,
+            symbol=symbol,
+            venue_symbol=market.venue_symbol,
+            trades=tuple(parse.parse_trades(rows)),
+            simulated=False,
+            received_time=self._now(),
+        )
+
+    # ---- account -------------------------------------------------------------------
+
+    async def balances(self) -> list[Balance]:
+        account = await self._signed(endpoints.ACCOUNT, [("omitZeroBalances", "true")])
+        self._learn_fees(account)
+        return parse.parse_balances(account)
+
+    async def place_order(self, request: OrderRequest) -> Order:
+        market = await self.market(request.symbol)
+        reference = None
+        if request.type is OrderType.MARKET and market.min_notional > 0:
+            ticker = await self.ticker(request.symbol)
+            reference = ticker.ask if request.side is Side.BUY else ticker.bid
+        check_order_filters(market, request, reference)
+        params = [
+            ("symbol", market.venue_symbol),
+            ("side", parse.SIDE_NAMES[request.side]),
+            ("type", "LIMIT_MAKER" if request.post_only else request.type.name),
+        ]
+        if request.type is OrderType.LIMIT and not request.post_only:
+            params.append(("timeInForce", parse.TIME_IN_FORCE_NAMES[request.time_in_force]))
+        params.append(("quantity", format_decimal(request.quantity)))
+        if request.price is not None:
+            params.append(("price", format_decimal(request.price)))
+        params += [("newClientOrderId", request.client_order_id), ("newOrderRespType", "FULL")]
+        try:
+            data = await self._signed(endpoints.ORDER_NEW, params)
+        except (AmbiguousOutcome, MalformedResponse) as error:
+            # Possibly executed: find out by client order id, never send it again.
+            return await self._reconcile(market, request.client_order_id, error)
+        return parse.parse_order(data, market, self._now())
+
+    async def _reconcile(self, market: Market, client_order_id: str, cause: Exception) -> Order:
+        """Find out by client order id what happened to an ambiguous placement."""
+        log.warning("binance: ambiguous placement %s (%s); reconciling", client_order_id, cause)
+        for delay in self._reconcile_delays:
+            await asyncio.sleep(delay)
+            try:
+                return await self.get_order(market.symbol, client_order_id=client_order_id)
+            except OrderNotFound:
+                continue
+            except (ExchangeUnavailable, AmbiguousOutcome):
+                continue
+        raise AmbiguousOutcome(
+            f"binance: order {client_order_id} was sent but its outcome is still unknown; "
+            "it was not re-sent (query it by client_order_id)",
+            exchange=self.name,
+        )
+
+    def _order_params(
+        self, market: Market, order_id: str, client_order_id: str
+    ) -> list[tuple[str, str]]:
+        params = [("symbol", market.venue_symbol)]
+        if order_id:
+            params.append(("orderId", order_id))
+        else:
+            params.append(("origClientOrderId", client_order_id))
+        return params
+
+    async def _market_for_order(self, symbol: Symbol | None) -> Market:
+        if symbol is None:
+            raise InvalidArgument("symbol", "binance needs the symbol to find an order")
+        return await self.market(symbol)
+
+    async def cancel_order(
+        self, symbol: Symbol | None, *, order_id: str = "", client_order_id: str = ""
+    ) -> Order:
+        market = await self._market_for_order(symbol)
+        params = self._order_params(market, order_id, client_order_id)
+        try:
+            data = await self._signed(endpoints.ORDER_CANCEL, params)
+        except OrderNotFound:
+            # -2011 also answers cancels of orders that are already done (or that a
+            # retried DELETE already cancelled): say which.
+            existing = await self.get_order(
+                market.symbol, order_id=order_id, client_order_id=client_order_id
+            )
+            if existing.status is OrderStatus.CANCELED:
+                return existing
+            raise OrderNotCancelable(
+                f"binance: order {existing.order_id} is already {existing.status.value}",
+                exchange=self.name,
+            ) from None
+        return parse.parse_order(data, market, self._now())
+
+    async def get_order(
+        self, symbol: Symbol | None, *, order_id: str = "", client_order_id: str = ""
+    ) -> Order:
+        market = await self._market_for_order(symbol)
+        data = await self._signed(
+            endpoints.ORDER_QUERY, self._order_params(market, order_id, client_order_id)
+        )
+        return parse.parse_order(data, market, self._now())
+
+    async def open_orders(self, symbol: Symbol | None) -> list[Order]:
+        if symbol is None:
+            rows = await self._signed(
+                endpoints.OPEN_ORDERS, weight=endpoints.OPEN_ORDERS_ALL_WEIGHT
+            )
+        else:
+            market = await self.market(symbol)
+            rows = await self._signed(endpoints.OPEN_ORDERS, [("symbol", market.venue_symbol)])
+        by_venue_symbol = {m.venue_symbol: m for m in (await self.markets()).values()}
+        now = self._now()
+        return [
+            parse.parse_order(row, by_venue_symbol[row["symbol"]], now)
+            for row in rows
+            if row.get("symbol") in by_venue_symbol
+        ]
+
+    async def my_trades(
+        self, symbol: Symbol | None, *, order_id: str = "", limit: int = 100
+    ) -> list[Fill]:
+        if symbol is None:
+            raise InvalidArgument("symbol", "binance lists trades per symbol; give the symbol")
+        market = await self.market(symbol)
+        params = [("symbol", market.venue_symbol), ("limit", str(limit))]
+        weight = None
+        if order_id:
+            params.insert(1, ("orderId", order_id))
+            weight = endpoints.MY_TRADES_BY_ORDER_WEIGHT
+        rows = await self._signed(endpoints.MY_TRADES, params, weight=weight)
+        fills = [parse.parse_my_trade(row, market) for row in rows]
+        fills.reverse()  # newest first
+        return fills
+
+    async def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]:
+        raise FeatureUnavailable(
+            "binance spot has no ledger endpoint on the REST API TITAN uses; "
+            "use ListTrades for fills"
+        )
+
+    # ---- streams (REST polling until the WebSocket feeds land) --------------------
+
+    async def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote]:
+        previous: tuple[object, ...] = ()
+        while True:
+            ticker = await self.ticker(symbol)
+            current = (ticker.bid, ticker.bid_size, ticker.ask, ticker.ask_size, ticker.last)
+            if current != previous:
+                previous = current
+                yield Quote(
+                    exchange=self.name,
+                    symbol=symbol,
+                    venue_symbol=ticker.venue_symbol,
+                    bid=ticker.bid,
+                    bid_size=ticker.bid_size,
+                    ask=ticker.ask,
+                    ask_size=ticker.ask_size,
+                    last=ticker.last,
+                    simulated=False,
+                    venue_time=ticker.venue_time,
+                    received_time=ticker.received_time,
+                )
+            await asyncio.sleep(self._poll_interval)
+
+    async def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
+        sequence = -1
+        while True:
+            book = await self.order_book(symbol, depth)
+            if book.sequence != sequence:
+                sequence = book.sequence
+                yield book
+            await asyncio.sleep(self._poll_interval)

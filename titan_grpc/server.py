@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,11 +96,19 @@ class Gateway:
         log.info("stopped")
 
 
-async def start_gateway(settings: Settings, *, world: SimulatedWorld | None = None) -> Gateway:
-    """Build and start the server on ``settings.grpc_address`` (port 0 picks a free one)."""
+async def start_gateway(
+    settings: Settings,
+    *,
+    world: SimulatedWorld | None = None,
+    backends: Mapping[str, ExchangeBackend] | None = None,
+) -> Gateway:
+    """Build and start the server on ``settings.grpc_address`` (port 0 picks a free one).
+
+    ``world`` and ``backends`` replace what ``settings`` would build (tests use them).
+    """
     check_startup_rules(settings)
     world = world or SimulatedWorld(settings.sim_seed)
-    registry = ExchangeRegistry(build_backends(settings, world))
+    registry = ExchangeRegistry(backends or build_backends(settings, world))
     shutdown = asyncio.Event()
     info = GatewayInfo(
         version=__version__,

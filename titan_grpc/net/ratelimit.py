@@ -25,7 +25,7 @@ class WindowRateLimiter:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        max_wait_seconds: float = 30.0,
+        max_wait_seconds: float = 10.0,
     ) -> None:
         self.venue = venue
         self.limit = limit
@@ -68,13 +68,18 @@ class WindowRateLimiter:
         while True:
             now = self._clock()
             if now < self._blocked_until:
+                # The venue told us to stop: fail fast, never queue behind a ban.
                 wait = self._blocked_until - now
-            else:
-                self._roll(now)
-                if self._used + weight <= self.limit:
-                    self._used += weight
-                    return
-                wait = (self._window + 1) * self.window_seconds - now
+                raise RateLimited(
+                    f"{self.venue}: venue asked us to back off; retry in {wait:.1f}s",
+                    retry_after=wait,
+                    exchange=self.venue,
+                )
+            self._roll(now)
+            if self._used + weight <= self.limit:
+                self._used += weight
+                return
+            wait = (self._window + 1) * self.window_seconds - now
             if wait > self.max_wait_seconds:
                 raise RateLimited(
                     f"{self.venue}: local rate budget exhausted; retry in {wait:.1f}s",

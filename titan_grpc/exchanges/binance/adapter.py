@@ -88,6 +88,7 @@ class BinanceExchange(ExchangeBackend):
         poll_interval_seconds: float = 1.0,
         reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
         recv_window_ms: int = endpoints.DEFAULT_RECV_WINDOW_MS,
+        rate_limit_max_wait_seconds: float = 10.0,
     ) -> None:
         problems = validate_credentials(settings)
         if problems:
@@ -101,7 +102,11 @@ class BinanceExchange(ExchangeBackend):
         self._clock = clock
         self._clock_sync = ClockSync(clock)
         self._limiter = WindowRateLimiter(
-            self.name, endpoints.DEFAULT_WEIGHT_LIMIT, endpoints.WEIGHT_WINDOW_SECONDS, clock=clock
+            self.name,
+            endpoints.DEFAULT_WEIGHT_LIMIT,
+            endpoints.WEIGHT_WINDOW_SECONDS,
+            clock=clock,
+            max_wait_seconds=rate_limit_max_wait_seconds,
         )
         self._rest = RestClient(
             self.name,

@@ -1,0 +1,640 @@
+"""A local fake of the Binance spot REST API that checks requests the way Binance does.
+
+It verifies HMAC signatures over the exact query string + body, enforces the timestamp
+window, counts request weight per minute (429 with Retry-After past the budget, 418 if
+the client keeps going), enforces symbol filters, keeps balances and orders, matches
+orders against a fixed book, and injects faults on request.
+
+It shares no code with TITAN's Binance adapter on purpose: the signature check here is
+written from the venue's documentation, not from our signer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import re
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal as D
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+API_KEY = "fakeKey" + "k" * 57
+API_SECRET = "fakeSecret" + "s" * 54
+CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+
+WEIGHTS = {
+    ("GET", "/api/v3/ping"): 1,
+    ("GET", "/api/v3/time"): 1,
+    ("GET", "/api/v3/exchangeInfo"): 20,
+    ("GET", "/api/v3/ticker/24hr"): 2,
+    ("GET", "/api/v3/ticker/bookTicker"): 2,
+    ("GET", "/api/v3/depth"): 5,
+    ("GET", "/api/v3/trades"): 25,
+    ("GET", "/api/v3/account"): 20,
+    ("POST", "/api/v3/order"): 1,
+    ("GET", "/api/v3/order"): 4,
+    ("DELETE", "/api/v3/order"): 1,
+    ("GET", "/api/v3/openOrders"): 6,
+    ("GET", "/api/v3/myTrades"): 20,
+}
+SIGNED = {
+    ("GET", "/api/v3/account"),
+    ("POST", "/api/v3/order"),
+    ("GET", "/api/v3/order"),
+    ("DELETE", "/api/v3/order"),
+    ("GET", "/api/v3/openOrders"),
+    ("GET", "/api/v3/myTrades"),
+}
+
+
+@dataclass
+class SymbolSpec:
+    base: str
+    quote: str
+    tick: D
+    step: D
+    min_qty: D
+    max_qty: D
+    min_notional: D
+    bids: list[list[D]]
+    asks: list[list[D]]
+
+
+def default_symbols() -> dict[str, SymbolSpec]:
+    return {
+        "BTCUSDT": SymbolSpec(
+            "BTC",
+            "USDT",
+            D("0.01"),
+            D("0.00001"),
+            D("0.00001"),
+            D("9000"),
+            D("5"),
+            bids=[[D("43000.00"), D("1.5")], [D("42999.50"), D("2")], [D("42990.00"), D("5")]],
+            asks=[[D("43001.00"), D("0.5")], [D("43002.00"), D("1")], [D("43010.00"), D("4")]],
+        ),
+        "ETHBTC": SymbolSpec(
+            "ETH",
+            "BTC",
+            D("0.00001"),
+            D("0.0001"),
+            D("0.0001"),
+            D("100000"),
+            D("0.0001"),
+            bids=[[D("0.05300"), D("10")]],
+            asks=[[D("0.05310"), D("10")]],
+        ),
+    }
+
+
+class VenueError(Exception):
+    def __init__(self, http_status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.http_status, self.code, self.message = http_status, code, message
+
+
+@dataclass
+class Fault:
+    kind: str  # "5xx", "5xx_after_accept", "timeout_after_accept", "malformed", "latency"
+    seconds: float = 0.0
+
+
+@dataclass
+class FakeBinance:
+    api_key: str = API_KEY
+    api_secret: str = API_SECRET
+    weight_limit: int = 6000
+    clock: Callable[[], float] = time.time
+    clock_offset_ms: int = 0
+    symbols: dict[str, SymbolSpec] = field(default_factory=default_symbols)
+    balances: dict[str, list[D]] = field(
+        default_factory=lambda: {
+            "USDT": [D("100000"), D(0)],
+            "BTC": [D("2"), D(0)],
+            "ETH": [D(0), D(0)],
+        }
+    )
+    maker_fee: D = D("0.001")
+    taker_fee: D = D("0.001")
+
+    def __post_init__(self) -> None:
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.rejections: Counter[int] = Counter()
+        self.rate_limited = 0  # 429 and 418 answers sent
+        self.orders: dict[int, dict[str, Any]] = {}
+        self.trades: list[dict[str, Any]] = []
+        self.faults: dict[tuple[str, str], deque[Fault]] = {}
+        self._order_ids = itertools.count(1000)
+        self._trade_ids = itertools.count(5000)
+        self._window = -1
+        self._weight_used = 0
+        self._banned_until = 0.0
+        self._limited_until = 0.0
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # ---- life cycle --------------------------------------------------------------
+
+    async def start(self) -> str:
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def inject(self, method: str, path: str, *faults: Fault) -> None:
+        self.faults.setdefault((method, path), deque()).extend(faults)
+
+    @property
+    def orders_created(self) -> int:
+        return len(self.orders)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000) + self.clock_offset_ms
+
+    # ---- request pipeline --------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        key = (request.method, request.path)
+        self.requests[key] += 1
+        fault = self._next_fault(key)
+        if fault and fault.kind == "latency":
+            await asyncio.sleep(fault.seconds)
+            fault = None
+        try:
+            limited = self._count_weight(key)
+            if limited is not None:
+                return limited
+            if fault and fault.kind == "5xx":
+                return web.Response(status=503, text="Service Unavailable")
+            if fault and fault.kind == "malformed":
+                return web.Response(status=200, text="{not json", content_type="application/json")
+            body = await request.text()
+            params = self._params(request, body)
+            if key in SIGNED:
+                self._check_signed(request, params, body)
+            answer = await self._route(key, params)
+        except VenueError as error:
+            self.rejections[error.code] += 1
+            return self._json({"code": error.code, "msg": error.message}, error.http_status)
+        if fault and fault.kind == "5xx_after_accept":
+            return web.Response(status=502, text="Bad Gateway")
+        if fault and fault.kind == "timeout_after_accept":
+            await asyncio.sleep(fault.seconds)
+        return self._json(answer, 200)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        raise AssertionError("all requests are answered by the middleware")  # pragma: no cover
+
+    def _next_fault(self, key: tuple[str, str]) -> Fault | None:
+        queue = self.faults.get(key)
+        return queue.popleft() if queue else None
+
+    def _json(self, body: Any, status: int) -> web.Response:
+        return web.Response(
+            status=status,
+            text=json.dumps(body),
+            content_type="application/json",
+            headers={"X-MBX-USED-WEIGHT-1M": str(self._weight_used)},
+        )
+
+    def _count_weight(self, key: tuple[str, str]) -> web.Response | None:
+        now = self.clock()
+        window = int(now // 60)
+        if window != self._window:
+            self._window, self._weight_used = window, 0
+        retry_after = str(max(1, int(60 - now % 60)))
+        if now < self._banned_until or now < self._limited_until:
+            # Kept sending after a 429: Binance bans the IP (HTTP 418).
+            self.rate_limited += 1
+            self._banned_until = max(self._banned_until, now + 120)
+            return web.Response(
+                status=418,
+                text=json.dumps({"code": -1003, "msg": "Way too many requests; IP banned."}),
+                headers={"Retry-After": "120"},
+            )
+        weight = WEIGHTS.get(key, 1)
+        if key == ("GET", "/api/v3/depth"):
+            weight = 5  # limit <= 100 in every test
+        if self._weight_used + weight > self.weight_limit:
+            self.rate_limited += 1
+            self._limited_until = now + int(retry_after)
+            return web.Response(
+                status=429,
+                text=json.dumps({"code": -1003, "msg": "Too much request weight used."}),
+                headers={
+                    "Retry-After": retry_after,
+                    "X-MBX-USED-WEIGHT-1M": str(self._weight_used),
+                },
+            )
+        self._weight_used += weight
+        return None
+
+    def _params(self, request: web.Request, body: str) -> dict[str, str]:
+        params = dict(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))
+        if body:
+            for name, value in parse_qsl(body, keep_blank_values=True):
+                params.setdefault(name, value)  # the query value wins, as on Binance
+        return params
+
+    def _check_signed(self, request: web.Request, params: dict[str, str], body: str) -> None:
+        if request.headers.get("X-MBX-APIKEY") != self.api_key:
+            raise VenueError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        query = request.rel_url.raw_query_string
+        signature = params.get("signature", "")
+        # totalParams = query string + body, as sent, without the signature parameter.
+        total = re.sub(r"&?signature=[^&]*", "", query) + re.sub(r"&?signature=[^&]*", "", body)
+        expected = hmac.new(self.api_secret.encode(), total.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature.lower(), expected):
+            raise VenueError(400, -1022, "Signature for this request is not valid.")
+        if "timestamp" not in params:
+            raise VenueError(400, -1102, "Mandatory parameter 'timestamp' was not sent.")
+        recv_window = int(params.get("recvWindow", "5000"))
+        if recv_window > 60000:
+            raise VenueError(400, -1131, "recvWindow must be less than 60000")
+        timestamp, server = int(params["timestamp"]), self.now_ms()
+        if timestamp >= server + 1000:
+            raise VenueError(
+                400, -1021, "Timestamp for this request was 1000ms ahead of the server's time."
+            )
+        if server - timestamp > recv_window:
+            raise VenueError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+
+    # ---- endpoints ---------------------------------------------------------------
+
+    async def _route(self, key: tuple[str, str], p: dict[str, str]) -> Any:
+        routes: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
+            ("GET", "/api/v3/ping"): lambda _: {},
+            ("GET", "/api/v3/time"): lambda _: {"serverTime": self.now_ms()},
+            ("GET", "/api/v3/exchangeInfo"): self._exchange_info,
+            ("GET", "/api/v3/ticker/24hr"): self._ticker,
+            ("GET", "/api/v3/depth"): self._depth,
+            ("GET", "/api/v3/trades"): self._public_trades,
+            ("GET", "/api/v3/account"): self._account,
+            ("POST", "/api/v3/order"): self._new_order,
+            ("GET", "/api/v3/order"): lambda q: self._public_order(
+                self._find(q, -2013, "Order does not exist.")
+            ),
+            ("DELETE", "/api/v3/order"): self._cancel,
+            ("GET", "/api/v3/openOrders"): self._open_orders,
+            ("GET", "/api/v3/myTrades"): self._my_trades,
+        }
+        if key not in routes:
+            raise VenueError(404, -1000, "Unknown endpoint")
+        return routes[key](p)
+
+    def _spec(self, p: dict[str, str]) -> SymbolSpec:
+        if "symbol" not in p:
+            raise VenueError(
+                400,
+                -1102,
+                "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+            )
+        spec = self.symbols.get(p["symbol"])
+        if spec is None:
+            raise VenueError(400, -1121, "Invalid symbol.")
+        return spec
+
+    def _exchange_info(self, _: dict[str, str]) -> Any:
+        return {
+            "timezone": "UTC",
+            "serverTime": self.now_ms(),
+            "rateLimits": [
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": self.weight_limit,
+                },
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 50},
+            ],
+            "symbols": [
+                {
+                    "symbol": name,
+                    "status": "TRADING",
+                    "baseAsset": s.base,
+                    "quoteAsset": s.quote,
+                    "filters": [
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": f"{s.tick:f}",
+                            "maxPrice": "1000000.00000000",
+                            "tickSize": f"{s.tick:f}",
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "minQty": f"{s.min_qty:f}",
+                            "maxQty": f"{s.max_qty:f}",
+                            "stepSize": f"{s.step:f}",
+                        },
+                        {
+                            "filterType": "NOTIONAL",
+                            "minNotional": f"{s.min_notional:f}",
+                            "applyMinToMarket": True,
+                        },
+                    ],
+                }
+                for name, s in self.symbols.items()
+            ],
+        }
+
+    def _ticker(self, p: dict[str, str]) -> Any:
+        spec = self._spec(p)
+        last = spec.bids[0][0] if spec.bids else D(0)
+        return {
+            "symbol": p["symbol"],
+            "priceChangePercent": "1.250",
+            "lastPrice": f"{last:f}",
+            "bidPrice": f"{spec.bids[0][0]:f}",
+            "bidQty": f"{spec.bids[0][1]:f}",
+            "askPrice": f"{spec.asks[0][0]:f}",
+            "askQty": f"{spec.asks[0][1]:f}",
+            "openPrice": "42500.00",
+            "highPrice": "43500.00",
+            "lowPrice": "42000.00",
+            "volume": "1234.5",
+            "quoteVolume": "53000000.25",
+            "closeTime": self.now_ms(),
+        }
+
+    def _depth(self, p: dict[str, str]) -> Any:
+        spec = self._spec(p)
+        limit = int(p.get("limit", "100"))
+        if limit not in (5, 10, 20, 50, 100, 500, 1000, 5000):
+            raise VenueError(400, -1100, "Illegal characters found in parameter 'limit'.")
+        return {
+            "lastUpdateId": 777,
+            "bids": [[f"{a:f}", f"{b:f}"] for a, b in spec.bids[:limit]],
+            "asks": [[f"{a:f}", f"{b:f}"] for a, b in spec.asks[:limit]],
+        }
+
+    def _public_trades(self, p: dict[str, str]) -> Any:
+        self._spec(p)
+        return [
+            {
+                "id": 1,
+                "price": "43000.00",
+                "qty": "0.1",
+                "time": self.now_ms() - 2000,
+                "isBuyerMaker": True,
+            },
+            {
+                "id": 2,
+                "price": "43001.00",
+                "qty": "0.2",
+                "time": self.now_ms() - 1000,
+                "isBuyerMaker": False,
+            },
+        ][-int(p.get("limit", "500")) :]
+
+    def _account(self, _: dict[str, str]) -> Any:
+        return {
+            "commissionRates": {
+                "maker": f"{self.maker_fee:f}",
+                "taker": f"{self.taker_fee:f}",
+                "buyer": "0",
+                "seller": "0",
+            },
+            "canTrade": True,
+            "accountType": "SPOT",
+            "permissions": ["SPOT"],
+            "balances": [
+                {"asset": asset, "free": f"{free:f}", "locked": f"{locked:f}"}
+                for asset, (free, locked) in self.balances.items()
+            ],
+        }
+
+    def _new_order(self, p: dict[str, str]) -> Any:
+        spec = self._spec(p)
+        for name in ("side", "type", "quantity"):
+            if not p.get(name):
+                raise VenueError(
+                    400,
+                    -1102,
+                    f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.",
+                )
+        side, kind = p["side"], p["type"]
+        client_id = p.get("newClientOrderId") or f"auto{next(self._order_ids)}"
+        if not CLIENT_ID_RE.match(client_id):
+            raise VenueError(
+                400, -1100, "Illegal characters found in parameter 'newClientOrderId'."
+            )
+        if any(
+            o["clientOrderId"] == client_id and o["status"] in ("NEW", "PARTIALLY_FILLED")
+            for o in self.orders.values()
+        ):
+            raise VenueError(400, -2010, "Duplicate order sent.")
+        quantity = D(p["quantity"])
+        price = D(p["price"]) if "price" in p else None
+        if kind in ("LIMIT", "LIMIT_MAKER") and price is None:
+            raise VenueError(
+                400,
+                -1102,
+                "Mandatory parameter 'price' was not sent, was empty/null, or malformed.",
+            )
+        if kind == "LIMIT" and p.get("timeInForce") not in ("GTC", "IOC", "FOK"):
+            raise VenueError(
+                400,
+                -1102,
+                "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.",
+            )
+        if price is not None and price % spec.tick != 0:
+            raise VenueError(400, -1013, "Filter failure: PRICE_FILTER")
+        if quantity % spec.step != 0 or quantity < spec.min_qty or quantity > spec.max_qty:
+            raise VenueError(400, -1013, "Filter failure: LOT_SIZE")
+        opposite = spec.asks if side == "BUY" else spec.bids
+        reference = price if price is not None else opposite[0][0]
+        if reference * quantity < spec.min_notional:
+            raise VenueError(400, -1013, "Filter failure: NOTIONAL")
+        crosses = bool(opposite) and (
+            price is None or (opposite[0][0] <= price if side == "BUY" else opposite[0][0] >= price)
+        )
+        if kind == "LIMIT_MAKER" and crosses:
+            raise VenueError(400, -2010, "Order would immediately match and take.")
+        fills = []
+        remaining = quantity
+        for level in opposite:
+            if remaining == 0 or (
+                price is not None and (level[0] > price if side == "BUY" else level[0] < price)
+            ):
+                break
+            take = min(level[1], remaining)
+            fills.append((level[0], take))
+            remaining -= take
+        tif = p.get("timeInForce", "GTC")
+        if tif == "FOK" and remaining > 0:
+            fills, remaining = [], quantity
+        cost = sum((fp * fq for fp, fq in fills), D(0))
+        rests = kind in ("LIMIT", "LIMIT_MAKER") and tif == "GTC" and remaining > 0
+        base, quote = (
+            self.balances.setdefault(spec.base, [D(0), D(0)]),
+            self.balances.setdefault(spec.quote, [D(0), D(0)]),
+        )
+        if side == "BUY":
+            need = cost * (1 + self.taker_fee) + (price * remaining if rests and price else D(0))
+            if need > quote[0]:
+                raise VenueError(
+                    400, -2010, "Account has insufficient balance for requested action."
+                )
+        else:
+            sold = quantity if rests else sum((fq for _, fq in fills), D(0))
+            if sold > base[0]:
+                raise VenueError(
+                    400, -2010, "Account has insufficient balance for requested action."
+                )
+        order_id = next(self._order_ids)
+        now = self.now_ms()
+        fill_rows = []
+        for fp, fq in fills:
+            fee = (fp * fq * self.taker_fee).quantize(D("0.00000001"))
+            if side == "BUY":
+                quote[0] -= fp * fq + fee
+                base[0] += fq
+            else:
+                base[0] -= fq
+                quote[0] += fp * fq - fee
+            trade_id = next(self._trade_ids)
+            fill_rows.append(
+                {
+                    "price": f"{fp:f}",
+                    "qty": f"{fq:f}",
+                    "commission": f"{fee:f}",
+                    "commissionAsset": spec.quote,
+                    "tradeId": trade_id,
+                }
+            )
+            self.trades.append(
+                {
+                    "symbol": p["symbol"],
+                    "id": trade_id,
+                    "orderId": order_id,
+                    "price": f"{fp:f}",
+                    "qty": f"{fq:f}",
+                    "quoteQty": f"{fp * fq:f}",
+                    "commission": f"{fee:f}",
+                    "commissionAsset": spec.quote,
+                    "time": now,
+                    "isBuyer": side == "BUY",
+                    "isMaker": False,
+                    "isBestMatch": True,
+                }
+            )
+            self._consume(opposite, fp, fq)
+        if rests:
+            if side == "BUY":
+                assert price is not None
+                quote[0] -= price * remaining
+                quote[1] += price * remaining
+            else:
+                base[0] -= remaining
+                base[1] += remaining
+        executed = quantity - remaining
+        status = (
+            "FILLED"
+            if remaining == 0
+            else ("NEW" if executed == 0 else "PARTIALLY_FILLED")
+            if rests
+            else "EXPIRED"
+        )
+        order = {
+            "symbol": p["symbol"],
+            "orderId": order_id,
+            "orderListId": -1,
+            "clientOrderId": client_id,
+            "transactTime": now,
+            "time": now,
+            "updateTime": now,
+            "price": f"{price or D(0):f}",
+            "origQty": f"{quantity:f}",
+            "executedQty": f"{executed:f}",
+            "cummulativeQuoteQty": f"{cost:f}",
+            "status": status,
+            "timeInForce": tif if kind == "LIMIT" else "GTC",
+            "type": kind,
+            "side": side,
+            "fills": fill_rows,
+        }
+        self.orders[order_id] = order
+        return order
+
+    @staticmethod
+    def _consume(levels: list[list[D]], price: D, quantity: D) -> None:
+        for level in levels:
+            if level[0] == price:
+                level[1] -= quantity
+        levels[:] = [level for level in levels if level[1] > 0]
+
+    def _find(self, p: dict[str, str], code: int, message: str) -> dict[str, Any]:
+        self._spec(p)
+        if "orderId" in p:
+            order = self.orders.get(int(p["orderId"]))
+        elif "origClientOrderId" in p:
+            order = next(
+                (o for o in self.orders.values() if o["clientOrderId"] == p["origClientOrderId"]),
+                None,
+            )
+        else:
+            raise VenueError(
+                400,
+                -1102,
+                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+            )
+        if order is None or order["symbol"] != p["symbol"]:
+            raise VenueError(400, code, message)
+        return order
+
+    @staticmethod
+    def _public_order(order: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in order.items() if k not in ("fills", "transactTime")}
+
+    def _cancel(self, p: dict[str, str]) -> Any:
+        order = self._find(p, -2011, "Unknown order sent.")
+        if order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            raise VenueError(400, -2011, "Unknown order sent.")
+        spec = self.symbols[order["symbol"]]
+        remaining = D(order["origQty"]) - D(order["executedQty"])
+        if order["side"] == "BUY":
+            held = D(order["price"]) * remaining
+            self.balances[spec.quote][1] -= held
+            self.balances[spec.quote][0] += held
+        else:
+            self.balances[spec.base][1] -= remaining
+            self.balances[spec.base][0] += remaining
+        order["status"] = "CANCELED"
+        order["updateTime"] = self.now_ms()
+        return {**self._public_order(order), "origClientOrderId": order["clientOrderId"]}
+
+    def _open_orders(self, p: dict[str, str]) -> Any:
+        if "symbol" in p:
+            self._spec(p)
+        return [
+            self._public_order(o)
+            for o in self.orders.values()
+            if o["status"] in ("NEW", "PARTIALLY_FILLED")
+            and o["symbol"] == p.get("symbol", o["symbol"])
+        ]
+
+    def _my_trades(self, p: dict[str, str]) -> Any:
+        self._spec(p)
+        rows = [t for t in self.trades if t["symbol"] == p["symbol"]]
+        if "orderId" in p:
+            rows = [t for t in rows if t["orderId"] == int(p["orderId"])]
+        return rows[-int(p.get("limit", "500")) :]

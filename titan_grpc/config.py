@@ -75,6 +75,7 @@ class Settings:
     sim_seed: int = 42
     sim_tick_ms: int = 500
     shutdown_grace_seconds: float = 5.0
+    reconcile_settle_seconds: float = 10.0
     binance: VenueSettings = field(
         default_factory=lambda: VenueSettings("binance", VenueCredentials(), True, "", "")
     )
@@ -136,6 +137,7 @@ KNOWN_VARIABLES = (
     "TITAN_SIM_SEED",
     "TITAN_SIM_TICK_MS",
     "TITAN_SHUTDOWN_GRACE_SECONDS",
+    "TITAN_RECONCILE_SETTLE_SECONDS",
 )
 
 
@@ -291,6 +293,7 @@ def load_settings(
         sim_seed=reader.integer("TITAN_SIM_SEED", 42, 0, 2**63 - 1),
         sim_tick_ms=reader.integer("TITAN_SIM_TICK_MS", 500, 0, 3_600_000),
         shutdown_grace_seconds=reader.seconds("TITAN_SHUTDOWN_GRACE_SECONDS", 5.0, 300.0),
+        reconcile_settle_seconds=reader.seconds("TITAN_RECONCILE_SETTLE_SECONDS", 10.0, 3600.0),
         binance=_venue(reader, "binance", "BINANCE_TESTNET", True),
         coinbase=_venue(reader, "coinbase", "COINBASE_SANDBOX", True),
         kucoin=_venue(reader, "kucoin", "KUCOIN_SANDBOX", True),

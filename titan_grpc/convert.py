@@ -39,6 +39,7 @@ from titan_grpc.domain import (
 )
 from titan_grpc.errors import InvalidArgument
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
+from titan_grpc.trading.journal import JournalEntry, JournalState
 
 _SIDES = {pb.SIDE_BUY: Side.BUY, pb.SIDE_SELL: Side.SELL}
 _SIDES_PB = {side: value for value, side in _SIDES.items()}
@@ -339,4 +340,51 @@ def quote_to_proto(quote: Quote, sequence: int) -> pb.Quote:
         last=dec(quote.last),
         source=source(quote.exchange, quote.simulated, quote.venue_time, quote.received_time),
         sequence=sequence,
+    )
+
+
+_JOURNAL_STATES_PB = {
+    JournalState.INTENT: pb.JOURNAL_STATE_INTENT,
+    JournalState.ACCEPTED: pb.JOURNAL_STATE_ACCEPTED,
+    JournalState.REJECTED: pb.JOURNAL_STATE_REJECTED,
+    JournalState.UNSENT: pb.JOURNAL_STATE_UNSENT,
+    JournalState.AMBIGUOUS: pb.JOURNAL_STATE_AMBIGUOUS,
+}
+_JOURNAL_STATES = {value: state for state, value in _JOURNAL_STATES_PB.items()}
+
+
+def journal_states_from_proto(
+    values: Sequence[int], field: str = "states"
+) -> tuple[JournalState, ...]:
+    states: list[JournalState] = []
+    for index, value in enumerate(values):
+        state = _JOURNAL_STATES.get(value)  # type: ignore[call-overload]
+        if state is None:
+            raise InvalidArgument(
+                f"{field}[{index}]", _enum_reason(value, "a JOURNAL_STATE_* value")
+            )
+        states.append(state)
+    return tuple(states)
+
+
+def journaled_order_to_proto(entry: JournalEntry) -> pb.JournaledOrder:
+    request = entry.request
+    return pb.JournaledOrder(
+        exchange=entry.exchange,
+        client_order_id=entry.client_order_id,
+        state=_JOURNAL_STATES_PB[entry.state],
+        intent=pb.OrderIntent(
+            symbol=request.symbol.canonical,
+            side=side_to_proto(request.side),
+            type=_ORDER_TYPES_PB[request.type],
+            quantity=dec(request.quantity),
+            price=dec(request.price),
+            time_in_force=_TIFS_PB[request.time_in_force],
+            post_only=request.post_only,
+        ),
+        order=order_to_proto(entry.order) if entry.order is not None else None,
+        error=f"{entry.error_kind}: {entry.error_message}" if entry.error_kind else "",
+        attempts=entry.attempts,
+        created_time=timestamp(entry.created_at),
+        updated_time=timestamp(entry.updated_at),
     )

@@ -171,3 +171,11 @@ class MalformedResponse(ExchangeUnavailable):
 
 class AmbiguousOutcome(ExchangeError):
     """An order request was sent but its outcome is unknown; it must be reconciled."""
+
+
+def error_class(name: str) -> type[TitanError]:
+    """The TitanError subclass called ``name`` (for replaying a journaled rejection)."""
+    found = globals().get(name)
+    if isinstance(found, type) and issubclass(found, TitanError):
+        return found
+    return ExchangeError

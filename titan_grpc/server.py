@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +25,14 @@ from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.service import ExchangeService, GatewayInfo
+from titan_grpc.trading.journal import OrderJournal
+from titan_grpc.trading.orders import OrderService
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExchangeService"].full_name
 SIMULATED_VENUES = ("binance", "coinbase", "kucoin", "mock")
+RECONCILE_AT_START_SECONDS = 30.0
 
 
 def check_startup_rules(settings: Settings) -> None:
@@ -77,6 +81,7 @@ class Gateway:
     world: SimulatedWorld
     health: HealthServicer
     shutdown: asyncio.Event
+    journal: OrderJournal
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
 
@@ -93,6 +98,7 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.registry.close()
+        await self.journal.close()
         log.info("stopped")
 
 
@@ -109,6 +115,17 @@ async def start_gateway(
     check_startup_rules(settings)
     world = world or SimulatedWorld(settings.sim_seed)
     registry = ExchangeRegistry(backends or build_backends(settings, world))
+    journal = OrderJournal(settings.journal_path)
+    try:
+        await journal.open()
+    except sqlite3.Error as error:
+        problem = f"TITAN_JOURNAL_PATH: cannot open {settings.journal_path}: {error}"
+        raise ConfigError([problem]) from None
+    orders = OrderService(journal, registry, settle_seconds=settings.reconcile_settle_seconds)
+    try:
+        await asyncio.wait_for(orders.reconcile_pending(), RECONCILE_AT_START_SECONDS)
+    except TimeoutError:
+        log.warning("journal reconciliation at start-up did not finish; continuing")
     shutdown = asyncio.Event()
     info = GatewayInfo(
         version=__version__,
@@ -117,7 +134,9 @@ async def start_gateway(
     )
     # so_reuseport=0: a second server must fail to bind rather than silently share the port.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    pb_grpc.add_ExchangeServiceServicer_to_server(ExchangeService(registry, info, shutdown), server)
+    pb_grpc.add_ExchangeServiceServicer_to_server(
+        ExchangeService(registry, orders, info, shutdown), server
+    )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -132,7 +151,7 @@ async def start_gateway(
     await server.start()
     for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    gateway = Gateway(server, port, registry, world, health, shutdown)
+    gateway = Gateway(server, port, registry, world, health, shutdown, journal)
     if settings.sim_tick_ms > 0:
         gateway._tasks.append(asyncio.create_task(world.run(settings.sim_tick_ms / 1000)))
     log.info(

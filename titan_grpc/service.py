@@ -28,6 +28,7 @@ from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.market.streams import merge
 from titan_grpc.status import to_grpc_status, venue_error_to_proto
+from titan_grpc.trading.orders import OrderService
 
 log = logging.getLogger("titan_grpc.rpc")
 
@@ -125,9 +126,14 @@ def _is_abort(error: BaseException) -> bool:
 
 class ExchangeService(pb_grpc.ExchangeServiceServicer):
     def __init__(
-        self, registry: ExchangeRegistry, info: GatewayInfo, shutdown: asyncio.Event
+        self,
+        registry: ExchangeRegistry,
+        orders: OrderService,
+        info: GatewayInfo,
+        shutdown: asyncio.Event,
     ) -> None:
         self._registry = registry
+        self._orders = orders
         self._info = info
         self._shutdown = shutdown
 
@@ -318,7 +324,8 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
         client_order_id = convert.client_order_id_from_proto(request.client_order_id)
         assert quantity is not None
         await backend.market(symbol)
-        order = await backend.place_order(
+        order = await self._orders.place(
+            backend,
             OrderRequest(
                 symbol=symbol,
                 side=side,
@@ -328,7 +335,7 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
                 time_in_force=time_in_force,
                 client_order_id=client_order_id,
                 post_only=request.post_only,
-            )
+            ),
         )
         return pb.PlaceOrderResponse(order=convert.order_to_proto(order))
 
@@ -344,6 +351,7 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
         order = await backend.cancel_order(
             symbol, order_id=order_id, client_order_id=client_order_id
         )
+        await self._orders.observe(backend.name, order)
         return pb.CancelOrderResponse(order=convert.order_to_proto(order))
 
     @unary
@@ -356,7 +364,23 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
             request.order_id, request.client_order_id
         )
         order = await backend.get_order(symbol, order_id=order_id, client_order_id=client_order_id)
+        await self._orders.observe(backend.name, order)
         return pb.GetOrderStatusResponse(order=convert.order_to_proto(order))
+
+    @unary
+    async def ListOrders(
+        self, request: pb.ListOrdersRequest, context: Any
+    ) -> pb.ListOrdersResponse:
+        exchange = self._registry.resolve(request.exchange).name if request.exchange else None
+        symbol = convert.optional_symbol_from_proto(request.symbol)
+        states = convert.journal_states_from_proto(request.states)
+        limit = convert.bounded(
+            request.limit, default=DEFAULT_HISTORY, maximum=MAX_HISTORY, field="limit"
+        )
+        entries = await self._orders.journal.list_entries(
+            exchange=exchange, symbol=symbol, states=states, limit=limit
+        )
+        return pb.ListOrdersResponse(orders=[convert.journaled_order_to_proto(e) for e in entries])
 
     @unary
     async def ListTrades(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import uuid
 
 import grpc
 
@@ -34,6 +35,8 @@ def main() -> None:
         print(f"{ticker.symbol} on binance ({origin}): bid {ticker.bid} ask {ticker.ask}")
 
         # A limit buy far below the market rests; then cancel it by our own id.
+        # Client order ids are idempotency keys: a new order needs a new id.
+        client_order_id = f"example-{uuid.uuid4().hex[:12]}"
         placed = stub.PlaceOrder(
             pb.PlaceOrderRequest(
                 exchange="binance",
@@ -42,13 +45,13 @@ def main() -> None:
                 type=pb.ORDER_TYPE_LIMIT,
                 quantity="0.001",
                 price="10000",
-                client_order_id="example-0001",
+                client_order_id=client_order_id,
             ),
             timeout=5,
         ).order
         print("placed", placed.order_id, pb.OrderStatus.Name(placed.status))
         cancelled = stub.CancelOrder(
-            pb.CancelOrderRequest(exchange="binance", client_order_id="example-0001"), timeout=5
+            pb.CancelOrderRequest(exchange="binance", client_order_id=client_order_id), timeout=5
         ).order
         print("cancelled", cancelled.order_id, pb.OrderStatus.Name(cancelled.status))
 

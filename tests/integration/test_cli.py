@@ -42,7 +42,7 @@ def wait_until_serving(port: int, process: subprocess.Popen[str]) -> None:
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[int, subprocess.Popen[str]]]:
+def served(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -56,7 +56,7 @@ def served() -> Iterator[tuple[int, subprocess.Popen[str]]]:
             "",
         ],
         cwd=ROOT,
-        env=server_env(),
+        env=server_env(TITAN_JOURNAL_PATH=str(tmp_path / "journal.sqlite3")),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -94,6 +94,7 @@ def test_serve_answers_streams_and_stops_cleanly_on_sigterm(
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    env.setdefault("TITAN_JOURNAL_PATH", ":memory:")
     return subprocess.run(
         [sys.executable, "-m", "titan_grpc", *args],
         cwd=ROOT,

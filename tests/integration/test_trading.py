@@ -202,8 +202,15 @@ async def test_business_errors_map_to_precise_codes(stub: pb_grpc.ExchangeServic
         price="30000",
         client_order_id="dup",
     )
-    await stub.PlaceOrder(order)
-    await expect_error(stub.PlaceOrder(order), grpc.StatusCode.ALREADY_EXISTS)
+    first = await stub.PlaceOrder(order)
+    again = await stub.PlaceOrder(order)  # idempotent: the same order, not a second one
+    assert again.order.order_id == first.order.order_id
+    assert len((await stub.ListOrders(pb.ListOrdersRequest(exchange="mock"))).orders) == 1
+    changed = pb.PlaceOrderRequest()
+    changed.CopyFrom(order)
+    changed.quantity = "0.002"
+    reused = await expect_error(stub.PlaceOrder(changed), grpc.StatusCode.ALREADY_EXISTS)
+    assert "different order" in (reused.details() or "")
 
     await expect_error(
         stub.GetOrderStatus(pb.GetOrderStatusRequest(exchange="mock", order_id="SIM-MOC-99")),

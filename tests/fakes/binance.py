@@ -104,7 +104,9 @@ class VenueError(Exception):
 
 @dataclass
 class Fault:
-    kind: str  # "5xx", "5xx_after_accept", "timeout_after_accept", "malformed", "latency"
+    # "5xx", "5xx_after_accept", "timeout_after_accept", "reset_after_accept",
+    # "malformed", "latency"
+    kind: str
     seconds: float = 0.0
 
 
@@ -126,6 +128,9 @@ class FakeBinance:
     maker_fee: D = D("0.001")
     taker_fee: D = D("0.001")
 
+    # Consulted for every POST /api/v3/order without a queued fault (random fault mixes).
+    order_fault_plan: Callable[[], Fault | None] | None = None
+
     def __post_init__(self) -> None:
         self.requests: Counter[tuple[str, str]] = Counter()
         self.rejections: Counter[int] = Counter()
@@ -140,6 +145,7 @@ class FakeBinance:
         self._banned_until = 0.0
         self._limited_until = 0.0
         self._runner: web.AppRunner | None = None
+        self._order_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.url = ""
 
     # ---- life cycle --------------------------------------------------------------
@@ -166,6 +172,17 @@ class FakeBinance:
     def orders_created(self) -> int:
         return len(self.orders)
 
+    async def wait_for_orders(self, count: int) -> None:
+        """Return once the venue holds at least ``count`` orders."""
+        if len(self.orders) >= count:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._order_waiters.append((count, waiter))
+        await waiter
+
+    def orders_per_client_id(self) -> Counter[str]:
+        return Counter(order["clientOrderId"] for order in self.orders.values())
+
     def now_ms(self) -> int:
         return int(self.clock() * 1000) + self.clock_offset_ms
 
@@ -176,6 +193,8 @@ class FakeBinance:
         key = (request.method, request.path)
         self.requests[key] += 1
         fault = self._next_fault(key)
+        if fault is None and key == ("POST", "/api/v3/order") and self.order_fault_plan:
+            fault = self.order_fault_plan()
         if fault and fault.kind == "latency":
             await asyncio.sleep(fault.seconds)
             fault = None
@@ -199,6 +218,10 @@ class FakeBinance:
             return web.Response(status=502, text="Bad Gateway")
         if fault and fault.kind == "timeout_after_accept":
             await asyncio.sleep(fault.seconds)
+        if fault and fault.kind == "reset_after_accept":
+            assert request.transport is not None
+            request.transport.abort()  # the client sees the connection drop
+            raise web.HTTPInternalServerError()
         return self._json(answer, 200)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -573,6 +596,9 @@ class FakeBinance:
             "fills": fill_rows,
         }
         self.orders[order_id] = order
+        for count, waiter in self._order_waiters:
+            if len(self.orders) >= count and not waiter.done():
+                waiter.set_result(None)
         return order
 
     @staticmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,18 @@ class Secret:
         return hash(self._value)
 
 
+SCOPES = frozenset({"read", "trade"})
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthGrant:
+    """A bearer token and what it may do (``read``, ``trade``)."""
+
+    token: Secret
+    scopes: frozenset[str]
+
+
 @dataclass(frozen=True, slots=True)
 class VenueCredentials:
     api_key: Secret = field(default_factory=lambda: Secret(""))
@@ -66,9 +79,10 @@ class Settings:
     grpc_address: str = "127.0.0.1:50051"
     log_level: str = "INFO"
     fallback_to_mock: bool = False
-    auth_tokens: Secret = field(default_factory=lambda: Secret(""))
+    auth_grants: tuple[AuthGrant, ...] = ()
     tls_cert: str = ""
     tls_key: str = ""
+    tls_client_ca: str = ""
     journal_path: str = "titan-journal.sqlite3"
     metrics_address: str = ""
     quote_aliases: tuple[tuple[str, str], ...] = ()
@@ -129,6 +143,7 @@ KNOWN_VARIABLES = (
     "TITAN_AUTH_TOKENS",
     "TITAN_TLS_CERT",
     "TITAN_TLS_KEY",
+    "TITAN_TLS_CLIENT_CA",
     "TITAN_JOURNAL_PATH",
     "TITAN_METRICS_ADDRESS",
     "TITAN_LOG_LEVEL",
@@ -239,6 +254,33 @@ def _quote_aliases(reader: _Reader) -> tuple[tuple[str, str], ...]:
     return tuple(aliases)
 
 
+def _auth_grants(reader: _Reader) -> tuple[AuthGrant, ...]:
+    """``token1:read+trade,token2:read``; problems name the entry's position, never the token."""
+    value = reader.raw("TITAN_AUTH_TOKENS")
+    if not value:
+        return ()
+    grants: list[AuthGrant] = []
+    seen: set[str] = set()
+    for index, item in enumerate(value.split(","), start=1):
+        token, sep, scopes_text = item.strip().rpartition(":")
+        scopes = frozenset(scope.strip().lower() for scope in scopes_text.split("+"))
+        where = f"TITAN_AUTH_TOKENS: entry {index}"
+        if not sep or not token:
+            reader.problems.append(f"{where}: expected TOKEN:SCOPES (e.g. <token>:read+trade)")
+        elif not _TOKEN_RE.match(token):
+            reader.problems.append(
+                f"{where}: a token must be 16-256 characters of letters, digits and ._~-"
+            )
+        elif not scopes or not scopes <= SCOPES:
+            reader.problems.append(f"{where}: scopes must be read, trade or read+trade")
+        elif token in seen:
+            reader.problems.append(f"{where}: the same token appears twice")
+        else:
+            seen.add(token)
+            grants.append(AuthGrant(Secret(token), scopes))
+    return tuple(grants)
+
+
 def _venue(reader: _Reader, name: str, testnet_var: str, testnet_default: bool) -> VenueSettings:
     prefix = name.upper()
     return VenueSettings(
@@ -278,15 +320,19 @@ def load_settings(
     tls_key = reader.file_path("TITAN_TLS_KEY")
     if bool(tls_cert) != bool(tls_key):
         reader.problems.append("TITAN_TLS_CERT and TITAN_TLS_KEY must be set together")
+    tls_client_ca = reader.file_path("TITAN_TLS_CLIENT_CA")
+    if tls_client_ca and not tls_cert:
+        reader.problems.append("TITAN_TLS_CLIENT_CA needs TITAN_TLS_CERT and TITAN_TLS_KEY")
 
     settings = Settings(
         use_real_exchanges=reader.boolean("USE_REAL_EXCHANGES", False),
         grpc_address=reader.address("TITAN_GRPC_ADDRESS", "127.0.0.1:50051"),
         log_level=log_level,
         fallback_to_mock=reader.boolean("TITAN_FALLBACK_TO_MOCK", False),
-        auth_tokens=reader.secret("TITAN_AUTH_TOKENS"),
+        auth_grants=_auth_grants(reader),
         tls_cert=tls_cert,
         tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
         journal_path=reader.text("TITAN_JOURNAL_PATH", "titan-journal.sqlite3"),
         metrics_address=reader.address("TITAN_METRICS_ADDRESS", "", optional=True),
         quote_aliases=_quote_aliases(reader),

@@ -17,6 +17,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from titan_grpc import __version__
+from titan_grpc.auth import AuthInterceptor
 from titan_grpc.config import Settings
 from titan_grpc.errors import ConfigError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
@@ -38,15 +39,10 @@ RECONCILE_AT_START_SECONDS = 30.0
 def check_startup_rules(settings: Settings) -> None:
     """Refuse configurations this build cannot serve safely."""
     problems: list[str] = []
-    if settings.auth_tokens:
+    if not settings.binds_loopback_only and not settings.auth_grants:
         problems.append(
-            "TITAN_AUTH_TOKENS: bearer-token access control is not part of this build yet; "
-            "refusing to start rather than run without the access control you asked for"
-        )
-    if not settings.binds_loopback_only:
-        problems.append(
-            f"TITAN_GRPC_ADDRESS: {settings.grpc_address} is not a loopback address and no "
-            "access control is configured; bind to 127.0.0.1 (or configure tokens once supported)"
+            f"TITAN_GRPC_ADDRESS: {settings.grpc_address} is not a loopback address and "
+            "TITAN_AUTH_TOKENS is empty; bind to 127.0.0.1 or configure bearer tokens"
         )
     if problems:
         raise ConfigError(problems)
@@ -133,7 +129,8 @@ async def start_gateway(
         quote_aliases=tuple(f"{a}:{b}" for a, b in settings.quote_aliases),
     )
     # so_reuseport=0: a second server must fail to bind rather than silently share the port.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    interceptors = [AuthInterceptor(settings.auth_grants)] if settings.auth_grants else []
+    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_ExchangeServiceServicer_to_server(
         ExchangeService(registry, orders, info, shutdown), server
     )
@@ -159,7 +156,7 @@ async def start_gateway(
         __version__,
         settings.grpc_address,
         port,
-        "TLS" if settings.tls_cert else "plaintext",
+        ("mTLS" if settings.tls_client_ca else "TLS") if settings.tls_cert else "plaintext",
         ", ".join(_describe(b) for b in registry.all()),
     )
     return gateway
@@ -169,8 +166,13 @@ def _bind(server: grpc.aio.Server, settings: Settings) -> int:
     address = settings.grpc_address
     try:
         if settings.tls_cert:
+            client_ca = (
+                Path(settings.tls_client_ca).read_bytes() if settings.tls_client_ca else None
+            )
             credentials = grpc.ssl_server_credentials(
-                [(Path(settings.tls_key).read_bytes(), Path(settings.tls_cert).read_bytes())]
+                [(Path(settings.tls_key).read_bytes(), Path(settings.tls_cert).read_bytes())],
+                root_certificates=client_ca,
+                require_client_auth=client_ca is not None,  # mTLS when a client CA is given
             )
             port = server.add_secure_port(address, credentials)
         else:

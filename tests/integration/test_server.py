@@ -95,15 +95,6 @@ async def test_unsafe_or_unsupported_configurations_refuse_to_start(
     assert any(problem.startswith(variable) for problem in caught.value.problems)
 
 
-async def test_auth_tokens_are_refused_until_access_control_exists() -> None:
-    from titan_grpc.config import Secret
-
-    with pytest.raises(ConfigError) as caught:
-        await start_gateway(make_settings(auth_tokens=Secret("tok:read")))
-    assert caught.value.problems[0].startswith("TITAN_AUTH_TOKENS")
-    assert "tok:read" not in str(caught.value)
-
-
 async def test_a_second_server_cannot_silently_share_the_port(gateway: Gateway) -> None:
     with pytest.raises(ConfigError) as caught:
         await start_gateway(make_settings(grpc_address=f"127.0.0.1:{gateway.port}"))

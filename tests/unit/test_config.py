@@ -41,9 +41,10 @@ def test_every_invalid_variable_gets_one_line() -> None:
 def test_secrets_are_never_echoed() -> None:
     canary = "CANARY-SECRET-7f3a"
     settings = load_settings(
-        {"BINANCE_API_SECRET": canary, "TITAN_AUTH_TOKENS": canary}, env_file=None
+        {"BINANCE_API_SECRET": canary, "TITAN_AUTH_TOKENS": f"{canary}-token:read"}, env_file=None
     )
     assert settings.binance.credentials.api_secret.reveal() == canary
+    assert settings.auth_grants[0].scopes == {"read"}
     assert canary not in repr(settings)
     assert canary not in str(settings.binance)
     assert repr(Secret(canary)) == "Secret('***')"

@@ -46,10 +46,11 @@ USER_AGENT = "titan-grpc/0.1"
 class RestRequest:
     method: str
     path: str
-    # Already encoded query string, sent byte-for-byte as signed ("" for none).
-    query: str = ""
-    body: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # Already encoded query string, sent byte-for-byte as signed ("" for none). Query,
+    # body and headers stay out of repr: they carry signatures and API keys.
+    query: str = field(default="", repr=False)
+    body: str = field(default="", repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     weight: int = 1
     idempotent: bool = True
     endpoint: str = ""  # name for logs and metrics; never includes the query

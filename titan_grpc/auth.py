@@ -1,0 +1,116 @@
+"""Bearer-token access control as a grpc.aio server interceptor.
+
+``authorization: Bearer <token>`` metadata is matched against TITAN_AUTH_TOKENS in
+constant time (SHA-256 digests compared with hmac.compare_digest against every grant).
+Scopes: ``trade`` for order placement and cancellation, ``read`` for everything else
+on ExchangeService. Health and reflection stay open. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+
+from titan_grpc.config import AuthGrant
+
+log = logging.getLogger("titan_grpc.rpc")
+
+SERVICE_PREFIX = "/titan.v1.ExchangeService/"
+OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+TRADE_METHODS = frozenset({"PlaceOrder", "CancelOrder"})
+
+
+def required_scope(method: str) -> str | None:
+    """The scope a full method name needs; None when it is open to everyone."""
+    if method.startswith(OPEN_PREFIXES) or not method.startswith(SERVICE_PREFIX):
+        return None
+    return "trade" if method.removeprefix(SERVICE_PREFIX) in TRADE_METHODS else "read"
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, grants: Sequence[AuthGrant]) -> None:
+        self._grants = [(_digest(grant.token.reveal()), grant.scopes) for grant in grants]
+
+    def _scopes_for(self, token: str) -> frozenset[str] | None:
+        offered = _digest(token)
+        found: frozenset[str] | None = None
+        for digest, scopes in self._grants:  # no early exit: same work for every token
+            if hmac.compare_digest(offered, digest):
+                found = scopes
+        return found
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method = handler_call_details.method
+        scope = required_scope(method)
+        handler = await continuation(handler_call_details)
+        if scope is None or handler is None:
+            return handler
+        token = _bearer(handler_call_details.invocation_metadata or ())
+        scopes = self._scopes_for(token) if token else None
+        if scopes is None:
+            return _denied(
+                handler,
+                method,
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or invalid bearer token (metadata 'authorization: Bearer <token>')",
+            )
+        if scope not in scopes:
+            return _denied(
+                handler,
+                method,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"this token lacks the '{scope}' scope",
+            )
+        return handler
+
+
+def _bearer(metadata: Sequence[tuple[str, str | bytes]]) -> str:
+    for key, value in metadata:
+        if key.lower() == "authorization":
+            text = value.decode() if isinstance(value, bytes) else value
+            kind, _, token = text.strip().partition(" ")
+            if kind.lower() == "bearer":
+                return token.strip()
+    return ""
+
+
+def _denied(
+    handler: grpc.RpcMethodHandler[Any, Any], method: str, code: grpc.StatusCode, message: str
+) -> grpc.RpcMethodHandler[Any, Any]:
+    log.info("rpc=%s code=%s (access control)", method.removeprefix(SERVICE_PREFIX), code.name)
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await context.abort(code, message)
+
+    async def stream(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        await context.abort(code, message)
+        yield  # pragma: no cover - makes this an async generator
+
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            stream,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return grpc.unary_unary_rpc_method_handler(
+        unary,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )

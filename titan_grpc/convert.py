@@ -226,7 +226,13 @@ def ticker_to_proto(ticker: Ticker) -> pb.Ticker:
         volume_24h=dec(ticker.volume_24h),
         quote_volume_24h=dec(ticker.quote_volume_24h),
         change_percent_24h=dec(ticker.change_percent_24h),
-        source=source(ticker.exchange, ticker.simulated, ticker.venue_time, ticker.received_time),
+        source=source(
+            ticker.exchange,
+            ticker.simulated,
+            ticker.venue_time,
+            ticker.received_time,
+            note=ticker.note,
+        ),
     )
 
 
@@ -241,7 +247,9 @@ def book_to_proto(book: OrderBook) -> pb.OrderBook:
         bids=levels_to_proto(book.bids),
         asks=levels_to_proto(book.asks),
         sequence=book.sequence,
-        source=source(book.exchange, book.simulated, book.venue_time, book.received_time),
+        source=source(
+            book.exchange, book.simulated, book.venue_time, book.received_time, note=book.note
+        ),
     )
 
 
@@ -260,7 +268,9 @@ def recent_trades_to_proto(trades: RecentTrades) -> pb.GetRecentTradesResponse:
         symbol=trades.symbol.canonical,
         venue_symbol=trades.venue_symbol,
         trades=[public_trade_to_proto(trade) for trade in trades.trades],
-        source=source(trades.exchange, trades.simulated, None, trades.received_time),
+        source=source(
+            trades.exchange, trades.simulated, None, trades.received_time, note=trades.note
+        ),
     )
 
 
@@ -338,7 +348,9 @@ def quote_to_proto(quote: Quote, sequence: int) -> pb.Quote:
         ask=dec(quote.ask),
         ask_size=dec(quote.ask_size),
         last=dec(quote.last),
-        source=source(quote.exchange, quote.simulated, quote.venue_time, quote.received_time),
+        source=source(
+            quote.exchange, quote.simulated, quote.venue_time, quote.received_time, note=quote.note
+        ),
         sequence=sequence,
     )
 

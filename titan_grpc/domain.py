@@ -231,6 +231,8 @@ class Ticker:
     simulated: bool
     venue_time: datetime | None
     received_time: datetime
+    # Set when the data comes from a substitute market (quote alias) or a fallback.
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +254,8 @@ class OrderBook:
     simulated: bool
     venue_time: datetime | None
     received_time: datetime
+    # Set when the data comes from a substitute market (quote alias) or a fallback.
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +275,8 @@ class RecentTrades:
     trades: tuple[PublicTrade, ...]  # newest first
     simulated: bool
     received_time: datetime
+    # Set when the data comes from a substitute market (quote alias) or a fallback.
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +377,8 @@ class Quote:
     simulated: bool
     venue_time: datetime | None
     received_time: datetime
+    # Set when the data comes from a substitute market (quote alias) or a fallback.
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from titan_grpc.config import Settings
 from titan_grpc.errors import ConfigError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.exchanges.binance import BinanceExchange
+from titan_grpc.exchanges.coinbase import CoinbaseExchange
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
@@ -56,8 +57,11 @@ def build_backends(settings: Settings, world: SimulatedWorld) -> dict[str, Excha
     """
     if not settings.use_real_exchanges:
         return {name: SimulatedExchange(name, world) for name in SIMULATED_VENUES}
-    backends: dict[str, ExchangeBackend] = {"binance": BinanceExchange(settings.binance)}
-    backends["mock"] = SimulatedExchange("mock", world)
+    backends: dict[str, ExchangeBackend] = {
+        "binance": BinanceExchange(settings.binance),
+        "coinbase": CoinbaseExchange(settings.coinbase, quote_aliases=settings.quote_aliases),
+        "mock": SimulatedExchange("mock", world),
+    }
     return backends
 
 

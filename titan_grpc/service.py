@@ -173,7 +173,7 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
     async def _venue_and_symbol(self, exchange: str, symbol: str) -> tuple[ExchangeBackend, Symbol]:
         backend = self._registry.resolve(exchange)
         parsed = convert.symbol_from_proto(symbol)
-        await backend.market(parsed)
+        await backend.market_for_data(parsed)
         return backend, parsed
 
     # ---- status ------------------------------------------------------------------
@@ -456,15 +456,17 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
         explicit = bool(request.exchanges)
         pairs: list[tuple[ExchangeBackend, Symbol]] = []
         for backend in backends:
-            listed = await backend.markets()
             for index, symbol in enumerate(symbols):
-                if symbol in listed:
-                    pairs.append((backend, symbol))
-                elif explicit:
-                    raise UnknownSymbol(
-                        f"{backend.name} does not list {symbol.canonical} (symbols[{index}])",
-                        exchange=backend.name,
-                    )
+                try:
+                    await backend.market_for_data(symbol)
+                except UnknownSymbol:
+                    if explicit:
+                        raise UnknownSymbol(
+                            f"{backend.name} does not list {symbol.canonical} (symbols[{index}])",
+                            exchange=backend.name,
+                        ) from None
+                    continue
+                pairs.append((backend, symbol))
         if not pairs:
             raise InvalidArgument("symbols", "none of the symbols is listed on any exchange")
         sequences: dict[tuple[str, Symbol], int] = defaultdict(int)

@@ -39,8 +39,17 @@ def venue_settings(url: str, key: str = API_KEY, secret: str = API_SECRET) -> Ve
     )
 
 
+# A closed loopback port: real-mode venues under test never reach the internet.
+UNREACHABLE = "http://127.0.0.1:9"
+
+
 def real_settings(url: str, **venue: str) -> Settings:
-    return replace(make_settings(use_real_exchanges=True), binance=venue_settings(url, **venue))
+    offline = VenueSettings("coinbase", VenueCredentials(), True, UNREACHABLE, "")
+    return replace(
+        make_settings(use_real_exchanges=True),
+        binance=venue_settings(url, **venue),
+        coinbase=offline,
+    )
 
 
 @pytest.fixture
@@ -130,8 +139,10 @@ async def test_settings_path_builds_binance_from_base_url(fake: FakeBinance) -> 
             assert status.mode == pb.MODE_REAL
             assert [(v.exchange, v.simulated) for v in status.venues] == [
                 ("binance", False),
+                ("coinbase", False),
                 ("mock", True),
             ]
+            assert status.venues[1].market_count == 0  # unreachable venue: reported, not fatal
             assert status.venues[0].market_count == 2 and status.venues[0].credentials_configured
             ticker = (
                 await stub.GetMarketData(

@@ -228,12 +228,17 @@ async def test_a_thousand_retrying_clients_under_faults_leave_one_order_per_id(
 
 
 def spawn_server(port: int, fake_url: str, journal: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TITAN_", "BINANCE_", "USE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TITAN_", "BINANCE_", "COINBASE_", "KUCOIN_", "USE_"))
+    }
     env.update(
         USE_REAL_EXCHANGES="true",
         BINANCE_BASE_URL=fake_url,
         BINANCE_API_KEY=API_KEY,
         BINANCE_API_SECRET=API_SECRET,
+        COINBASE_BASE_URL="http://127.0.0.1:9",  # no venue beyond loopback in tests
         TITAN_JOURNAL_PATH=str(journal),
         TITAN_RECONCILE_SETTLE_SECONDS="0",
         TITAN_SIM_TICK_MS="0",

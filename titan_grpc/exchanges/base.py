@@ -61,6 +61,10 @@ class ExchangeBackend(abc.ABC):
                 f"{self.name} does not list {symbol.canonical}", exchange=self.name
             ) from None
 
+    async def market_for_data(self, symbol: Symbol) -> Market:
+        """The market that serves ``symbol``'s market data; may be a quote alias's."""
+        return await self.market(symbol)
+
     @abc.abstractmethod
     async def ticker(self, symbol: Symbol) -> Ticker: ...
 
@@ -108,3 +112,29 @@ class ExchangeBackend(abc.ABC):
     async def close(self) -> None:
         """Release connections and background tasks."""
         return None
+
+
+def find_market(
+    exchange: str,
+    markets: dict[Symbol, Market],
+    symbol: Symbol,
+    quote_aliases: tuple[tuple[str, str], ...] = (),
+) -> tuple[Market, str]:
+    """The market for ``symbol``, or an opt-in quote alias's market with a note saying so.
+
+    Aliases (``TITAN_QUOTE_ALIASES=USDT:USD``) apply only when the venue lacks the
+    market itself, e.g. BTC-USDT served from BTC-USD.
+    """
+    market = markets.get(symbol)
+    if market is not None:
+        return market, ""
+    for wanted, substitute in quote_aliases:
+        if symbol.quote == wanted:
+            aliased = markets.get(Symbol(symbol.base, substitute))
+            if aliased is not None:
+                note = (
+                    f"quote alias {wanted}->{substitute}: {exchange} lists no "
+                    f"{symbol.canonical}; served from {aliased.symbol.canonical}"
+                )
+                return aliased, note
+    raise UnknownSymbol(f"{exchange} does not list {symbol.canonical}", exchange=exchange)

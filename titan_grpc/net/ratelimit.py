@@ -12,8 +12,17 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from titan_grpc.errors import RateLimited
+
+
+class RateLimiter(Protocol):
+    """What RestClient needs from a limiter."""
+
+    async def acquire(self, weight: int) -> None: ...
+
+    def block_for(self, seconds: float) -> None: ...
 
 
 class WindowRateLimiter:
@@ -100,3 +109,60 @@ class WindowRateLimiter:
     @property
     def blocked_for(self) -> float:
         return max(0.0, self._blocked_until - self._clock())
+
+
+class TokenBucketLimiter:
+    """A request-rate budget refilled continuously (Coinbase: N requests/s, burst B).
+
+    Requests wait (up to max_wait_seconds) for a token; a venue Retry-After blocks all.
+    """
+
+    def __init__(
+        self,
+        venue: str,
+        rate_per_second: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_wait_seconds: float = 10.0,
+    ) -> None:
+        self.venue = venue
+        self.rate = rate_per_second
+        self.burst = burst
+        self.max_wait_seconds = max_wait_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = float(burst)
+        self._stamp = clock()
+        self._blocked_until = 0.0
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    async def acquire(self, weight: int = 1) -> None:
+        while True:
+            now = self._clock()
+            if now < self._blocked_until:
+                wait = self._blocked_until - now
+                raise RateLimited(
+                    f"{self.venue}: venue asked us to back off; retry in {wait:.1f}s",
+                    retry_after=wait,
+                    exchange=self.venue,
+                )
+            self._refill(now)
+            if self._tokens >= weight:
+                self._tokens -= weight
+                return
+            wait = (weight - self._tokens) / self.rate
+            if wait > self.max_wait_seconds:
+                raise RateLimited(
+                    f"{self.venue}: local rate budget exhausted; retry in {wait:.1f}s",
+                    retry_after=wait,
+                    exchange=self.venue,
+                )
+            await self._sleep(wait)
+
+    def block_for(self, seconds: float) -> None:
+        self._blocked_until = max(self._blocked_until, self._clock() + seconds)

@@ -34,7 +34,7 @@ from titan_grpc.errors import (
     RateLimited,
     TitanError,
 )
-from titan_grpc.net.ratelimit import WindowRateLimiter
+from titan_grpc.net.ratelimit import RateLimiter
 from titan_grpc.net.retry import DEFAULT_RETRY, RetryPolicy
 
 log = logging.getLogger("titan_grpc.upstream")
@@ -104,7 +104,7 @@ class RestClient:
         venue: str,
         base_url: str,
         *,
-        limiter: WindowRateLimiter,
+        limiter: RateLimiter,
         error_mapper: ErrorMapper,
         usage_observer: UsageObserver | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
@@ -137,16 +137,23 @@ class RestClient:
             await self._session.close()
             self._session = None
 
-    async def send(self, request: RestRequest, signer: Signer | None = None) -> RestResponse:
+    async def send(
+        self,
+        request: RestRequest,
+        signer: Signer | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> RestResponse:
+        """Send with retries where safe. ``limiter`` overrides the client's default budget."""
+        budget = limiter or self.limiter
         attempts = self._retry.attempts if request.idempotent else 1
         last_error: TitanError | None = None
         for attempt in range(attempts):
             if attempt:
                 await self._sleep(self._retry.delay(attempt - 1, self._rng))
-            await self.limiter.acquire(request.weight)
+            await budget.acquire(request.weight)
             prepared = await signer(request) if signer else request
             try:
-                return await self._send_once(prepared)
+                return await self._send_once(prepared, budget)
             except _Retryable as retryable:
                 last_error = retryable.error
                 if not request.idempotent:
@@ -154,7 +161,7 @@ class RestClient:
         assert last_error is not None
         raise last_error
 
-    async def _send_once(self, request: RestRequest) -> RestResponse:
+    async def _send_once(self, request: RestRequest, budget: RateLimiter) -> RestResponse:
         url = URL(
             self.base_url + request.path + (f"?{request.query}" if request.query else ""),
             encoded=True,
@@ -199,7 +206,7 @@ class RestClient:
             self._usage_observer(response.headers)
         if response.status in (418, 429):
             retry_after = _retry_after(response.headers, 60.0)
-            self.limiter.block_for(retry_after)
+            budget.block_for(retry_after)
             mapped = self._error_mapper(response)
             raise RateLimited(
                 f"{self.venue}: rate limited (HTTP {response.status}); retry in {retry_after:g}s",

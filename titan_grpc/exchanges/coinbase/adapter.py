@@ -1,0 +1,515 @@
+"""Coinbase Exchange behind the ExchangeBackend interface: RestClient + auth + parse."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+import json
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from titan_grpc.config import VenueSettings
+from titan_grpc.domain import (
+    AuthCheck,
+    Balance,
+    ConnectionCheck,
+    Fill,
+    LedgerEntry,
+    Market,
+    Order,
+    OrderBook,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Quote,
+    RecentTrades,
+    Side,
+    Symbol,
+    Ticker,
+    format_decimal,
+)
+from titan_grpc.errors import (
+    AmbiguousOutcome,
+    ConfigError,
+    InvalidArgument,
+    MalformedResponse,
+    NotConfigured,
+    OrderNotCancelable,
+    OrderNotFound,
+)
+from titan_grpc.exchanges.base import ExchangeBackend, find_market
+from titan_grpc.exchanges.coinbase import auth, endpoints, parse
+from titan_grpc.exchanges.coinbase.endpoints import Endpoint
+from titan_grpc.exchanges.filters import check_order_filters
+from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
+from titan_grpc.net.ratelimit import TokenBucketLimiter
+from titan_grpc.net.retry import DEFAULT_RETRY
+
+log = logging.getLogger(__name__)
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9]{16,128}$")
+RECONCILE_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0)
+_CLIENT_IDS_REMEMBERED = 10_000
+_OPEN_STATUSES = ("open", "pending", "active")
+
+
+def validate_credentials(settings: VenueSettings) -> list[str]:
+    """Start-up check of key, secret and passphrase; never echoes values."""
+    values = {
+        "COINBASE_API_KEY": settings.credentials.api_key.reveal(),
+        "COINBASE_API_SECRET": settings.credentials.api_secret.reveal(),
+        "COINBASE_PASSPHRASE": settings.credentials.passphrase.reveal(),
+    }
+    present = [name for name, value in values.items() if value]
+    if not present:
+        return []
+    problems = [
+        f"{name}: must be set together with the other Coinbase key variables"
+        for name, value in values.items()
+        if not value
+    ]
+    key, secret = values["COINBASE_API_KEY"], values["COINBASE_API_SECRET"]
+    if key and not _KEY_RE.match(key):
+        problems.append(
+            f"COINBASE_API_KEY: expected 16-128 letters and digits (got {len(key)} characters)"
+        )
+    if secret:
+        try:
+            base64.b64decode(secret, validate=True)
+        except (binascii.Error, ValueError):
+            problems.append("COINBASE_API_SECRET: expected the base64 secret Coinbase issued")
+    return problems
+
+
+class CoinbaseExchange(ExchangeBackend):
+    name = "coinbase"
+    simulated = False
+
+    def __init__(
+        self,
+        settings: VenueSettings,
+        *,
+        quote_aliases: tuple[tuple[str, str], ...] = (),
+        clock: Callable[[], float] = time.time,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        total_timeout: float = 10.0,
+        market_ttl_seconds: float = 3600.0,
+        poll_interval_seconds: float = 1.0,
+        reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
+        rate_limit_max_wait_seconds: float = 10.0,
+    ) -> None:
+        problems = validate_credentials(settings)
+        if problems:
+            raise ConfigError(problems)
+        self.testnet = settings.testnet
+        base_url = settings.base_url or (
+            endpoints.SANDBOX_REST_URL if settings.testnet else endpoints.LIVE_REST_URL
+        )
+        self._credentials = settings.credentials
+        self._aliases = quote_aliases
+        self._clock = clock
+        self._clock_sync = ClockSync(clock)
+        self._public_limiter = TokenBucketLimiter(
+            self.name,
+            endpoints.PUBLIC_RATE,
+            endpoints.PUBLIC_BURST,
+            max_wait_seconds=rate_limit_max_wait_seconds,
+        )
+        self._private_limiter = TokenBucketLimiter(
+            self.name,
+            endpoints.PRIVATE_RATE,
+            endpoints.PRIVATE_BURST,
+            max_wait_seconds=rate_limit_max_wait_seconds,
+        )
+        self._rest = RestClient(
+            self.name,
+            base_url,
+            limiter=self._public_limiter,
+            error_mapper=parse.parse_error,
+            retry=retry,
+            total_timeout=total_timeout,
+        )
+        self._markets: dict[Symbol, Market] = {}
+        self._markets_loaded_at = float("-inf")
+        self._markets_lock = asyncio.Lock()
+        self._market_ttl = market_ttl_seconds
+        self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
+        self._poll_interval = poll_interval_seconds
+        self._reconcile_delays = tuple(reconcile_delays)
+        # Coinbase only knows the UUID we derived from a client order id: remember ours.
+        self._client_ids: OrderedDict[str, str] = OrderedDict()
+
+    @property
+    def credentials_configured(self) -> bool:
+        return bool(self._credentials.api_key)
+
+    async def close(self) -> None:
+        await self._rest.close()
+
+    # ---- plumbing ------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), tz=UTC)
+
+    def _remember(self, client_order_id: str) -> str:
+        venue_oid = auth.venue_client_oid(client_order_id)
+        self._client_ids[venue_oid] = client_order_id
+        self._client_ids.move_to_end(venue_oid)
+        while len(self._client_ids) > _CLIENT_IDS_REMEMBERED:
+            self._client_ids.popitem(last=False)
+        return venue_oid
+
+    def _client_id_of(self, row: dict[str, Any]) -> str:
+        venue_oid = str(row.get("client_oid") or "")
+        return self._client_ids.get(venue_oid, venue_oid)
+
+    @staticmethod
+    def _path(endpoint: Endpoint, params: Sequence[tuple[str, str]] = (), **parts: str) -> str:
+        path = endpoint.path.format(**{k: quote(v, safe="") for k, v in parts.items()})
+        return f"{path}?{urlencode(list(params))}" if params else path
+
+    async def _public(
+        self, endpoint: Endpoint, params: Sequence[tuple[str, str]] = (), **parts: str
+    ) -> Any:
+        path = self._path(endpoint, params, **parts)
+        path_only, _, query = path.partition("?")
+        request = RestRequest(endpoint.method, path_only, query=query, endpoint=endpoint.name())
+        return (await self._rest.send(request)).json()
+
+    async def _signed_response(
+        self,
+        endpoint: Endpoint,
+        params: Sequence[tuple[str, str]] = (),
+        body: dict[str, Any] | None = None,
+        **parts: str,
+    ) -> RestResponse:
+        if not self.credentials_configured:
+            raise NotConfigured(
+                "coinbase: account and trading calls need COINBASE_API_KEY, "
+                "COINBASE_API_SECRET and COINBASE_PASSPHRASE",
+                variable="COINBASE_API_KEY",
+            )
+        if not self._clock_sync.synced:
+            await self.server_time()
+        path = self._path(endpoint, params, **parts)
+        path_only, _, query = path.partition("?")
+        text = json.dumps(body, separators=(",", ":")) if body is not None else ""
+        request = RestRequest(
+            endpoint.method,
+            path_only,
+            query=query,
+            body=text,
+            idempotent=endpoint.idempotent,
+            endpoint=endpoint.name(),
+        )
+        credentials = self._credentials
+
+        async def sign(unsigned: RestRequest) -> RestRequest:
+            timestamp = f"{self._clock_sync.now_ms() / 1000:.3f}"
+            signed_headers = auth.headers(
+                credentials.api_key.reveal(),
+                credentials.api_secret.reveal(),
+                credentials.passphrase.reveal(),
+                timestamp,
+                unsigned.method,
+                path,
+                text,
+            )
+            return unsigned.with_signature(unsigned.query, unsigned.body, signed_headers)
+
+        return await self._rest.send(request, sign, limiter=self._private_limiter)
+
+    async def _signed(
+        self,
+        endpoint: Endpoint,
+        params: Sequence[tuple[str, str]] = (),
+        body: dict[str, Any] | None = None,
+        **parts: str,
+    ) -> Any:
+        return (await self._signed_response(endpoint, params, body, **parts)).json()
+
+    async def _paged(
+        self, endpoint: Endpoint, params: list[tuple[str, str]], limit: int, **parts: str
+    ) -> list[Any]:
+        """Follow CB-AFTER cursors until ``limit`` rows (newest first, as Coinbase lists)."""
+        rows: list[Any] = []
+        after = ""
+        while len(rows) < limit:
+            page_params = [*params, ("limit", str(min(endpoints.PAGE_SIZE, limit - len(rows))))]
+            if after:
+                page_params.append(("after", after))
+            response = await self._signed_response(endpoint, page_params, None, **parts)
+            page = response.json()
+            rows.extend(page)
+            after = response.headers.get("CB-AFTER", "")
+            if not page or not after:
+                break
+        return rows[:limit]
+
+    async def _market(self, symbol: Symbol, *, trading: bool = False) -> tuple[Market, str]:
+        markets = await self.markets()
+        if trading:
+            return await self.market(symbol), ""  # orders never use a quote alias
+        return find_market(self.name, markets, symbol, self._aliases)
+
+    # ---- public --------------------------------------------------------------------
+
+    async def server_time(self) -> datetime:
+        sent = self._clock_sync.local_ms()
+        answer = await self._public(endpoints.TIME)
+        received = self._clock_sync.local_ms()
+        epoch = parse.decimal(answer["epoch"])
+        self._clock_sync.update(int(epoch * 1000), sent, received)
+        return datetime.fromtimestamp(float(epoch), tz=UTC)
+
+    async def ping(self) -> ConnectionCheck:
+        started = time.perf_counter()
+        venue_time = await self.server_time()
+        return ConnectionCheck(time.perf_counter() - started, venue_time)
+
+    async def check_auth(self) -> AuthCheck:
+        await self._signed(endpoints.ACCOUNTS)
+        return AuthCheck(permissions=("view", "trade"))
+
+    async def markets(self) -> dict[Symbol, Market]:
+        if self._clock() - self._markets_loaded_at < self._market_ttl:
+            return self._markets
+        async with self._markets_lock:
+            if self._clock() - self._markets_loaded_at >= self._market_ttl:
+                rows = await self._public(endpoints.PRODUCTS)
+                self._markets = parse.parse_products(rows, *self._fees)
+                self._markets_loaded_at = self._clock()
+        return self._markets
+
+    async def market(self, symbol: Symbol) -> Market:
+        """Exact markets only: orders never go to a quote alias's market."""
+        return (find_market(self.name, await self.markets(), symbol))[0]
+
+    async def market_for_data(self, symbol: Symbol) -> Market:
+        return (await self._market(symbol))[0]
+
+    async def ticker(self, symbol: Symbol) -> Ticker:
+        market, note = await self._market(symbol)
+        product = market.venue_symbol
+        tick, stats = await asyncio.gather(
+            self._public(endpoints.TICKER, product=product),
+            self._public(endpoints.STATS, product=product),
+        )
+        last, opened = parse.optional(stats, "last"), parse.optional(stats, "open")
+        change = None
+        if last is not None and opened:
+            change = ((last - opened) * 100 / opened).quantize(Decimal("0.01"))
+        volume, price = parse.optional(stats, "volume"), parse.optional(tick, "price")
+        return Ticker(
+            exchange=self.name,
+            symbol=symbol,
+            venue_symbol=product,
+            bid=parse.optional(tick, "bid"),
+            bid_size=None,
+            ask=parse.optional(tick, "ask"),
+            ask_size=None,
+            last=price if price is not None else last,
+            open_24h=opened,
+            high_24h=parse.optional(stats, "high"),
+            low_24h=parse.optional(stats, "low"),
+            volume_24h=volume,
+            quote_volume_24h=volume * price if volume is not None and price is not None else None,
+            change_percent_24h=change,
+            simulated=False,
+            venue_time=parse.parse_time(tick.get("time")),
+            received_time=self._now(),
+            note=note,
+        )
+
+    async def order_book(self, symbol: Symbol, depth: int) -> OrderBook:
+        market, note = await self._market(symbol)
+        data = await self._public(endpoints.BOOK, [("level", "2")], product=market.venue_symbol)
+        book = parse.parse_book(data, market, depth, self._now())
+        return dataclasses.replace(book, symbol=symbol, note=note)
+
+    async def recent_trades(self, symbol: Symbol, limit: int) -> RecentTrades:
+        market, note = await self._market(symbol)
+        rows = await self._public(
+            endpoints.TRADES, [("limit", str(limit))], product=market.venue_symbol
+        )
+        return RecentTrades(
+            exchange=self.name,
+            symbol=symbol,
+            venue_symbol=market.venue_symbol,
+            trades=tuple(parse.parse_trades(rows)[:limit]),
+            simulated=False,
+            received_time=self._now(),
+            note=note,
+        )
+
+    # ---- account -------------------------------------------------------------------
+
+    async def balances(self) -> list[Balance]:
+        return parse.parse_accounts(await self._signed(endpoints.ACCOUNTS))
+
+    async def place_order(self, request: OrderRequest) -> Order:
+        market, _ = await self._market(request.symbol, trading=True)
+        reference = None
+        if request.type is OrderType.MARKET and market.min_notional > 0:
+            book = await self.order_book(request.symbol, 1)
+            side = book.asks if request.side is Side.BUY else book.bids
+            reference = side[0].price if side else None
+        check_order_filters(market, request, reference)
+        body: dict[str, Any] = {
+            "client_oid": self._remember(request.client_order_id),
+            "product_id": market.venue_symbol,
+            "side": request.side.value,
+            "type": request.type.value,
+            "size": format_decimal(request.quantity),
+        }
+        if request.type is OrderType.LIMIT:
+            body["price"] = format_decimal(request.price)
+            body["time_in_force"] = parse.TIME_IN_FORCE_NAMES[request.time_in_force]
+            if request.post_only:
+                body["post_only"] = True
+        try:
+            row = await self._signed(endpoints.ORDER_NEW, body=body)
+        except (AmbiguousOutcome, MalformedResponse) as error:
+            return await self._reconcile(market, request.client_order_id, error)
+        return parse.parse_order(row, market, request.client_order_id, self._now())
+
+    async def _reconcile(self, market: Market, client_order_id: str, cause: Exception) -> Order:
+        log.warning("coinbase: ambiguous placement %s (%s); reconciling", client_order_id, cause)
+        for delay in self._reconcile_delays:
+            await asyncio.sleep(delay)
+            try:
+                return await self.get_order(market.symbol, client_order_id=client_order_id)
+            except (OrderNotFound, AmbiguousOutcome, MalformedResponse):
+                continue
+            except Exception as error:  # still unreachable: keep trying within the budget
+                log.warning("coinbase: reconciliation attempt failed: %s", error)
+        raise AmbiguousOutcome(
+            f"coinbase: order {client_order_id} was sent but its outcome is still unknown; "
+            "it was not re-sent (query it by client_order_id)",
+            exchange=self.name,
+        )
+
+    async def _order_row(self, order_id: str, client_order_id: str) -> dict[str, Any]:
+        if order_id:
+            row: dict[str, Any] = await self._signed(endpoints.ORDER_BY_ID, order=order_id)
+        else:
+            row = await self._signed(
+                endpoints.ORDER_BY_CLIENT, client=self._remember(client_order_id)
+            )
+        return row
+
+    async def _to_order(self, row: dict[str, Any], client_order_id: str = "") -> Order:
+        markets = {m.venue_symbol: m for m in (await self.markets()).values()}
+        market = markets.get(str(row.get("product_id")))
+        if market is None:
+            raise OrderNotFound(
+                f"coinbase order {row.get('id')} is on an unknown product", exchange=self.name
+            )
+        return parse.parse_order(
+            row, market, client_order_id or self._client_id_of(row), self._now()
+        )
+
+    async def get_order(
+        self, symbol: Symbol | None, *, order_id: str = "", client_order_id: str = ""
+    ) -> Order:
+        row = await self._order_row(order_id, client_order_id)
+        return await self._to_order(row, client_order_id)
+
+    async def cancel_order(
+        self, symbol: Symbol | None, *, order_id: str = "", client_order_id: str = ""
+    ) -> Order:
+        # Coinbase answers a cancel with the bare id and may purge cancelled orders that
+        # never filled, so read the order first and report it as cancelled after.
+        existing = await self.get_order(symbol, order_id=order_id, client_order_id=client_order_id)
+        if not existing.status.is_open:
+            raise OrderNotCancelable(
+                f"coinbase: order {existing.order_id} is already {existing.status.value}",
+                exchange=self.name,
+            )
+        await self._signed(
+            endpoints.CANCEL_BY_ID, [("product_id", existing.venue_symbol)], order=existing.order_id
+        )
+        return dataclasses.replace(
+            existing,
+            status=OrderStatus.CANCELED,
+            updated_time=self._now(),
+            status_reason="canceled",
+        )
+
+    async def open_orders(self, symbol: Symbol | None) -> list[Order]:
+        params = [("status", status) for status in _OPEN_STATUSES]
+        if symbol is not None:
+            params.append(("product_id", (await self.market(symbol)).venue_symbol))
+        rows = await self._paged(endpoints.ORDERS, params, 1000)
+        return [await self._to_order(row) for row in rows]
+
+    async def my_trades(
+        self, symbol: Symbol | None, *, order_id: str = "", limit: int = 100
+    ) -> list[Fill]:
+        if symbol is None and not order_id:
+            raise InvalidArgument("symbol", "coinbase lists fills per symbol or order; give one")
+        params: list[tuple[str, str]] = []
+        if order_id:
+            params.append(("order_id", order_id))
+        if symbol is not None:
+            params.append(("product_id", (await self.market(symbol)).venue_symbol))
+        rows = await self._paged(endpoints.FILLS, params, limit)
+        markets = {m.venue_symbol: m for m in (await self.markets()).values()}
+        return [
+            parse.parse_fill(row, markets[row["product_id"]], "")
+            for row in rows
+            if row.get("product_id") in markets
+        ]
+
+    async def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]:
+        if asset is None:
+            raise InvalidArgument("asset", "coinbase keeps one ledger per asset; give the asset")
+        accounts = await self._signed(endpoints.ACCOUNTS)
+        account = next((a for a in accounts if str(a.get("currency")).upper() == asset), None)
+        if account is None:
+            return []
+        rows = await self._paged(endpoints.LEDGER, [], limit, account=str(account["id"]))
+        return [parse.parse_ledger_entry(row, asset) for row in rows]
+
+    # ---- streams (REST polling until the WebSocket feeds land) --------------------
+
+    async def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote]:
+        previous: tuple[object, ...] = ()
+        while True:
+            ticker = await self.ticker(symbol)
+            current = (ticker.bid, ticker.ask, ticker.last)
+            if current != previous:
+                previous = current
+                yield Quote(
+                    exchange=self.name,
+                    symbol=symbol,
+                    venue_symbol=ticker.venue_symbol,
+                    bid=ticker.bid,
+                    bid_size=ticker.bid_size,
+                    ask=ticker.ask,
+                    ask_size=ticker.ask_size,
+                    last=ticker.last,
+                    simulated=False,
+                    venue_time=ticker.venue_time,
+                    received_time=ticker.received_time,
+                    note=ticker.note,
+                )
+            await asyncio.sleep(self._poll_interval)
+
+    async def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
+        sequence = -1
+        while True:
+            book = await self.order_book(symbol, depth)
+            if book.sequence != sequence:
+                sequence = book.sequence
+                yield book
+            await asyncio.sleep(self._poll_interval)

@@ -71,6 +71,8 @@ class VenueSettings:
     testnet: bool
     base_url: str
     ws_url: str
+    # Whether the *_TESTNET/*_SANDBOX variable was set, rather than defaulted.
+    testnet_explicit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +295,7 @@ def _venue(reader: _Reader, name: str, testnet_var: str, testnet_default: bool) 
         testnet=reader.boolean(testnet_var, testnet_default),
         base_url=reader.url(f"{prefix}_BASE_URL"),
         ws_url=reader.url(f"{prefix}_WS_URL"),
+        testnet_explicit=bool(reader.raw(testnet_var)),
     )
 
 

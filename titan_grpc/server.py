@@ -23,6 +23,7 @@ from titan_grpc.errors import ConfigError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.exchanges.binance import BinanceExchange
 from titan_grpc.exchanges.coinbase import CoinbaseExchange
+from titan_grpc.exchanges.kucoin import KucoinExchange
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
@@ -50,16 +51,13 @@ def check_startup_rules(settings: Settings) -> None:
 
 
 def build_backends(settings: Settings, world: SimulatedWorld) -> dict[str, ExchangeBackend]:
-    """Simulated venues by default; in real mode the real adapters plus the "mock" venue.
-
-    Venues whose real adapter is not built yet are left out in real mode rather than
-    silently simulated.
-    """
+    """Simulated venues by default; in real mode the real adapters plus the "mock" venue."""
     if not settings.use_real_exchanges:
         return {name: SimulatedExchange(name, world) for name in SIMULATED_VENUES}
     backends: dict[str, ExchangeBackend] = {
         "binance": BinanceExchange(settings.binance),
         "coinbase": CoinbaseExchange(settings.coinbase, quote_aliases=settings.quote_aliases),
+        "kucoin": KucoinExchange(settings.kucoin),
         "mock": SimulatedExchange("mock", world),
     }
     return backends

@@ -44,11 +44,11 @@ UNREACHABLE = "http://127.0.0.1:9"
 
 
 def real_settings(url: str, **venue: str) -> Settings:
-    offline = VenueSettings("coinbase", VenueCredentials(), True, UNREACHABLE, "")
     return replace(
         make_settings(use_real_exchanges=True),
         binance=venue_settings(url, **venue),
-        coinbase=offline,
+        coinbase=VenueSettings("coinbase", VenueCredentials(), True, UNREACHABLE, ""),
+        kucoin=VenueSettings("kucoin", VenueCredentials(), True, UNREACHABLE, ""),
     )
 
 
@@ -140,6 +140,7 @@ async def test_settings_path_builds_binance_from_base_url(fake: FakeBinance) -> 
             assert [(v.exchange, v.simulated) for v in status.venues] == [
                 ("binance", False),
                 ("coinbase", False),
+                ("kucoin", False),
                 ("mock", True),
             ]
             assert status.venues[1].market_count == 0  # unreachable venue: reported, not fatal

@@ -239,6 +239,7 @@ def spawn_server(port: int, fake_url: str, journal: Path) -> subprocess.Popen[st
         BINANCE_API_KEY=API_KEY,
         BINANCE_API_SECRET=API_SECRET,
         COINBASE_BASE_URL="http://127.0.0.1:9",  # no venue beyond loopback in tests
+        KUCOIN_BASE_URL="http://127.0.0.1:9",
         TITAN_JOURNAL_PATH=str(journal),
         TITAN_RECONCILE_SETTLE_SECONDS="0",
         TITAN_SIM_TICK_MS="0",

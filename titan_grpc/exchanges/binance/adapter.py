@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -47,6 +48,7 @@ from titan_grpc.exchanges.base import ExchangeBackend
 from titan_grpc.exchanges.binance import auth, endpoints, parse
 from titan_grpc.exchanges.binance.endpoints import Endpoint
 from titan_grpc.exchanges.filters import check_order_filters
+from titan_grpc.exchanges.polling import poll_order_book, poll_quotes
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RetryPolicy, WindowRateLimiter
 from titan_grpc.net.retry import DEFAULT_RETRY
 
@@ -405,32 +407,11 @@ class BinanceExchange(ExchangeBackend):
     # ---- streams (REST polling until the WebSocket feeds land) --------------------
 
     async def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote]:
-        previous: tuple[object, ...] = ()
-        while True:
-            ticker = await self.ticker(symbol)
-            current = (ticker.bid, ticker.bid_size, ticker.ask, ticker.ask_size, ticker.last)
-            if current != previous:
-                previous = current
-                yield Quote(
-                    exchange=self.name,
-                    symbol=symbol,
-                    venue_symbol=ticker.venue_symbol,
-                    bid=ticker.bid,
-                    bid_size=ticker.bid_size,
-                    ask=ticker.ask,
-                    ask_size=ticker.ask_size,
-                    last=ticker.last,
-                    simulated=False,
-                    venue_time=ticker.venue_time,
-                    received_time=ticker.received_time,
-                )
-            await asyncio.sleep(self._poll_interval)
+        fetch = functools.partial(self.ticker, symbol)
+        async for item in poll_quotes(fetch, self._poll_interval):
+            yield item
 
     async def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
-        sequence = -1
-        while True:
-            book = await self.order_book(symbol, depth)
-            if book.sequence != sequence:
-                sequence = book.sequence
-                yield book
-            await asyncio.sleep(self._poll_interval)
+        fetch = functools.partial(self.order_book, symbol, depth)
+        async for item in poll_order_book(fetch, self._poll_interval):
+            yield item

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -50,6 +51,7 @@ from titan_grpc.exchanges.base import ExchangeBackend, find_market
 from titan_grpc.exchanges.coinbase import auth, endpoints, parse
 from titan_grpc.exchanges.coinbase.endpoints import Endpoint
 from titan_grpc.exchanges.filters import check_order_filters
+from titan_grpc.exchanges.polling import poll_order_book, poll_quotes
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
 from titan_grpc.net.ratelimit import TokenBucketLimiter
 from titan_grpc.net.retry import DEFAULT_RETRY
@@ -483,33 +485,11 @@ class CoinbaseExchange(ExchangeBackend):
     # ---- streams (REST polling until the WebSocket feeds land) --------------------
 
     async def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote]:
-        previous: tuple[object, ...] = ()
-        while True:
-            ticker = await self.ticker(symbol)
-            current = (ticker.bid, ticker.ask, ticker.last)
-            if current != previous:
-                previous = current
-                yield Quote(
-                    exchange=self.name,
-                    symbol=symbol,
-                    venue_symbol=ticker.venue_symbol,
-                    bid=ticker.bid,
-                    bid_size=ticker.bid_size,
-                    ask=ticker.ask,
-                    ask_size=ticker.ask_size,
-                    last=ticker.last,
-                    simulated=False,
-                    venue_time=ticker.venue_time,
-                    received_time=ticker.received_time,
-                    note=ticker.note,
-                )
-            await asyncio.sleep(self._poll_interval)
+        fetch = functools.partial(self.ticker, symbol)
+        async for item in poll_quotes(fetch, self._poll_interval):
+            yield item
 
     async def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
-        sequence = -1
-        while True:
-            book = await self.order_book(symbol, depth)
-            if book.sequence != sequence:
-                sequence = book.sequence
-                yield book
-            await asyncio.sleep(self._poll_interval)
+        fetch = functools.partial(self.order_book, symbol, depth)
+        async for item in poll_order_book(fetch, self._poll_interval):
+            yield item

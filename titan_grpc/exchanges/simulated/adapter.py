@@ -23,6 +23,7 @@ from titan_grpc.domain import (
     Ticker,
 )
 from titan_grpc.exchanges.base import ExchangeBackend
+from titan_grpc.exchanges.polling import quote_from_ticker
 from titan_grpc.exchanges.simulated.world import SimulatedWorld
 
 
@@ -149,19 +150,7 @@ class SimulatedExchange(ExchangeBackend):
                 if current == previous:
                     continue
                 previous = current
-                yield Quote(
-                    exchange=self.name,
-                    symbol=symbol,
-                    venue_symbol=ticker.venue_symbol,
-                    bid=ticker.bid,
-                    bid_size=ticker.bid_size,
-                    ask=ticker.ask,
-                    ask_size=ticker.ask_size,
-                    last=ticker.last,
-                    simulated=True,
-                    venue_time=ticker.venue_time,
-                    received_time=ticker.received_time,
-                )
+                yield quote_from_ticker(ticker)
         finally:
             self._world.active_watchers -= 1
 

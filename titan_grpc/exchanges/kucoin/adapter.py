@@ -1,0 +1,447 @@
+"""KuCoin spot behind the ExchangeBackend interface: RestClient + auth + parse."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from titan_grpc.config import VenueSettings
+from titan_grpc.domain import (
+    AuthCheck,
+    Balance,
+    ConnectionCheck,
+    Fill,
+    LedgerEntry,
+    Market,
+    Order,
+    OrderBook,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Quote,
+    RecentTrades,
+    Side,
+    Symbol,
+    Ticker,
+    format_decimal,
+)
+from titan_grpc.errors import (
+    AmbiguousOutcome,
+    ConfigError,
+    InvalidArgument,
+    MalformedResponse,
+    NotConfigured,
+    OrderNotCancelable,
+    OrderNotFound,
+)
+from titan_grpc.exchanges.base import ExchangeBackend
+from titan_grpc.exchanges.filters import check_order_filters
+from titan_grpc.exchanges.kucoin import auth, endpoints, parse
+from titan_grpc.exchanges.kucoin.endpoints import Endpoint
+from titan_grpc.exchanges.polling import poll_order_book, poll_quotes
+from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
+from titan_grpc.net.ratelimit import WindowRateLimiter
+from titan_grpc.net.retry import DEFAULT_RETRY
+
+log = logging.getLogger(__name__)
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9-]{16,128}$")
+RECONCILE_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0)
+NO_SANDBOX = (
+    "KUCOIN_SANDBOX: KuCoin discontinued its public sandbox, so 'true' cannot be honoured; "
+    "set KUCOIN_SANDBOX=false to use live KuCoin, or leave it unset for public market data only"
+)
+
+
+def validate_settings(settings: VenueSettings) -> list[str]:
+    """Start-up checks: sandbox refusal and credential formats; never echoes values."""
+    problems: list[str] = []
+    if settings.testnet and settings.testnet_explicit:
+        problems.append(NO_SANDBOX)
+    values = {
+        "KUCOIN_API_KEY": settings.credentials.api_key.reveal(),
+        "KUCOIN_API_SECRET": settings.credentials.api_secret.reveal(),
+        "KUCOIN_PASSPHRASE": settings.credentials.passphrase.reveal(),
+    }
+    if any(values.values()):
+        problems += [
+            f"{name}: must be set together with the other KuCoin key variables"
+            for name, value in values.items()
+            if not value
+        ]
+    for name in ("KUCOIN_API_KEY", "KUCOIN_API_SECRET"):
+        value = values[name]
+        if value and not _KEY_RE.match(value):
+            problems.append(
+                f"{name}: expected 16-128 letters, digits and '-' (got {len(value)} characters)"
+            )
+    return problems
+
+
+class KucoinExchange(ExchangeBackend):
+    name = "kucoin"
+    simulated = False
+    testnet = False  # there is no KuCoin sandbox
+
+    def __init__(
+        self,
+        settings: VenueSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        total_timeout: float = 10.0,
+        market_ttl_seconds: float = 3600.0,
+        poll_interval_seconds: float = 1.0,
+        reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
+        rate_limit_max_wait_seconds: float = 10.0,
+    ) -> None:
+        problems = validate_settings(settings)
+        if problems:
+            raise ConfigError(problems)
+        # Unset KUCOIN_SANDBOX defaults to "sandbox", which does not exist: read-only then.
+        self._live_trading = not settings.testnet
+        self._credentials = settings.credentials
+        self._clock = clock
+        self._clock_sync = ClockSync(clock)
+        self._public_limiter = WindowRateLimiter(
+            self.name,
+            endpoints.PUBLIC_POOL,
+            endpoints.WINDOW_SECONDS,
+            clock=clock,
+            max_wait_seconds=rate_limit_max_wait_seconds,
+        )
+        self._private_limiter = WindowRateLimiter(
+            self.name,
+            endpoints.PRIVATE_POOL,
+            endpoints.WINDOW_SECONDS,
+            clock=clock,
+            max_wait_seconds=rate_limit_max_wait_seconds,
+        )
+        self._rest = RestClient(
+            self.name,
+            settings.base_url or endpoints.LIVE_REST_URL,
+            limiter=self._public_limiter,
+            error_mapper=parse.parse_error,
+            retry=retry,
+            total_timeout=total_timeout,
+        )
+        self._markets: dict[Symbol, Market] = {}
+        self._markets_loaded_at = float("-inf")
+        self._markets_lock = asyncio.Lock()
+        self._market_ttl = market_ttl_seconds
+        self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
+        self._poll_interval = poll_interval_seconds
+        self._reconcile_delays = tuple(reconcile_delays)
+
+    @property
+    def credentials_configured(self) -> bool:
+        return bool(self._credentials.api_key) and self._live_trading
+
+    async def close(self) -> None:
+        await self._rest.close()
+
+    # ---- plumbing ------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), tz=UTC)
+
+    @staticmethod
+    def _observe(limiter: WindowRateLimiter, response: RestResponse) -> None:
+        limit = response.headers.get(endpoints.LIMIT_HEADER, "")
+        remaining = response.headers.get(endpoints.REMAINING_HEADER, "")
+        if limit.isdigit() and remaining.isdigit():
+            limiter.observe_used(int(limit) - int(remaining))
+
+    @staticmethod
+    def _endpoint(
+        endpoint: Endpoint, params: Sequence[tuple[str, str]], **parts: str
+    ) -> tuple[str, str]:
+        path = endpoint.path.format(**{k: quote(v, safe="") for k, v in parts.items()})
+        return path, urlencode(list(params))
+
+    async def _public(self, endpoint: Endpoint, params: Sequence[tuple[str, str]] = ()) -> Any:
+        path, query = self._endpoint(endpoint, params)
+        request = RestRequest(
+            endpoint.method, path, query=query, weight=endpoint.weight, endpoint=endpoint.name()
+        )
+        response = await self._rest.send(request)
+        self._observe(self._public_limiter, response)
+        return parse.data(response)
+
+    async def _signed(
+        self,
+        endpoint: Endpoint,
+        params: Sequence[tuple[str, str]] = (),
+        body: dict[str, Any] | None = None,
+        **parts: str,
+    ) -> Any:
+        if not self._credentials.api_key:
+            raise NotConfigured(
+                "kucoin: account and trading calls need KUCOIN_API_KEY, KUCOIN_API_SECRET "
+                "and KUCOIN_PASSPHRASE",
+                variable="KUCOIN_API_KEY",
+            )
+        if not self._live_trading:
+            raise NotConfigured(
+                "kucoin: KuCoin has no sandbox; set KUCOIN_SANDBOX=false to use your keys on "
+                "live KuCoin",
+                variable="KUCOIN_SANDBOX",
+            )
+        if not self._clock_sync.synced:
+            await self.server_time()
+        path, query = self._endpoint(endpoint, params, **parts)
+        text = json.dumps(body, separators=(",", ":")) if body is not None else ""
+        signed_path = f"{path}?{query}" if query else path
+        credentials = self._credentials
+        request = RestRequest(
+            endpoint.method,
+            path,
+            query=query,
+            body=text,
+            weight=endpoint.weight,
+            idempotent=endpoint.idempotent,
+            endpoint=endpoint.name(),
+        )
+
+        async def sign(unsigned: RestRequest) -> RestRequest:
+            headers = auth.headers(
+                credentials.api_key.reveal(),
+                credentials.api_secret.reveal(),
+                credentials.passphrase.reveal(),
+                str(self._clock_sync.now_ms()),
+                unsigned.method,
+                signed_path,
+                text,
+            )
+            return unsigned.with_signature(unsigned.query, unsigned.body, headers)
+
+        response = await self._rest.send(request, sign, limiter=self._private_limiter)
+        self._observe(self._private_limiter, response)
+        return parse.data(response)
+
+    # ---- public --------------------------------------------------------------------
+
+    async def server_time(self) -> datetime:
+        sent = self._clock_sync.local_ms()
+        venue_ms = int(await self._public(endpoints.TIMESTAMP))
+        self._clock_sync.update(venue_ms, sent, self._clock_sync.local_ms())
+        return datetime.fromtimestamp(venue_ms / 1000, tz=UTC)
+
+    async def ping(self) -> ConnectionCheck:
+        started = time.perf_counter()
+        venue_time = await self.server_time()
+        return ConnectionCheck(time.perf_counter() - started, venue_time)
+
+    async def check_auth(self) -> AuthCheck:
+        await self._signed(endpoints.ACCOUNTS, [("type", "trade")])
+        return AuthCheck(permissions=("general", "spot"))
+
+    async def markets(self) -> dict[Symbol, Market]:
+        if self._clock() - self._markets_loaded_at < self._market_ttl:
+            return self._markets
+        async with self._markets_lock:
+            if self._clock() - self._markets_loaded_at >= self._market_ttl:
+                rows = await self._public(endpoints.SYMBOLS)
+                self._markets = parse.parse_symbols(rows, *self._fees)
+                self._markets_loaded_at = self._clock()
+        return self._markets
+
+    async def ticker(self, symbol: Symbol) -> Ticker:
+        market = await self.market(symbol)
+        params = [("symbol", market.venue_symbol)]
+        # Best bid/ask from level 1 (unambiguous, with sizes); 24h figures from stats.
+        top, stats = await asyncio.gather(
+            self._public(endpoints.LEVEL1, params), self._public(endpoints.STATS, params)
+        )
+        last = parse.optional(stats, "last")
+        change_rate = parse.optional(stats, "changeRate")
+        change_price = parse.optional(stats, "changePrice")
+        return Ticker(
+            exchange=self.name,
+            symbol=symbol,
+            venue_symbol=market.venue_symbol,
+            bid=parse.optional(top, "bestBid"),
+            bid_size=parse.optional(top, "bestBidSize"),
+            ask=parse.optional(top, "bestAsk"),
+            ask_size=parse.optional(top, "bestAskSize"),
+            last=last if last is not None else parse.optional(top, "price"),
+            open_24h=last - change_price if last is not None and change_price is not None else None,
+            high_24h=parse.optional(stats, "high"),
+            low_24h=parse.optional(stats, "low"),
+            volume_24h=parse.optional(stats, "vol"),
+            quote_volume_24h=parse.optional(stats, "volValue"),
+            change_percent_24h=change_rate * 100 if change_rate is not None else None,
+            simulated=False,
+            venue_time=parse.from_ms(stats.get("time") or top.get("time")),
+            received_time=self._now(),
+        )
+
+    async def order_book(self, symbol: Symbol, depth: int) -> OrderBook:
+        market = await self.market(symbol)
+        endpoint = endpoints.LEVEL2_20 if depth <= 20 else endpoints.LEVEL2_100
+        payload = await self._public(endpoint, [("symbol", market.venue_symbol)])
+        return parse.parse_book(payload, market, depth, self._now())
+
+    async def recent_trades(self, symbol: Symbol, limit: int) -> RecentTrades:
+        market = await self.market(symbol)
+        rows = await self._public(endpoints.HISTORIES, [("symbol", market.venue_symbol)])
+        return RecentTrades(
+            exchange=self.name,
+            symbol=symbol,
+            venue_symbol=market.venue_symbol,
+            trades=tuple(parse.parse_trades(rows)[:limit]),
+            simulated=False,
+            received_time=self._now(),
+        )
+
+    # ---- account -------------------------------------------------------------------
+
+    async def balances(self) -> list[Balance]:
+        return parse.parse_accounts(await self._signed(endpoints.ACCOUNTS, [("type", "trade")]))
+
+    async def place_order(self, request: OrderRequest) -> Order:
+        market = await self.market(request.symbol)
+        reference = None
+        if request.type is OrderType.MARKET and market.min_notional > 0:
+            ticker = await self.ticker(request.symbol)
+            reference = ticker.ask if request.side is Side.BUY else ticker.bid
+        check_order_filters(market, request, reference)
+        body: dict[str, Any] = {
+            "clientOid": request.client_order_id,
+            "side": request.side.value,
+            "symbol": market.venue_symbol,
+            "type": request.type.value,
+            "size": format_decimal(request.quantity),
+        }
+        if request.type is OrderType.LIMIT:
+            body["price"] = format_decimal(request.price)
+            body["timeInForce"] = parse.TIME_IN_FORCE_NAMES[request.time_in_force]
+            if request.post_only:
+                body["postOnly"] = True
+        try:
+            placed = await self._signed(endpoints.ORDER_NEW, body=body)
+        except (AmbiguousOutcome, MalformedResponse) as error:
+            return await self._reconcile(market, request.client_order_id, error)
+        # The HF placement answers only with ids: read the order for its state and fills.
+        return await self.get_order(request.symbol, order_id=str(placed["orderId"]))
+
+    async def _reconcile(self, market: Market, client_order_id: str, cause: Exception) -> Order:
+        log.warning("kucoin: ambiguous placement %s (%s); reconciling", client_order_id, cause)
+        for delay in self._reconcile_delays:
+            await asyncio.sleep(delay)
+            try:
+                return await self.get_order(market.symbol, client_order_id=client_order_id)
+            except (OrderNotFound, AmbiguousOutcome, MalformedResponse):
+                continue
+            except Exception as error:  # still unreachable: keep trying within the budget
+                log.warning("kucoin: reconciliation attempt failed: %s", error)
+        raise AmbiguousOutcome(
+            f"kucoin: order {client_order_id} was sent but its outcome is still unknown; "
+            "it was not re-sent (query it by client_order_id)",
+            exchange=self.name,
+        )
+
+    async def _market_for_order(self, symbol: Symbol | None) -> Market:
+        if symbol is None:
+            raise InvalidArgument("symbol", "kucoin needs the symbol to find an order")
+        return await self.market(symbol)
+
+    async def get_order(
+        self, symbol: Symbol | None, *, order_id: str = "", client_order_id: str = ""
+    ) -> Order:
+        market = await self._market_for_order(symbol)
+        params = [("symbol", market.venue_symbol)]
+        if order_id:
+            row = await self._signed(endpoints.ORDER_BY_ID, params, order=order_id)
+        else:
+            row = await self._signed(endpoints.ORDER_BY_CLIENT, params, client=client_order_id)
+        if not row:
+            raise OrderNotFound("kucoin: no such order", exchange=self.name)
+        return parse.parse_order(row, market, self._now())
+
+    async def cancel_order(
+        self, symbol: Symbol | None, *, order_id: str = "", client_order_id: str = ""
+    ) -> Order:
+        existing = await self.get_order(symbol, order_id=order_id, client_order_id=client_order_id)
+        if not existing.status.is_open:
+            raise OrderNotCancelable(
+                f"kucoin: order {existing.order_id} is already {existing.status.value}",
+                exchange=self.name,
+            )
+        params = [("symbol", existing.venue_symbol)]
+        await self._signed(endpoints.CANCEL_BY_ID, params, order=existing.order_id)
+        try:
+            return await self.get_order(symbol, order_id=existing.order_id)
+        except OrderNotFound:
+            return replace(
+                existing,
+                status=OrderStatus.CANCELED,
+                updated_time=self._now(),
+                status_reason="canceled",
+            )
+
+    async def open_orders(self, symbol: Symbol | None) -> list[Order]:
+        if symbol is None:
+            raise InvalidArgument("symbol", "kucoin lists open orders per symbol; give the symbol")
+        market = await self.market(symbol)
+        rows = await self._signed(endpoints.ACTIVE_ORDERS, [("symbol", market.venue_symbol)])
+        now = self._now()
+        return [parse.parse_order(row, market, now) for row in rows or []]
+
+    async def my_trades(
+        self, symbol: Symbol | None, *, order_id: str = "", limit: int = 100
+    ) -> list[Fill]:
+        if symbol is None:
+            raise InvalidArgument("symbol", "kucoin lists fills per symbol; give the symbol")
+        market = await self.market(symbol)
+        fills: list[Fill] = []
+        last_id = ""
+        while len(fills) < limit:
+            params = [("symbol", market.venue_symbol), ("limit", str(min(100, limit - len(fills))))]
+            if order_id:
+                params.append(("orderId", order_id))
+            if last_id:
+                params.append(("lastId", last_id))
+            page = await self._signed(endpoints.FILLS, params)
+            items = page.get("items") or []
+            fills += [parse.parse_fill(row, market) for row in items]
+            last_id = str(page.get("lastId") or "")
+            if not items or not last_id:
+                break
+        return fills[:limit]
+
+    async def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]:
+        entries: list[LedgerEntry] = []
+        page_number = 1
+        while len(entries) < limit:
+            params = [("currentPage", str(page_number)), ("pageSize", str(endpoints.PAGE_SIZE))]
+            if asset:
+                params.insert(0, ("currency", asset))
+            page = await self._signed(endpoints.LEDGERS, params)
+            entries += [parse.parse_ledger_entry(row) for row in page.get("items") or []]
+            if page_number >= int(page.get("totalPage") or 0):
+                break
+            page_number += 1
+        return entries[:limit]
+
+    # ---- streams (REST polling until the WebSocket feeds land) --------------------
+
+    async def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote]:
+        fetch = functools.partial(self.ticker, symbol)
+        async for item in poll_quotes(fetch, self._poll_interval):
+            yield item
+
+    async def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
+        fetch = functools.partial(self.order_book, symbol, depth)
+        async for item in poll_order_book(fetch, self._poll_interval):
+            yield item

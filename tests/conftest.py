@@ -19,7 +19,11 @@ TEST_SEED = 7
 def make_settings(**overrides: object) -> Settings:
     """Settings for tests: loopback port 0, no background ticking (tests drive time)."""
     base = Settings(
-        grpc_address="127.0.0.1:0", sim_seed=TEST_SEED, sim_tick_ms=0, journal_path=":memory:"
+        grpc_address="127.0.0.1:0",
+        sim_seed=TEST_SEED,
+        sim_tick_ms=0,
+        journal_path=":memory:",
+        health_interval_seconds=0,  # tests drive health checks themselves
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 

@@ -92,6 +92,7 @@ class Settings:
     sim_tick_ms: int = 500
     shutdown_grace_seconds: float = 5.0
     reconcile_settle_seconds: float = 10.0
+    health_interval_seconds: float = 15.0
     binance: VenueSettings = field(
         default_factory=lambda: VenueSettings("binance", VenueCredentials(), True, "", "")
     )
@@ -155,6 +156,7 @@ KNOWN_VARIABLES = (
     "TITAN_SIM_TICK_MS",
     "TITAN_SHUTDOWN_GRACE_SECONDS",
     "TITAN_RECONCILE_SETTLE_SECONDS",
+    "TITAN_HEALTH_INTERVAL_SECONDS",
 )
 
 
@@ -343,6 +345,7 @@ def load_settings(
         sim_tick_ms=reader.integer("TITAN_SIM_TICK_MS", 500, 0, 3_600_000),
         shutdown_grace_seconds=reader.seconds("TITAN_SHUTDOWN_GRACE_SECONDS", 5.0, 300.0),
         reconcile_settle_seconds=reader.seconds("TITAN_RECONCILE_SETTLE_SECONDS", 10.0, 3600.0),
+        health_interval_seconds=reader.seconds("TITAN_HEALTH_INTERVAL_SECONDS", 15.0, 3600.0),
         binance=_venue(reader, "binance", "BINANCE_TESTNET", True),
         coinbase=_venue(reader, "coinbase", "COINBASE_SANDBOX", True),
         kucoin=_venue(reader, "kucoin", "KUCOIN_SANDBOX", True),

@@ -39,7 +39,11 @@ from titan_grpc.domain import (
 )
 from titan_grpc.errors import InvalidArgument
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
+from titan_grpc.market.aggregate import Best
+from titan_grpc.market.portfolio import Valuation
+from titan_grpc.market.pricing import Opportunity, VenuePrice
 from titan_grpc.trading.journal import JournalEntry, JournalState
+from titan_grpc.trading.router import RoutePlan
 
 _SIDES = {pb.SIDE_BUY: Side.BUY, pb.SIDE_SELL: Side.SELL}
 _SIDES_PB = {side: value for value, side in _SIDES.items()}
@@ -232,6 +236,7 @@ def ticker_to_proto(ticker: Ticker) -> pb.Ticker:
             ticker.venue_time,
             ticker.received_time,
             note=ticker.note,
+            fallback=ticker.fallback,
         ),
     )
 
@@ -248,7 +253,12 @@ def book_to_proto(book: OrderBook) -> pb.OrderBook:
         asks=levels_to_proto(book.asks),
         sequence=book.sequence,
         source=source(
-            book.exchange, book.simulated, book.venue_time, book.received_time, note=book.note
+            book.exchange,
+            book.simulated,
+            book.venue_time,
+            book.received_time,
+            note=book.note,
+            fallback=book.fallback,
         ),
     )
 
@@ -269,7 +279,12 @@ def recent_trades_to_proto(trades: RecentTrades) -> pb.GetRecentTradesResponse:
         venue_symbol=trades.venue_symbol,
         trades=[public_trade_to_proto(trade) for trade in trades.trades],
         source=source(
-            trades.exchange, trades.simulated, None, trades.received_time, note=trades.note
+            trades.exchange,
+            trades.simulated,
+            None,
+            trades.received_time,
+            note=trades.note,
+            fallback=trades.fallback,
         ),
     )
 
@@ -349,7 +364,12 @@ def quote_to_proto(quote: Quote, sequence: int) -> pb.Quote:
         ask_size=dec(quote.ask_size),
         last=dec(quote.last),
         source=source(
-            quote.exchange, quote.simulated, quote.venue_time, quote.received_time, note=quote.note
+            quote.exchange,
+            quote.simulated,
+            quote.venue_time,
+            quote.received_time,
+            note=quote.note,
+            fallback=quote.fallback,
         ),
         sequence=sequence,
     )
@@ -399,4 +419,90 @@ def journaled_order_to_proto(entry: JournalEntry) -> pb.JournaledOrder:
         attempts=entry.attempts,
         created_time=timestamp(entry.created_at),
         updated_time=timestamp(entry.updated_at),
+    )
+
+
+# ---- multi-venue answers -------------------------------------------------------------
+
+
+def best_level_to_proto(best: Best | None) -> pb.BestLevel | None:
+    if best is None:
+        return None
+    return pb.BestLevel(exchange=best.exchange, price=dec(best.price), size=dec(best.size))
+
+
+def venue_price_to_proto(price: VenuePrice) -> pb.VenueQuote:
+    return pb.VenueQuote(
+        exchange=price.exchange,
+        price=dec(price.price),
+        price_after_fees=dec(price.price_after_fees),
+        taker_fee_rate=dec(price.taker_fee_rate),
+        available_quantity=dec(price.available_quantity),
+        simulated=price.simulated,
+    )
+
+
+def opportunity_to_proto(item: Opportunity) -> pb.ArbitrageOpportunity:
+    return pb.ArbitrageOpportunity(
+        buy_exchange=item.buy_exchange,
+        sell_exchange=item.sell_exchange,
+        buy_price=dec(item.buy_price),
+        sell_price=dec(item.sell_price),
+        quantity=dec(item.quantity),
+        gross_profit=dec(item.gross_profit),
+        net_profit=dec(item.net_profit),
+    )
+
+
+def route_plan_to_proto(symbol: Symbol, plan: RoutePlan) -> pb.PlanRouteResponse:
+    return pb.PlanRouteResponse(
+        symbol=symbol.canonical,
+        side=side_to_proto(plan.side),
+        legs=[
+            pb.RouteLeg(
+                exchange=leg.exchange,
+                quantity=dec(leg.quantity),
+                average_price=dec(leg.average_price),
+                fee=dec(leg.fee),
+                notional=dec(leg.notional),
+            )
+            for leg in plan.legs
+        ],
+        filled_quantity=dec(plan.filled),
+        unfilled_quantity=dec(plan.unfilled),
+        average_price=dec(plan.average_price),
+        total_fee=dec(plan.total_fee),
+        total_notional_after_fees=dec(plan.net_notional),
+        best_single_exchange=plan.best_single_exchange,
+        saving_vs_best_single=dec(plan.saving_vs_best_single),
+    )
+
+
+def valuation_to_proto(
+    valuation: Valuation, simulated: dict[str, bool]
+) -> pb.GetPortfolioValueResponse:
+    return pb.GetPortfolioValueResponse(
+        quote_asset=valuation.quote_asset,
+        total_value=dec(valuation.total),
+        venues=[
+            pb.VenueValue(exchange=name, value=dec(value), simulated=simulated.get(name, False))
+            for name, value in valuation.by_venue().items()
+        ],
+        assets=[
+            pb.AssetValue(
+                exchange=a.exchange,
+                asset=a.asset,
+                quantity=dec(a.quantity),
+                price=dec(a.price),
+                value=dec(a.value),
+                price_path=a.price_path,
+            )
+            for a in valuation.assets
+        ],
+        unpriced=[
+            pb.UnpricedAsset(
+                exchange=u.exchange, asset=u.asset, quantity=dec(u.quantity), reason=u.reason
+            )
+            for u in valuation.unpriced
+        ],
     )

@@ -233,6 +233,8 @@ class Ticker:
     received_time: datetime
     # Set when the data comes from a substitute market (quote alias) or a fallback.
     note: str = ""
+    # True when a real venue failed and the simulator answered instead.
+    fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +258,8 @@ class OrderBook:
     received_time: datetime
     # Set when the data comes from a substitute market (quote alias) or a fallback.
     note: str = ""
+    # True when a real venue failed and the simulator answered instead.
+    fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +281,8 @@ class RecentTrades:
     received_time: datetime
     # Set when the data comes from a substitute market (quote alias) or a fallback.
     note: str = ""
+    # True when a real venue failed and the simulator answered instead.
+    fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +385,8 @@ class Quote:
     received_time: datetime
     # Set when the data comes from a substitute market (quote alias) or a fallback.
     note: str = ""
+    # True when a real venue failed and the simulator answered instead.
+    fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,8 @@ from titan_grpc.exchanges.kucoin import KucoinExchange
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+from titan_grpc.market.fallback import FallbackExchange
+from titan_grpc.market.health import HealthMonitor
 from titan_grpc.service import ExchangeService, GatewayInfo
 from titan_grpc.trading.journal import OrderJournal
 from titan_grpc.trading.orders import OrderService
@@ -54,16 +56,22 @@ def build_backends(settings: Settings, world: SimulatedWorld) -> dict[str, Excha
     """Simulated venues by default; in real mode the real adapters plus the "mock" venue."""
     if not settings.use_real_exchanges:
         return {name: SimulatedExchange(name, world) for name in SIMULATED_VENUES}
-    backends: dict[str, ExchangeBackend] = {
+    real: dict[str, ExchangeBackend] = {
         "binance": BinanceExchange(settings.binance),
         "coinbase": CoinbaseExchange(settings.coinbase, quote_aliases=settings.quote_aliases),
         "kucoin": KucoinExchange(settings.kucoin),
-        "mock": SimulatedExchange("mock", world),
     }
-    return backends
+    if settings.fallback_to_mock:
+        real = {
+            name: FallbackExchange(backend, SimulatedExchange(name, world))
+            for name, backend in real.items()
+        }
+    return {**real, "mock": SimulatedExchange("mock", world)}
 
 
 def _describe(backend: ExchangeBackend) -> str:
+    if isinstance(backend, FallbackExchange):
+        return f"{backend.name} ({'testnet' if backend.testnet else 'LIVE'}, simulated fallback)"
     if backend.simulated:
         return f"{backend.name} (simulated)"
     return f"{backend.name} ({'testnet' if backend.testnet else 'LIVE'})"
@@ -80,6 +88,7 @@ class Gateway:
     health: HealthServicer
     shutdown: asyncio.Event
     journal: OrderJournal
+    monitor: HealthMonitor
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
 
@@ -133,11 +142,12 @@ async def start_gateway(
     # so_reuseport=0: a second server must fail to bind rather than silently share the port.
     interceptors = [AuthInterceptor(settings.auth_grants)] if settings.auth_grants else []
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
-    pb_grpc.add_ExchangeServiceServicer_to_server(
-        ExchangeService(registry, orders, info, shutdown), server
-    )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    monitor = HealthMonitor(registry.all(), on_change=_venue_health_setter(health))
+    pb_grpc.add_ExchangeServiceServicer_to_server(
+        ExchangeService(registry, orders, monitor, info, shutdown), server
+    )
     reflection.enable_server_reflection(
         (
             SERVICE_NAME,
@@ -148,9 +158,11 @@ async def start_gateway(
     )
     port = _bind(server, settings)
     await server.start()
-    for name in ("", SERVICE_NAME):
+    for name in ("", SERVICE_NAME, *(f"{SERVICE_NAME}/{venue}" for venue in registry.names)):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    gateway = Gateway(server, port, registry, world, health, shutdown, journal)
+    gateway = Gateway(server, port, registry, world, health, shutdown, journal, monitor)
+    if settings.health_interval_seconds > 0:
+        gateway._tasks.append(asyncio.create_task(monitor.run(settings.health_interval_seconds)))
     if settings.sim_tick_ms > 0:
         gateway._tasks.append(asyncio.create_task(world.run(settings.sim_tick_ms / 1000)))
     log.info(
@@ -162,6 +174,20 @@ async def start_gateway(
         ", ".join(_describe(b) for b in registry.all()),
     )
     return gateway
+
+
+def _venue_health_setter(health: HealthServicer) -> Callable[[str, bool], None]:
+    """Mirror the monitor's verdicts into grpc.health.v1 as titan.v1.ExchangeService/<venue>."""
+
+    def update(venue: str, healthy: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if healthy
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        asyncio.get_running_loop().create_task(health.set(f"{SERVICE_NAME}/{venue}", status))
+
+    return update
 
 
 def _bind(server: grpc.aio.Server, settings: Settings) -> int:

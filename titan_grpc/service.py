@@ -22,13 +22,24 @@ import grpc
 from titan_grpc import convert
 from titan_grpc.convert import dec
 from titan_grpc.domain import OrderRequest, OrderType, Symbol, parse_decimal
-from titan_grpc.errors import FeatureUnavailable, InvalidArgument, TitanError, UnknownSymbol
+from titan_grpc.errors import InvalidArgument, TitanError, UnknownSymbol
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+from titan_grpc.market.aggregate import consolidate
+from titan_grpc.market.health import HealthMonitor, VenueHealth
+from titan_grpc.market.portfolio import (
+    MarketPrice,
+    market_price,
+    portfolio_symbols,
+    value_portfolio,
+)
+from titan_grpc.market.pricing import VenueBook, arbitrage, venue_prices
 from titan_grpc.market.streams import merge
+from titan_grpc.market.venues import gather_venues
 from titan_grpc.status import to_grpc_status, venue_error_to_proto
 from titan_grpc.trading.orders import OrderService
+from titan_grpc.trading.router import plan_route
 
 log = logging.getLogger("titan_grpc.rpc")
 
@@ -39,6 +50,7 @@ Response = Any
 DEFAULT_DEPTH, MAX_DEPTH = 20, 1000
 DEFAULT_TRADES, MAX_TRADES = 50, 1000
 DEFAULT_HISTORY, MAX_HISTORY = 100, 1000
+ROUTING_DEPTH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +141,13 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
         self,
         registry: ExchangeRegistry,
         orders: OrderService,
+        monitor: HealthMonitor,
         info: GatewayInfo,
         shutdown: asyncio.Event,
     ) -> None:
         self._registry = registry
         self._orders = orders
+        self._monitor = monitor
         self._info = info
         self._shutdown = shutdown
 
@@ -153,22 +167,40 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
         context: Any,
     ) -> tuple[list[tuple[ExchangeBackend, T]], list[pb.VenueError]]:
         """Call every venue concurrently, each under its own deadline; split results/errors."""
-        timeout = self._venue_timeout(context)
-
-        async def one(backend: ExchangeBackend) -> T:
-            return await asyncio.wait_for(call(backend), timeout)
-
-        outcomes = await asyncio.gather(*(one(b) for b in backends), return_exceptions=True)
-        results: list[tuple[ExchangeBackend, T]] = []
+        results, failures = await gather_venues(backends, call, self._venue_timeout(context))
         errors: list[pb.VenueError] = []
-        for backend, outcome in zip(backends, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                if not isinstance(outcome, TitanError | TimeoutError):
-                    log.error("venue %s failed", backend.name, exc_info=outcome)
-                errors.append(venue_error_to_proto(backend.name, outcome))
-            else:
-                results.append((backend, outcome))
+        for backend, error in failures:
+            if not isinstance(error, TitanError | TimeoutError):
+                log.error("venue %s failed", backend.name, exc_info=error)
+            errors.append(venue_error_to_proto(backend.name, error))
         return results, errors
+
+    def _healthy(
+        self, backends: Sequence[ExchangeBackend]
+    ) -> tuple[list[ExchangeBackend], list[str]]:
+        healthy = [b for b in backends if self._monitor.is_healthy(b.name)]
+        skipped = [b.name for b in backends if not self._monitor.is_healthy(b.name)]
+        return healthy, skipped
+
+    async def _books(
+        self, backends: Sequence[ExchangeBackend], symbol: Symbol, depth: int, context: Any
+    ) -> tuple[list[VenueBook], list[pb.VenueError]]:
+        async def fetch(backend: ExchangeBackend) -> VenueBook:
+            market = await backend.market_for_data(symbol)
+            book = await backend.order_book(symbol, depth)
+            return VenueBook(
+                backend.name,
+                book.bids,
+                book.asks,
+                market.taker_fee_rate,
+                market.step_size,
+                market.min_quantity,
+                market.min_notional,
+                book.simulated,
+            )
+
+        results, errors = await self._per_venue(backends, fetch, context)
+        return [book for _, book in results], errors
 
     async def _venue_and_symbol(self, exchange: str, symbol: str) -> tuple[ExchangeBackend, Symbol]:
         backend = self._registry.resolve(exchange)
@@ -188,13 +220,7 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
             version=self._info.version,
             server_time=convert.timestamp(datetime.now(UTC)),
             venues=[
-                pb.VenueStatus(
-                    exchange=b.name,
-                    simulated=b.simulated,
-                    credentials_configured=b.credentials_configured,
-                    testnet=b.testnet,
-                    market_count=counts.get(b.name, 0),
-                )
+                _venue_status(b, counts.get(b.name, 0), self._monitor.health(b.name))
                 for b in backends
             ],
             quote_aliases=list(self._info.quote_aliases),
@@ -416,34 +442,93 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
             entries=[convert.ledger_entry_to_proto(entry) for entry in entries],
         )
 
-    # ---- multi-venue (their own issue) ---------------------------------------------
+    # ---- multi-venue ---------------------------------------------------------------
 
     @unary
     async def GetAggregatedMarketData(
         self, request: pb.GetAggregatedMarketDataRequest, context: Any
     ) -> pb.GetAggregatedMarketDataResponse:
-        raise FeatureUnavailable(
-            "GetAggregatedMarketData is not implemented yet (multi-venue issue); "
-            "use GetMarketData per exchange"
-        )
-
-    @unary
-    async def GetPortfolioValue(
-        self, request: pb.GetPortfolioValueRequest, context: Any
-    ) -> pb.GetPortfolioValueResponse:
-        raise FeatureUnavailable(
-            "GetPortfolioValue is not implemented yet (multi-venue issue); use GetBalances"
+        symbol = convert.symbol_from_proto(request.symbol)
+        backends, skipped = self._healthy(self._registry.resolve_many(request.exchanges))
+        results, errors = await self._per_venue(backends, lambda b: b.ticker(symbol), context)
+        tickers = [ticker for _, ticker in results]
+        view = consolidate(tickers)
+        return pb.GetAggregatedMarketDataResponse(
+            symbol=symbol.canonical,
+            tickers=[convert.ticker_to_proto(t) for t in tickers],
+            errors=errors,
+            best_bid=convert.best_level_to_proto(view.best_bid),
+            best_ask=convert.best_level_to_proto(view.best_ask),
+            mid=dec(view.mid),
+            spread=dec(view.spread),
+            spread_bps=dec(view.spread_bps),
+            volume_weighted_last=dec(view.volume_weighted_last),
+            total_volume_24h=dec(view.total_volume),
+            skipped_exchanges=skipped,
         )
 
     @unary
     async def FindBestPrice(
         self, request: pb.FindBestPriceRequest, context: Any
     ) -> pb.FindBestPriceResponse:
-        raise FeatureUnavailable("FindBestPrice is not implemented yet (multi-venue issue)")
+        symbol = convert.symbol_from_proto(request.symbol)
+        side = convert.side_from_proto(request.side)
+        quantity = parse_decimal(request.quantity, "quantity", required=False)
+        backends, skipped = self._healthy(self._registry.resolve_many(request.exchanges))
+        books, errors = await self._books(backends, symbol, ROUTING_DEPTH, context)
+        prices = venue_prices(books, side, quantity)
+        complete = [p for p in prices if quantity is None or p.available_quantity >= quantity]
+        return pb.FindBestPriceResponse(
+            symbol=symbol.canonical,
+            side=request.side,
+            best=convert.venue_price_to_proto(complete[0]) if complete else None,
+            quotes=[convert.venue_price_to_proto(p) for p in prices],
+            arbitrage=[convert.opportunity_to_proto(o) for o in arbitrage(books)],
+            errors=errors,
+            skipped_exchanges=skipped,
+        )
 
     @unary
     async def PlanRoute(self, request: pb.PlanRouteRequest, context: Any) -> pb.PlanRouteResponse:
-        raise FeatureUnavailable("PlanRoute is not implemented yet (multi-venue issue)")
+        symbol = convert.symbol_from_proto(request.symbol)
+        side = convert.side_from_proto(request.side)
+        order_type = convert.order_type_from_proto(request.type)
+        quantity = parse_decimal(request.quantity, "quantity")
+        limit = parse_decimal(request.price, "price", required=False)
+        if order_type is OrderType.LIMIT and limit is None:
+            raise InvalidArgument("price", "is required for limit orders")
+        if order_type is OrderType.MARKET and limit is not None:
+            raise InvalidArgument("price", "must be empty for market orders")
+        assert quantity is not None
+        backends, skipped = self._healthy(self._registry.resolve_many(request.exchanges))
+        books, errors = await self._books(backends, symbol, ROUTING_DEPTH, context)
+        answer = convert.route_plan_to_proto(symbol, plan_route(books, side, quantity, limit))
+        answer.errors.extend(errors)
+        answer.skipped_exchanges.extend(skipped)
+        return answer
+
+    @unary
+    async def GetPortfolioValue(
+        self, request: pb.GetPortfolioValueRequest, context: Any
+    ) -> pb.GetPortfolioValueResponse:
+        quote = convert.optional_asset_from_proto(request.quote_asset, "quote_asset") or "USDT"
+        backends = self._registry.resolve_many(request.exchanges)
+        held, errors = await self._per_venue(backends, lambda b: b.balances(), context)
+        balances = {backend.name: found for backend, found in held}
+        assets = {balance.asset for found in balances.values() for balance in found}
+        wanted = portfolio_symbols(assets, quote)
+
+        async def prices_on(backend: ExchangeBackend) -> list[MarketPrice]:
+            listed = await backend.markets()
+            symbols = [symbol for symbol in wanted if symbol in listed]
+            tickers = await asyncio.gather(*(backend.ticker(s) for s in symbols))
+            return [p for t in tickers if (p := market_price(t)) is not None]
+
+        priced, price_errors = await self._per_venue(backends, prices_on, context)
+        valuation = value_portfolio(balances, [p for _, found in priced for p in found], quote)
+        answer = convert.valuation_to_proto(valuation, {b.name: b.simulated for b in backends})
+        answer.errors.extend(errors + price_errors)
+        return answer
 
     # ---- streams -----------------------------------------------------------------
 
@@ -490,6 +575,25 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
             yield pb.StreamOrderBookResponse(book=convert.book_to_proto(tagged.item))
         if self._shutdown.is_set():
             yield pb.StreamOrderBookResponse(notice=_shutdown_notice())
+
+
+def _venue_status(
+    backend: ExchangeBackend, market_count: int, health: VenueHealth
+) -> pb.VenueStatus:
+    return pb.VenueStatus(
+        exchange=backend.name,
+        simulated=backend.simulated,
+        credentials_configured=backend.credentials_configured,
+        testnet=backend.testnet,
+        market_count=market_count,
+        healthy=health.healthy,
+        latency=convert.duration(health.latency_seconds)
+        if health.latency_seconds is not None
+        else None,
+        last_error=health.last_error,
+        consecutive_failures=health.consecutive_failures,
+        last_check_time=convert.timestamp(health.last_check),
+    )
 
 
 def _shutdown_notice() -> pb.StreamNotice:

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.helpers import bad_request_fields, error_info, expect_error
+from tests.helpers import bad_request_fields, expect_error
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 
@@ -147,6 +147,51 @@ CASES: list[tuple[str, Call, str]] = [
         lambda s: s.ListLedgerEntries(pb.ListLedgerEntriesRequest(exchange="binance", asset="U$D")),
         "asset",
     ),
+    # multi-venue requests
+    (
+        "route without side",
+        lambda s: s.PlanRoute(
+            pb.PlanRouteRequest(symbol="BTC-USDT", type=pb.ORDER_TYPE_MARKET, quantity="1")
+        ),
+        "side",
+    ),
+    (
+        "limit route without price",
+        lambda s: s.PlanRoute(
+            pb.PlanRouteRequest(
+                symbol="BTC-USDT", side=pb.SIDE_BUY, type=pb.ORDER_TYPE_LIMIT, quantity="1"
+            )
+        ),
+        "price",
+    ),
+    (
+        "route with a bad quantity",
+        lambda s: s.PlanRoute(
+            pb.PlanRouteRequest(
+                symbol="BTC-USDT", side=pb.SIDE_BUY, type=pb.ORDER_TYPE_MARKET, quantity="1e400"
+            )
+        ),
+        "quantity",
+    ),
+    (
+        "best price with a negative quantity",
+        lambda s: s.FindBestPrice(
+            pb.FindBestPriceRequest(symbol="BTC-USDT", side=pb.SIDE_SELL, quantity="-2")
+        ),
+        "quantity",
+    ),
+    (
+        "aggregate over an unknown venue",
+        lambda s: s.GetAggregatedMarketData(
+            pb.GetAggregatedMarketDataRequest(symbol="BTC-USDT", exchanges=["ftx"])
+        ),
+        "exchanges[0]",
+    ),
+    (
+        "portfolio in a bad asset",
+        lambda s: s.GetPortfolioValue(pb.GetPortfolioValueRequest(quote_asset="US$")),
+        "quote_asset",
+    ),
     # off-grid values (venue filters)
     ("quantity off the step", lambda s: s.PlaceOrder(limit_order(quantity="0.000001")), "quantity"),
     ("below min notional", lambda s: s.PlaceOrder(limit_order(quantity="0.0001")), "quantity"),
@@ -179,20 +224,3 @@ async def test_stream_requests_are_validated_before_streaming(
     )
     error = await expect_error(book.read(), grpc.StatusCode.INVALID_ARGUMENT)
     assert bad_request_fields(error) == ["depth"]
-
-
-@pytest.mark.parametrize(
-    "call",
-    [
-        lambda s: s.GetAggregatedMarketData(pb.GetAggregatedMarketDataRequest(symbol="BTC-USDT")),
-        lambda s: s.FindBestPrice(pb.FindBestPriceRequest(symbol="BTC-USDT", side=pb.SIDE_BUY)),
-        lambda s: s.PlanRoute(pb.PlanRouteRequest(symbol="BTC-USDT")),
-        lambda s: s.GetPortfolioValue(pb.GetPortfolioValueRequest()),
-    ],
-)
-async def test_multi_venue_rpcs_say_unimplemented_plainly(
-    stub: pb_grpc.ExchangeServiceStub, call: Call
-) -> None:
-    error = await expect_error(call(stub), grpc.StatusCode.UNIMPLEMENTED)
-    assert "not implemented yet" in (error.details() or "")
-    assert error_info(error).reason == "FEATURE_UNAVAILABLE"

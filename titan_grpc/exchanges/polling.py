@@ -22,6 +22,7 @@ def quote_from_ticker(ticker: Ticker) -> Quote:
         venue_time=ticker.venue_time,
         received_time=ticker.received_time,
         note=ticker.note,
+        fallback=ticker.fallback,
     )
 
 

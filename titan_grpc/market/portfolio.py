@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from titan_grpc.domain import MONEY_CONTEXT, ZERO, Balance, Symbol
+from titan_grpc.domain import MONEY_CONTEXT, ZERO, Balance, Symbol, Ticker
 
 VALUE_PLACES = Decimal("1e-8")
 BRIDGE_ASSETS = ("USDT", "USDC", "USD", "BTC", "ETH")
@@ -125,3 +125,27 @@ def value_portfolio(
                     )
                 )
     return Valuation(quote_asset, tuple(assets), tuple(unpriced))
+
+
+def portfolio_symbols(assets: set[str], quote_asset: str) -> list[Symbol]:
+    """Markets that could price ``assets`` in ``quote_asset`` directly or via a bridge."""
+    wanted: set[Symbol] = set()
+    for asset in assets - {quote_asset}:
+        for other in (quote_asset, *BRIDGE_ASSETS):
+            if other != asset:
+                wanted.update({Symbol(asset, other), Symbol(other, asset)})
+    for bridge in BRIDGE_ASSETS:
+        if bridge != quote_asset:
+            wanted.update({Symbol(bridge, quote_asset), Symbol(quote_asset, bridge)})
+    return sorted(wanted, key=lambda s: s.canonical)
+
+
+def market_price(ticker: Ticker) -> MarketPrice | None:
+    """Mid of the top of book, else the last trade; None when the ticker has neither."""
+    if ticker.bid is not None and ticker.ask is not None:
+        price = MONEY_CONTEXT.divide(ticker.bid + ticker.ask, 2)
+    elif ticker.last is not None:
+        price = ticker.last
+    else:
+        return None
+    return MarketPrice(ticker.exchange, ticker.symbol, price)

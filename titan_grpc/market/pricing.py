@@ -101,17 +101,18 @@ def venue_prices(
         if not levels:
             continue
         if quantity is None:
-            price, available = levels[0].price, levels[0].quantity
+            exact, available = levels[0].price, levels[0].quantity
         else:
             walk = walk_book(levels, quantity, side=side)
-            if walk.average is None:
+            if walk.filled == 0:
                 continue
-            price, available = walk.average, walk.filled
+            exact, available = MONEY_CONTEXT.divide(walk.notional, walk.filled), walk.filled
         prices.append(
             VenuePrice(
                 book.exchange,
-                price,
-                net_price(price, book.taker_fee_rate, side).quantize(PRICE_PLACES),
+                exact.quantize(PRICE_PLACES),
+                # from the exact average, so rounding happens once
+                net_price(exact, book.taker_fee_rate, side).quantize(PRICE_PLACES),
                 book.taker_fee_rate,
                 available,
                 book.simulated,

@@ -7,6 +7,8 @@ GEN_STAMP := titan_grpc/gen/.generated
 BUF_DIR := .tools/buf
 BUF := $(BUF_DIR)/node_modules/.bin/buf
 PROTOS := $(shell find protos -name '*.proto')
+NODE_CLIENT := clients/node
+NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed
 
 .PHONY: all setup run test lint proto buf bench clean
 
@@ -39,10 +41,15 @@ $(BUF): tools/buf/package.json tools/buf/package-lock.json
 
 buf: $(BUF)
 
+$(NODE_STAMP): $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
 run: setup
 	$(PY) -m titan_grpc serve
 
-test: setup $(BUF)
+test: setup $(BUF) $(NODE_STAMP)
+	cd $(NODE_CLIENT) && TITAN_PYTHON=$(abspath $(PY)) npm test --silent
 	TITAN_BUF=$(abspath $(BUF)) $(PY) -m pytest -q
 
 lint: setup $(BUF)

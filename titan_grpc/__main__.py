@@ -8,6 +8,7 @@ import os
 import sys
 
 from titan_grpc import __version__
+from titan_grpc.cli import add_client_commands, run_client_command
 from titan_grpc.config import configure_logging, load_settings
 from titan_grpc.errors import ConfigError
 
@@ -19,11 +20,14 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gRPC server (the default)")
     serve.add_argument("--address", help="HOST:PORT to listen on (overrides TITAN_GRPC_ADDRESS)")
     serve.add_argument("--env-file", default=".env", help="optional .env file (default: .env)")
+    add_client_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command not in (None, "serve"):
+        return run_client_command(args)
     env_file = getattr(args, "env_file", ".env")
     try:
         environ = dict(os.environ)

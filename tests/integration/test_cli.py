@@ -223,3 +223,76 @@ def test_python_example_client_runs_against_the_server(
     assert "placed SIM-BIN-" in result.stdout and "ORDER_STATUS_NEW" in result.stdout
     assert "ORDER_STATUS_CANCELED" in result.stdout
     assert result.stdout.count("quote #") == 4
+
+
+def titan(port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "titan_grpc", *args, "--address", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = served
+
+    def as_json(*args: str) -> dict[str, object]:
+        result = titan(port, *args, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+    assert as_json("status")["mode"] == "MODE_SIMULATED"
+    assert as_json("quote", "BTCUSDT", "--exchange", "kucoin")["symbol"] == "BTC-USDT"
+    assert len(as_json("quote", "ETH-USDT")["tickers"]) == 3  # type: ignore[arg-type]
+    assert len(as_json("book", "BTC-USDT", "--exchange", "binance", "--depth", "3")["bids"]) == 3  # type: ignore[arg-type]
+    assert as_json("best-price", "BTC-USDT", "--side", "buy", "--quantity", "0.5")["best"]
+    route = as_json("route", "BTC-USDT", "--side", "sell", "--quantity", "1")
+    assert route["filled_quantity"] == "1"
+    placed = as_json(
+        "order",
+        "place",
+        "--exchange",
+        "mock",
+        "--symbol",
+        "BTC-USDT",
+        "--quantity",
+        "0.001",
+        "--price",
+        "10000",
+        "--client-order-id",
+        "cli-1",
+    )
+    assert placed["status"] == "ORDER_STATUS_NEW"
+    status = as_json("order", "status", "--exchange", "mock", "--client-order-id", "cli-1")
+    assert status["order_id"] == placed["order_id"]
+    assert (
+        as_json("order", "cancel", "--exchange", "mock", "--client-order-id", "cli-1")["status"]
+        == "ORDER_STATUS_CANCELED"
+    )
+    venues = as_json("balances", "--exchange", "kucoin")["venues"]
+    assert [v["exchange"] for v in venues] == ["kucoin"]  # type: ignore[index, union-attr]
+    portfolio = as_json("portfolio")
+    assert portfolio["quote_asset"] == "USDT" and portfolio["unpriced"]
+    table = titan(port, "quote", "BTC-USDT")
+    assert table.returncode == 0 and "best bid" in table.stdout and "kucoin" in table.stdout
+    board = titan(port, "watch", "BTC-USDT", "SOL-USDT", "--count", "8")
+    assert board.returncode == 0, board.stderr
+    assert "TITAN live quotes" in board.stdout and "SOL-USDT" in board.stdout
+    refused = titan(
+        port,
+        "order",
+        "place",
+        "--exchange",
+        "binance",
+        "--symbol",
+        "BTC-USDT",
+        "--quantity",
+        "abc",
+        "--price",
+        "1",
+    )
+    assert refused.returncode == 1 and refused.stderr.startswith(
+        "titan-grpc: INVALID_ARGUMENT: quantity:"
+    )

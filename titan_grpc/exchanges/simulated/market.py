@@ -124,7 +124,7 @@ VENUE_PROFILES: dict[str, VenueProfile] = {
     "coinbase": VenueProfile(
         name="coinbase",
         venue_symbol=_dashed,
-        offset_bps=Decimal("4"),
+        offset_bps=Decimal("1.5"),
         half_spread_bps=Decimal("1"),
         level_gap_bps=Decimal("1"),
         levels=50,
@@ -153,7 +153,7 @@ VENUE_PROFILES: dict[str, VenueProfile] = {
     "kucoin": VenueProfile(
         name="kucoin",
         venue_symbol=_dashed,
-        offset_bps=Decimal("-3"),
+        offset_bps=Decimal("-1"),
         half_spread_bps=Decimal("1.5"),
         level_gap_bps=Decimal("1"),
         levels=50,

@@ -9,8 +9,9 @@ import sys
 
 from titan_grpc import __version__
 from titan_grpc.cli import add_client_commands, run_client_command
-from titan_grpc.config import configure_logging, load_settings
+from titan_grpc.config import load_settings
 from titan_grpc.errors import ConfigError
+from titan_grpc.logs import configure_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in error.problems:
             print(f"titan-grpc: configuration error: {problem}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     # Imported late so `--help` and config errors do not need the generated code.
     from titan_grpc.server import serve
 

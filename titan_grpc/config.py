@@ -7,7 +7,6 @@ one line per variable; secret values are never echoed, only the variable's name.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import re
 from collections.abc import Mapping
@@ -80,6 +79,7 @@ class Settings:
     use_real_exchanges: bool = False
     grpc_address: str = "127.0.0.1:50051"
     log_level: str = "INFO"
+    log_format: str = "text"
     fallback_to_mock: bool = False
     auth_grants: tuple[AuthGrant, ...] = ()
     tls_cert: str = ""
@@ -150,6 +150,7 @@ KNOWN_VARIABLES = (
     "TITAN_JOURNAL_PATH",
     "TITAN_METRICS_ADDRESS",
     "TITAN_LOG_LEVEL",
+    "TITAN_LOG_FORMAT",
     "TITAN_FALLBACK_TO_MOCK",
     "TITAN_QUOTE_ALIASES",
     "TITAN_SIM_SEED",
@@ -321,6 +322,11 @@ def load_settings(
         )
         log_level = "INFO"
 
+    log_format = reader.text("TITAN_LOG_FORMAT", "text").lower()
+    if log_format not in ("text", "json"):
+        reader.problems.append(f"TITAN_LOG_FORMAT: expected text or json, got {log_format!r}")
+        log_format = "text"
+
     tls_cert = reader.file_path("TITAN_TLS_CERT")
     tls_key = reader.file_path("TITAN_TLS_KEY")
     if bool(tls_cert) != bool(tls_key):
@@ -333,6 +339,7 @@ def load_settings(
         use_real_exchanges=reader.boolean("USE_REAL_EXCHANGES", False),
         grpc_address=reader.address("TITAN_GRPC_ADDRESS", "127.0.0.1:50051"),
         log_level=log_level,
+        log_format=log_format,
         fallback_to_mock=reader.boolean("TITAN_FALLBACK_TO_MOCK", False),
         auth_grants=_auth_grants(reader),
         tls_cert=tls_cert,
@@ -353,10 +360,3 @@ def load_settings(
     if reader.problems:
         raise ConfigError(reader.problems)
     return settings
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )

@@ -29,8 +29,9 @@ from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.market.fallback import FallbackExchange
 from titan_grpc.market.health import HealthMonitor
+from titan_grpc.metrics import Metrics
 from titan_grpc.service import ExchangeService, GatewayInfo
-from titan_grpc.trading.journal import OrderJournal
+from titan_grpc.trading.journal import JournalState, OrderJournal
 from titan_grpc.trading.orders import OrderService
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExchangeService"].full_name
 SIMULATED_VENUES = ("binance", "coinbase", "kucoin", "mock")
 RECONCILE_AT_START_SECONDS = 30.0
+JOURNAL_GAUGE_SECONDS = 5.0
 
 
 def check_startup_rules(settings: Settings) -> None:
@@ -52,14 +54,19 @@ def check_startup_rules(settings: Settings) -> None:
         raise ConfigError(problems)
 
 
-def build_backends(settings: Settings, world: SimulatedWorld) -> dict[str, ExchangeBackend]:
+def build_backends(
+    settings: Settings, world: SimulatedWorld, metrics: Metrics | None = None
+) -> dict[str, ExchangeBackend]:
     """Simulated venues by default; in real mode the real adapters plus the "mock" venue."""
     if not settings.use_real_exchanges:
         return {name: SimulatedExchange(name, world) for name in SIMULATED_VENUES}
+    observer = metrics.observe_upstream if metrics is not None else None
     real: dict[str, ExchangeBackend] = {
-        "binance": BinanceExchange(settings.binance),
-        "coinbase": CoinbaseExchange(settings.coinbase, quote_aliases=settings.quote_aliases),
-        "kucoin": KucoinExchange(settings.kucoin),
+        "binance": BinanceExchange(settings.binance, request_observer=observer),
+        "coinbase": CoinbaseExchange(
+            settings.coinbase, quote_aliases=settings.quote_aliases, request_observer=observer
+        ),
+        "kucoin": KucoinExchange(settings.kucoin, request_observer=observer),
     }
     if settings.fallback_to_mock:
         real = {
@@ -89,6 +96,8 @@ class Gateway:
     shutdown: asyncio.Event
     journal: OrderJournal
     monitor: HealthMonitor
+    metrics: Metrics
+    metrics_port: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
 
@@ -106,6 +115,7 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.registry.close()
         await self.journal.close()
+        self.metrics.close()
         log.info("stopped")
 
 
@@ -121,7 +131,8 @@ async def start_gateway(
     """
     check_startup_rules(settings)
     world = world or SimulatedWorld(settings.sim_seed)
-    registry = ExchangeRegistry(backends or build_backends(settings, world))
+    metrics = Metrics()
+    registry = ExchangeRegistry(backends or build_backends(settings, world, metrics))
     journal = OrderJournal(settings.journal_path)
     try:
         await journal.open()
@@ -146,8 +157,9 @@ async def start_gateway(
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     monitor = HealthMonitor(registry.all(), on_change=_venue_health_setter(health))
     pb_grpc.add_ExchangeServiceServicer_to_server(
-        ExchangeService(registry, orders, monitor, info, shutdown), server
+        ExchangeService(registry, orders, monitor, info, shutdown, metrics), server
     )
+    _watch_venues(metrics, registry, monitor)
     reflection.enable_server_reflection(
         (
             SERVICE_NAME,
@@ -160,7 +172,11 @@ async def start_gateway(
     await server.start()
     for name in ("", SERVICE_NAME, *(f"{SERVICE_NAME}/{venue}" for venue in registry.names)):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    gateway = Gateway(server, port, registry, world, health, shutdown, journal, monitor)
+    gateway = Gateway(server, port, registry, world, health, shutdown, journal, monitor, metrics)
+    if settings.metrics_address:
+        gateway.metrics_port = metrics.serve(settings.metrics_address)
+        log.info("metrics on http://%s/metrics", settings.metrics_address)
+    gateway._tasks.append(asyncio.create_task(_refresh_journal_gauge(metrics, journal)))
     if settings.health_interval_seconds > 0:
         gateway._tasks.append(asyncio.create_task(monitor.run(settings.health_interval_seconds)))
     if settings.sim_tick_ms > 0:
@@ -174,6 +190,29 @@ async def start_gateway(
         ", ".join(_describe(b) for b in registry.all()),
     )
     return gateway
+
+
+def _watch_venues(metrics: Metrics, registry: ExchangeRegistry, monitor: HealthMonitor) -> None:
+    for backend in registry.all():
+        metrics.watch_gauge(
+            metrics.venue_healthy, backend.name, _health_reader(monitor, backend.name)
+        )
+        metrics.watch_gauge(metrics.rate_budget_used, backend.name, _budget_reader(backend))
+
+
+def _health_reader(monitor: HealthMonitor, name: str) -> Callable[[], float]:
+    return lambda: float(monitor.is_healthy(name))
+
+
+def _budget_reader(backend: ExchangeBackend) -> Callable[[], float]:
+    return lambda: backend.rate_budget_used() or 0.0
+
+
+async def _refresh_journal_gauge(metrics: Metrics, journal: OrderJournal) -> None:
+    while True:
+        counts = await journal.count_by_state()
+        metrics.journal_ambiguous.set(counts.get(JournalState.AMBIGUOUS, 0))
+        await asyncio.sleep(JOURNAL_GAUGE_SECONDS)
 
 
 def _venue_health_setter(health: HealthServicer) -> Callable[[str, bool], None]:

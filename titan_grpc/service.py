@@ -26,6 +26,7 @@ from titan_grpc.errors import InvalidArgument, TitanError, UnknownSymbol
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+from titan_grpc.logs import new_request_id, request_id
 from titan_grpc.market.aggregate import consolidate
 from titan_grpc.market.health import HealthMonitor, VenueHealth
 from titan_grpc.market.portfolio import (
@@ -37,6 +38,7 @@ from titan_grpc.market.portfolio import (
 from titan_grpc.market.pricing import VenueBook, arbitrage, venue_prices
 from titan_grpc.market.streams import merge
 from titan_grpc.market.venues import gather_venues
+from titan_grpc.metrics import Metrics
 from titan_grpc.status import to_grpc_status, venue_error_to_proto
 from titan_grpc.trading.orders import OrderService
 from titan_grpc.trading.router import plan_route
@@ -71,7 +73,8 @@ async def _abort(
 ) -> grpc.StatusCode:
     if isinstance(error, TitanError):
         status = to_grpc_status(error)
-        await context.abort(status.code, status.details, status.trailing_metadata)
+        trailing = (*status.trailing_metadata, ("x-request-id", request_id.get()))
+        await context.abort(status.code, status.details, trailing)
     log.error("unexpected error", exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
     raise AssertionError("unreachable")  # pragma: no cover
@@ -83,12 +86,30 @@ def _code_of(error: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def _begin(context: Any) -> None:
+    """Give the call a request id (the caller's x-request-id if sane) and echo it back."""
+    incoming = dict(context.invocation_metadata() or ()).get("x-request-id", "")
+    rid = new_request_id(incoming if isinstance(incoming, str) else "")
+    request_id.set(rid)
+    context.set_trailing_metadata((("x-request-id", rid),))
+
+
+def _finish(
+    servicer: Any, name: str, code: grpc.StatusCode, started: float, extra: str = ""
+) -> None:
+    _log_rpc(name, code, started, extra)
+    metrics: Metrics | None = getattr(servicer, "_metrics", None)
+    if metrics is not None:
+        metrics.observe_rpc(name, code.name, time.perf_counter() - started)
+
+
 def unary(
     method: Callable[[Any, Request, Any], Awaitable[Response]],
 ) -> Callable[[Any, Request, Any], Awaitable[Response]]:
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: Any) -> Response:
         started, code = time.perf_counter(), grpc.StatusCode.OK
+        _begin(context)
         try:
             return await method(self, request, context)
         except asyncio.CancelledError:
@@ -101,7 +122,7 @@ def unary(
             await _abort(context, error)
             raise
         finally:
-            _log_rpc(method.__name__, code, started)
+            _finish(self, method.__name__, code, started)
 
     return wrapper
 
@@ -112,6 +133,10 @@ def streaming(
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: Any) -> AsyncIterator[Response]:
         started, code, sent = time.perf_counter(), grpc.StatusCode.OK, 0
+        _begin(context)
+        metrics: Metrics | None = getattr(self, "_metrics", None)
+        if metrics is not None:
+            metrics.active_streams.labels(method.__name__).inc()
         try:
             async for message in method(self, request, context):
                 sent += 1
@@ -126,7 +151,9 @@ def streaming(
             await _abort(context, error)
             raise
         finally:
-            _log_rpc(method.__name__, code, started, f" messages={sent}")
+            if metrics is not None:
+                metrics.active_streams.labels(method.__name__).dec()
+            _finish(self, method.__name__, code, started, f" messages={sent}")
 
     return wrapper
 
@@ -144,7 +171,9 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
         monitor: HealthMonitor,
         info: GatewayInfo,
         shutdown: asyncio.Event,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._registry = registry
         self._orders = orders
         self._monitor = monitor
@@ -201,6 +230,13 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
 
         results, errors = await self._per_venue(backends, fetch, context)
         return [book for _, book in results], errors
+
+    def _count_subscriptions(
+        self, pairs: Sequence[tuple[ExchangeBackend, Symbol]], step: int
+    ) -> None:
+        if self._metrics is not None:
+            for backend, _ in pairs:
+                self._metrics.stream_subscriptions.labels(backend.name).inc(step)
 
     async def _venue_and_symbol(self, exchange: str, symbol: str) -> tuple[ExchangeBackend, Symbol]:
         backend = self._registry.resolve(exchange)
@@ -555,11 +591,15 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
         if not pairs:
             raise InvalidArgument("symbols", "none of the symbols is listed on any exchange")
         sequences: dict[tuple[str, Symbol], int] = defaultdict(int)
-        async for tagged in merge([b.watch_quotes(s) for b, s in pairs], self._shutdown):
-            quote = tagged.item
-            key = (quote.exchange, quote.symbol)
-            sequences[key] += 1
-            yield pb.StreamQuotesResponse(quote=convert.quote_to_proto(quote, sequences[key]))
+        self._count_subscriptions(pairs, +1)
+        try:
+            async for tagged in merge([b.watch_quotes(s) for b, s in pairs], self._shutdown):
+                quote = tagged.item
+                key = (quote.exchange, quote.symbol)
+                sequences[key] += 1
+                yield pb.StreamQuotesResponse(quote=convert.quote_to_proto(quote, sequences[key]))
+        finally:
+            self._count_subscriptions(pairs, -1)
         if self._shutdown.is_set():
             yield pb.StreamQuotesResponse(notice=_shutdown_notice())
 
@@ -571,8 +611,12 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
             request.depth, default=DEFAULT_DEPTH, maximum=MAX_DEPTH, field="depth"
         )
         backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
-        async for tagged in merge([backend.watch_order_book(symbol, depth)], self._shutdown):
-            yield pb.StreamOrderBookResponse(book=convert.book_to_proto(tagged.item))
+        self._count_subscriptions([(backend, symbol)], +1)
+        try:
+            async for tagged in merge([backend.watch_order_book(symbol, depth)], self._shutdown):
+                yield pb.StreamOrderBookResponse(book=convert.book_to_proto(tagged.item))
+        finally:
+            self._count_subscriptions([(backend, symbol)], -1)
         if self._shutdown.is_set():
             yield pb.StreamOrderBookResponse(notice=_shutdown_notice())
 

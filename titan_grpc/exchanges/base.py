@@ -109,6 +109,10 @@ class ExchangeBackend(abc.ABC):
     def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
         """Yields the current book, then a new snapshot whenever it changes."""
 
+    def rate_budget_used(self) -> float | None:
+        """Share (0-1) of the venue's request budget in use; None when not rate limited."""
+        return None
+
     async def close(self) -> None:
         """Release connections and background tasks."""
         return None

@@ -24,6 +24,9 @@ class RateLimiter(Protocol):
 
     def block_for(self, seconds: float) -> None: ...
 
+    @property
+    def usage_ratio(self) -> float: ...
+
 
 class WindowRateLimiter:
     def __init__(
@@ -110,6 +113,13 @@ class WindowRateLimiter:
     def blocked_for(self) -> float:
         return max(0.0, self._blocked_until - self._clock())
 
+    @property
+    def usage_ratio(self) -> float:
+        """Share of this window's budget spent (1.0 while the venue has us blocked)."""
+        if self.blocked_for > 0:
+            return 1.0
+        return min(1.0, self.used / self.limit) if self.limit else 1.0
+
 
 class TokenBucketLimiter:
     """A request-rate budget refilled continuously (Coinbase: N requests/s, burst B).
@@ -166,3 +176,11 @@ class TokenBucketLimiter:
 
     def block_for(self, seconds: float) -> None:
         self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+
+    @property
+    def usage_ratio(self) -> float:
+        now = self._clock()
+        if now < self._blocked_until:
+            return 1.0
+        self._refill(now)
+        return 1.0 - self._tokens / self.burst

@@ -86,6 +86,8 @@ class RestResponse:
 
 
 Signer = Callable[[RestRequest], Awaitable[RestRequest]]
+# (venue, endpoint, status, seconds) after every request, for metrics.
+RequestObserver = Callable[[str, str, str, float], None]
 ErrorMapper = Callable[[RestResponse], TitanError | None]
 UsageObserver = Callable[[Mapping[str, str]], None]
 
@@ -112,8 +114,10 @@ class RestClient:
         connect_timeout: float = 3.0,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        observer: RequestObserver | None = None,
     ) -> None:
         self.venue = venue
+        self._observer = observer
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter
         self._error_mapper = error_mapper
@@ -194,14 +198,18 @@ class RestClient:
             )
             raise _Retryable(unavailable, ambiguous) from None
         finally:
+            elapsed = time.perf_counter() - started
+            endpoint = request.endpoint or f"{request.method} {request.path}"
             log.info(
                 "upstream venue=%s endpoint=%s status=%s weight=%d duration_ms=%.1f",
                 self.venue,
-                request.endpoint or f"{request.method} {request.path}",
+                endpoint,
                 status_text,
                 request.weight,
-                (time.perf_counter() - started) * 1000,
+                elapsed * 1000,
             )
+            if self._observer is not None:
+                self._observer(self.venue, endpoint, status_text, elapsed)
         if self._usage_observer is not None:
             self._usage_observer(response.headers)
         if response.status in (418, 429):

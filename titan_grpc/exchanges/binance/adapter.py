@@ -50,6 +50,7 @@ from titan_grpc.exchanges.binance.endpoints import Endpoint
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.polling import poll_order_book, poll_quotes
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RetryPolicy, WindowRateLimiter
+from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class BinanceExchange(ExchangeBackend):
         reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
         recv_window_ms: int = endpoints.DEFAULT_RECV_WINDOW_MS,
         rate_limit_max_wait_seconds: float = 10.0,
+        request_observer: RequestObserver | None = None,
     ) -> None:
         problems = validate_credentials(settings)
         if problems:
@@ -118,6 +120,7 @@ class BinanceExchange(ExchangeBackend):
             usage_observer=self._observe_usage,
             retry=retry,
             total_timeout=total_timeout,
+            observer=request_observer,
         )
         self._markets: dict[Symbol, Market] = {}
         self._markets_loaded_at = float("-inf")
@@ -135,6 +138,9 @@ class BinanceExchange(ExchangeBackend):
     @property
     def rest(self) -> RestClient:
         return self._rest
+
+    def rate_budget_used(self) -> float:
+        return self._limiter.usage_ratio
 
     async def close(self) -> None:
         await self._rest.close()

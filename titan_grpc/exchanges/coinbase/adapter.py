@@ -54,6 +54,7 @@ from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.polling import poll_order_book, poll_quotes
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
 from titan_grpc.net.ratelimit import TokenBucketLimiter
+from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class CoinbaseExchange(ExchangeBackend):
         poll_interval_seconds: float = 1.0,
         reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
         rate_limit_max_wait_seconds: float = 10.0,
+        request_observer: RequestObserver | None = None,
     ) -> None:
         problems = validate_credentials(settings)
         if problems:
@@ -139,6 +141,7 @@ class CoinbaseExchange(ExchangeBackend):
             error_mapper=parse.parse_error,
             retry=retry,
             total_timeout=total_timeout,
+            observer=request_observer,
         )
         self._markets: dict[Symbol, Market] = {}
         self._markets_loaded_at = float("-inf")
@@ -153,6 +156,9 @@ class CoinbaseExchange(ExchangeBackend):
     @property
     def credentials_configured(self) -> bool:
         return bool(self._credentials.api_key)
+
+    def rate_budget_used(self) -> float:
+        return max(self._public_limiter.usage_ratio, self._private_limiter.usage_ratio)
 
     async def close(self) -> None:
         await self._rest.close()

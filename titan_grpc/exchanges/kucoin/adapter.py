@@ -51,6 +51,7 @@ from titan_grpc.exchanges.kucoin.endpoints import Endpoint
 from titan_grpc.exchanges.polling import poll_order_book, poll_quotes
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
 from titan_grpc.net.ratelimit import WindowRateLimiter
+from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class KucoinExchange(ExchangeBackend):
         poll_interval_seconds: float = 1.0,
         reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
         rate_limit_max_wait_seconds: float = 10.0,
+        request_observer: RequestObserver | None = None,
     ) -> None:
         problems = validate_settings(settings)
         if problems:
@@ -134,6 +136,7 @@ class KucoinExchange(ExchangeBackend):
             error_mapper=parse.parse_error,
             retry=retry,
             total_timeout=total_timeout,
+            observer=request_observer,
         )
         self._markets: dict[Symbol, Market] = {}
         self._markets_loaded_at = float("-inf")
@@ -146,6 +149,9 @@ class KucoinExchange(ExchangeBackend):
     @property
     def credentials_configured(self) -> bool:
         return bool(self._credentials.api_key) and self._live_trading
+
+    def rate_budget_used(self) -> float:
+        return max(self._public_limiter.usage_ratio, self._private_limiter.usage_ratio)
 
     async def close(self) -> None:
         await self._rest.close()

@@ -41,6 +41,10 @@ from titan_grpc.domain import (
 T = TypeVar("T")
 
 
+class JournalClosed(RuntimeError):
+    """The journal was used after close (only during shutdown)."""
+
+
 class JournalState(enum.Enum):
     INTENT = "intent"
     ACCEPTED = "accepted"
@@ -116,14 +120,21 @@ class OrderJournal:
         self._connection = connection
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await asyncio.to_thread(self._connection.close)
-            self._connection = None
+        def locked_close() -> None:
+            # Under the lock: a query still running in a worker thread (its task may have
+            # been cancelled, the thread was not) finishes before the connection goes.
+            with self._lock:
+                if self._connection is not None:
+                    self._connection.close()
+                    self._connection = None
+
+        await asyncio.to_thread(locked_close)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
         def locked() -> T:
-            assert self._connection is not None, "journal not open"
             with self._lock:
+                if self._connection is None:
+                    raise JournalClosed("the order journal is closed")
                 if not write:
                     return work(self._connection)
                 self._connection.execute("BEGIN IMMEDIATE")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal as D
 from pathlib import Path
+
+import pytest
 
 from titan_grpc.domain import (
     Fill,
@@ -17,7 +20,7 @@ from titan_grpc.domain import (
     Symbol,
     TimeInForce,
 )
-from titan_grpc.trading.journal import JournalState, OrderJournal
+from titan_grpc.trading.journal import JournalClosed, JournalState, OrderJournal
 
 BTC = Symbol("BTC", "USDT")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -129,3 +132,15 @@ async def test_outcomes_round_trip_exactly() -> None:
     await journal.mark_resending("binance", "c-2")
     resent = await journal.get("binance", "c-2")
     assert resent is not None and resent.state is JournalState.INTENT and resent.attempts == 2
+
+
+async def test_close_waits_for_a_query_still_running_in_its_thread() -> None:
+    journal = OrderJournal(":memory:")
+    await journal.open()
+    await journal.record_intent("binance", request())
+    pending = asyncio.ensure_future(journal.count_by_state())
+    await asyncio.sleep(0)  # the query is handed to a worker thread
+    pending.cancel()  # cancelling the task does not stop the thread ...
+    await journal.close()  # ... so close must wait for it rather than pull the rug
+    with pytest.raises(JournalClosed):
+        await journal.get("binance", "c-1")

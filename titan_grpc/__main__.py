@@ -21,6 +21,13 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gRPC server (the default)")
     serve.add_argument("--address", help="HOST:PORT to listen on (overrides TITAN_GRPC_ADDRESS)")
     serve.add_argument("--env-file", default=".env", help="optional .env file (default: .env)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (SO_REUSEPORT); simulated venues are "
+        "per process, so use more than 1 for market data scale-out or real mode",
+    )
     add_client_commands(commands)
     return parser
 
@@ -43,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     # Imported late so `--help` and config errors do not need the generated code.
     from titan_grpc.server import serve
 
+    workers = getattr(args, "workers", 1)
+    if workers > 1:
+        from titan_grpc.workers import run_workers
+
+        return run_workers(settings, workers)
     try:
         asyncio.run(serve(settings))
     except ConfigError as error:

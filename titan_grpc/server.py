@@ -124,6 +124,7 @@ async def start_gateway(
     *,
     world: SimulatedWorld | None = None,
     backends: Mapping[str, ExchangeBackend] | None = None,
+    share_port: bool = False,
 ) -> Gateway:
     """Build and start the server on ``settings.grpc_address`` (port 0 picks a free one).
 
@@ -150,9 +151,11 @@ async def start_gateway(
         real_mode=settings.use_real_exchanges,
         quote_aliases=tuple(f"{a}:{b}" for a, b in settings.quote_aliases),
     )
-    # so_reuseport=0: a second server must fail to bind rather than silently share the port.
+    # so_reuseport=0 unless workers share the port on purpose: a second server must fail
+    # to bind rather than silently share it.
     interceptors = [AuthInterceptor(settings.auth_grants)] if settings.auth_grants else []
-    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
+    reuse = 1 if share_port else 0
+    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", reuse)])
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     monitor = HealthMonitor(registry.all(), on_change=_venue_health_setter(health))
@@ -251,9 +254,9 @@ def _bind(server: grpc.aio.Server, settings: Settings) -> int:
     return port
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, *, share_port: bool = False) -> None:
     """Run until SIGINT/SIGTERM, then shut down gracefully."""
-    gateway = await start_gateway(settings)
+    gateway = await start_gateway(settings, share_port=share_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

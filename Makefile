@@ -58,8 +58,11 @@ lint: setup $(BUF)
 	$(VENV)/bin/mypy
 	$(BUF) lint
 
+# Benchmarks: h2load (Debian nghttp2-client) and ccxt (benchmark-only) are installed here.
 bench: setup
-	@echo "No benchmarks yet (see the benchmarks issue)."
+	command -v h2load >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q nghttp2-client)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) titan_grpc/gen .tools .mypy_cache .ruff_cache .pytest_cache

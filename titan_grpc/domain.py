@@ -190,9 +190,10 @@ def format_decimal(value: Decimal | None) -> str:
     """Plain decimal string without exponent or superfluous trailing zeros."""
     if value is None:
         return ""
-    if value == 0:
-        return "0"
-    return format(MONEY_CONTEXT.normalize(value), "f")
+    text = format(value, "f")  # never an exponent
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
 
 
 @dataclass(frozen=True, slots=True)

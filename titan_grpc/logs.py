@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -13,9 +14,16 @@ request_id: ContextVar[str] = ContextVar("request_id", default="-")
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+# Fresh ids: a random per-process prefix and a counter (cheaper than a UUID per call).
+_PREFIX = uuid.uuid4().hex[:8]
+_COUNTER = itertools.count(1)
+
+
 def new_request_id(incoming: str = "") -> str:
     """The caller's ``x-request-id`` when it is sane, else a fresh one."""
-    return incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex[:16]
+    if incoming and _INCOMING_ID.match(incoming):
+        return incoming
+    return f"{_PREFIX}{next(_COUNTER):08x}"
 
 
 class RequestIdFilter(logging.Filter):

@@ -69,12 +69,19 @@ class Metrics:
             "Journaled orders whose outcome is not known yet",
             registry=self.registry,
         )
+        self._rpc_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
-        self.rpc_requests.labels(method, code).inc()
-        self.rpc_latency.labels(method).observe(seconds)
+        # labels() resolves a child under a lock; keep the children per method and code.
+        key = (method, code)
+        children = self._rpc_children.get(key)
+        if children is None:
+            children = (self.rpc_requests.labels(method, code), self.rpc_latency.labels(method))
+            self._rpc_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_upstream(self, exchange: str, endpoint: str, status: str, seconds: float) -> None:
         self.upstream_requests.labels(exchange, endpoint, status).inc()

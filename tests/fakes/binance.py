@@ -355,6 +355,11 @@ class FakeBinance:
                     "status": "TRADING",
                     "baseAsset": s.base,
                     "quoteAsset": s.quote,
+                    "baseAssetPrecision": 8,
+                    "quoteAssetPrecision": 8,
+                    "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+                    "isSpotTradingAllowed": True,
+                    "permissions": ["SPOT"],
                     "filters": [
                         {
                             "filterType": "PRICE_FILTER",

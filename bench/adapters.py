@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -31,22 +30,50 @@ async def _cpu_per_call(call: Callable[[int], Awaitable[object]], calls: int) ->
 async def measure(calls: int) -> dict[str, tuple[float, float]]:
     import ccxt.async_support as ccxt  # benchmark-only dependency
 
-    fake = subprocess.Popen([sys.executable, "-m", "bench.fake_binance_server"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    fake = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed
+        [sys.executable, "-m", "bench.fake_binance_server"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert fake.stdout is not None
         info = json.loads(fake.stdout.readline())
         url = info["url"]
         titan = BinanceExchange(
-            VenueSettings("binance", VenueCredentials(Secret(info["key"]), Secret(info["secret"])), True, url, "")
+            VenueSettings(
+                "binance",
+                VenueCredentials(Secret(info["key"]), Secret(info["secret"])),
+                True,
+                url,
+                "",
+            )
         )
-        exchange = ccxt.binance({"apiKey": info["key"], "secret": info["secret"], "enableRateLimit": False, "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "defaultType": "spot", "adjustForTimeDifference": False}})
+        exchange = ccxt.binance(
+            {
+                "apiKey": info["key"],
+                "secret": info["secret"],
+                "enableRateLimit": False,
+                "options": {
+                    "fetchMarkets": {"types": ["spot"]},
+                    "fetchCurrencies": False,
+                    "defaultType": "spot",
+                    "adjustForTimeDifference": False,
+                },
+            }
+        )
         # Spot only, no margin/currency look-ups: the fake serves the spot REST API.
         exchange.options["fetchMarkets"] = {"types": ["spot"]}
         exchange.options["fetchMargins"] = False
         exchange.options["fetchCurrencies"] = False
         for key in list(exchange.urls["api"]):
-            if isinstance(exchange.urls["api"][key], str) and "api.binance.com" in exchange.urls["api"][key]:
-                exchange.urls["api"][key] = exchange.urls["api"][key].replace("https://api.binance.com", url)
+            if (
+                isinstance(exchange.urls["api"][key], str)
+                and "api.binance.com" in exchange.urls["api"][key]
+            ):
+                exchange.urls["api"][key] = exchange.urls["api"][key].replace(
+                    "https://api.binance.com", url
+                )
         await exchange.load_markets()
         await titan.markets()
         await titan.server_time()
@@ -61,12 +88,25 @@ async def measure(calls: int) -> dict[str, tuple[float, float]]:
         )
 
         def titan_order(i: int) -> Awaitable[object]:
-            request = OrderRequest(BTC, Side.BUY, OrderType.LIMIT, Decimal("0.001"), Decimal("30000"), TimeInForce.GTC, f"t-{i}")
+            request = OrderRequest(
+                BTC,
+                Side.BUY,
+                OrderType.LIMIT,
+                Decimal("0.001"),
+                Decimal("30000"),
+                TimeInForce.GTC,
+                f"t-{i}",
+            )
             return titan.place_order(request)
 
         figures["limit order placement"] = (
             await _cpu_per_call(titan_order, calls),
-            await _cpu_per_call(lambda i: exchange.create_order("BTC/USDT", "limit", "buy", 0.001, 30000, {"newClientOrderId": f"c-{i}"}), calls),
+            await _cpu_per_call(
+                lambda i: exchange.create_order(
+                    "BTC/USDT", "limit", "buy", 0.001, 30000, {"newClientOrderId": f"c-{i}"}
+                ),
+                calls,
+            ),
         )
         await exchange.close()
         await titan.close()

@@ -16,7 +16,9 @@ class Bare(pb_grpc.ExchangeServiceServicer):
     def __init__(self, answer: pb.GetMarketDataResponse) -> None:
         self._answer = answer
 
-    async def GetMarketData(self, request: pb.GetMarketDataRequest, context: object) -> pb.GetMarketDataResponse:
+    async def GetMarketData(
+        self, request: pb.GetMarketDataRequest, context: object
+    ) -> pb.GetMarketDataResponse:
         return self._answer
 
 

@@ -12,7 +12,11 @@ from tests.fakes.binance import API_KEY, API_SECRET, FakeBinance, SymbolSpec
 def deep_book() -> dict[str, SymbolSpec]:
     bids = [[D("43000") - D(i), D("5")] for i in range(200)]
     asks = [[D("43001") + D(i), D("5")] for i in range(200)]
-    return {"BTCUSDT": SymbolSpec("BTC", "USDT", D("0.01"), D("0.00001"), D("0.00001"), D("9000"), D("5"), bids, asks)}
+    return {
+        "BTCUSDT": SymbolSpec(
+            "BTC", "USDT", D("0.01"), D("0.00001"), D("0.00001"), D("9000"), D("5"), bids, asks
+        )
+    }
 
 
 async def main() -> None:

@@ -24,18 +24,38 @@ def grpc_frame(message: bytes) -> bytes:
     return struct.pack(">?I", False, len(message)) + message
 
 
-def h2load(url: str, message: bytes, *, requests: int, clients: int, streams: int, threads: int = 1) -> LoadResult:
+def h2load(
+    url: str, message: bytes, *, requests: int, clients: int, streams: int, threads: int = 1
+) -> LoadResult:
     with tempfile.TemporaryDirectory() as folder:
         body = Path(folder) / "body.bin"
         body.write_bytes(grpc_frame(message))
         log = Path(folder) / "requests.log"
         run = subprocess.run(
             [
-                "h2load", "-n", str(requests), "-c", str(clients), "-m", str(streams), "-t", str(threads),
-                "-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers",
-                "--log-file", str(log), url,
+                "h2load",
+                "-n",
+                str(requests),
+                "-c",
+                str(clients),
+                "-m",
+                str(streams),
+                "-t",
+                str(threads),
+                "-d",
+                str(body),
+                "-H",
+                "content-type: application/grpc",
+                "-H",
+                "te: trailers",
+                "--log-file",
+                str(log),
+                url,
             ],
-            capture_output=True, text=True, check=True, timeout=600,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
         )
         latencies = []
         for line in log.read_text().splitlines():

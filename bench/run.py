@@ -13,15 +13,14 @@ import os
 import platform
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 
@@ -49,8 +48,17 @@ def wait_ready(port: int) -> None:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+def process(
+    args: list[str], env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         yield proc
     finally:
@@ -66,8 +74,24 @@ def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subp
 def titan_server(workers: int = 1, log_level: str = "INFO") -> Iterator[int]:
     port = free_port()
     journal = tempfile.mkdtemp(prefix="titan-bench-")
-    env = {"TITAN_SIM_TICK_MS": "0", "TITAN_LOG_LEVEL": log_level, "TITAN_JOURNAL_PATH": f"{journal}/j.sqlite3", "TITAN_HEALTH_INTERVAL_SECONDS": "0"}
-    args = [PY, "-m", "titan_grpc", "serve", "--address", f"127.0.0.1:{port}", "--env-file", "", "--workers", str(workers)]
+    env = {
+        "TITAN_SIM_TICK_MS": "0",
+        "TITAN_LOG_LEVEL": log_level,
+        "TITAN_JOURNAL_PATH": f"{journal}/j.sqlite3",
+        "TITAN_HEALTH_INTERVAL_SECONDS": "0",
+    }
+    args = [
+        PY,
+        "-m",
+        "titan_grpc",
+        "serve",
+        "--address",
+        f"127.0.0.1:{port}",
+        "--env-file",
+        "",
+        "--workers",
+        str(workers),
+    ]
     with process(args, env):
         wait_ready(port)
         yield port
@@ -79,14 +103,31 @@ def sample_answer(port: int) -> bytes:
     return answer.SerializeToString()
 
 
-def load(port: int, requests: int, clients: int = 4, streams: int = 16, threads: int = 1) -> LoadResult:
+def load(
+    port: int, requests: int, clients: int = 4, streams: int = 16, threads: int = 1
+) -> LoadResult:
     url = METHOD_URL.format(port=port)
-    h2load(url, REQUEST.SerializeToString(), requests=min(2000, requests), clients=clients, streams=streams, threads=threads)  # warm-up
-    return h2load(url, REQUEST.SerializeToString(), requests=requests, clients=clients, streams=streams, threads=threads)
+    h2load(
+        url,
+        REQUEST.SerializeToString(),
+        requests=min(2000, requests),
+        clients=clients,
+        streams=streams,
+        threads=threads,
+    )  # warm-up
+    return h2load(
+        url,
+        REQUEST.SerializeToString(),
+        requests=requests,
+        clients=clients,
+        streams=streams,
+        threads=threads,
+    )
 
 
 def row(name: str, result: LoadResult) -> str:
-    return f"| {name} | {result.rps:,.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} | {result.failed} |"
+    figures = f"{result.rps:,.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} | {result.failed}"
+    return f"| {name} | {figures} |"
 
 
 def bench_unary(requests: int) -> list[str]:
@@ -103,7 +144,8 @@ def bench_unary(requests: int) -> list[str]:
     return [
         "## Unary GetMarketData throughput (simulated venue) vs bare grpc.aio",
         "",
-        f"h2load, {requests:,} requests, 4 connections x 16 streams, 1 client thread, after a warm-up; "
+        f"h2load, {requests:,} requests, 4 connections x 16 streams, 1 client thread, "
+        "after a warm-up; "
         f"answer size {len(answer)} bytes for both servers.",
         "",
         "| server | requests/s | p50 ms | p99 ms | failed |",
@@ -112,22 +154,32 @@ def bench_unary(requests: int) -> list[str]:
         row("TITAN, INFO request log (default)", titan),
         row("TITAN, TITAN_LOG_LEVEL=WARNING", quiet),
         "",
-        f"**Ratio TITAN/bare: {ratio:.0%}** (target >= 90%; with the request log off: {quiet.rps / bare.rps:.0%}).",
+        f"**Ratio TITAN/bare: {ratio:.0%}** (target >= 90%; "
+        f"with the request log off: {quiet.rps / bare.rps:.0%}).",
         "",
     ]
 
 
 def bench_scale_out(requests: int) -> list[str]:
-    lines = ["## Scale-out: server processes sharing the port (SO_REUSEPORT)", "",
-             f"h2load, {requests:,} requests, 8 connections x 16 streams, 2 client threads.", "",
-             "| processes | requests/s | p50 ms | p99 ms | failed |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        "## Scale-out: server processes sharing the port (SO_REUSEPORT)",
+        "",
+        f"h2load, {requests:,} requests, 8 connections x 16 streams, 2 client threads.",
+        "",
+        "| processes | requests/s | p50 ms | p99 ms | failed |",
+        "|---|---:|---:|---:|---:|",
+    ]
     results = {}
     for workers in (1, 2):
         with titan_server(workers=workers) as port:
             results[workers] = load(port, requests, clients=8, threads=2)
         lines.append(row(str(workers), results[workers]))
-    lines += ["", f"2 processes / 1 process: {results[2].rps / results[1].rps:.2f}x "
-              f"(the machine has {os.cpu_count()} cores, shared with h2load).", ""]
+    lines += [
+        "",
+        f"2 processes / 1 process: {results[2].rps / results[1].rps:.2f}x "
+        f"(the machine has {os.cpu_count()} cores, shared with h2load).",
+        "",
+    ]
     return lines
 
 
@@ -135,21 +187,34 @@ def bench_aggregation(calls: int) -> list[str]:
     from bench.aggregation import measure
 
     figures = asyncio.run(measure(calls))
-    return ["## Aggregation latency: GetAggregatedMarketData over three venues", "",
-            f"Three simulated venues behind an injected 50 ms latency each; {calls} sequential calls, median.", "",
-            "| case | median ms | ratio to the slowest venue (50 ms) |", "|---|---:|---:|",
-            *[f"| {name} | {ms:.1f} | {ms / 50:.2f}x |" for name, ms in figures.items()], "",
-            "Target <= 1.2x the slowest venue.", ""]
+    return [
+        "## Aggregation latency: GetAggregatedMarketData over three venues",
+        "",
+        f"Three simulated venues behind an injected 50 ms latency each; "
+        f"{calls} sequential calls, median.",
+        "",
+        "| case | median ms | ratio to the slowest venue (50 ms) |",
+        "|---|---:|---:|",
+        *[f"| {name} | {ms:.1f} | {ms / 50:.2f}x |" for name, ms in figures.items()],
+        "",
+        "Target <= 1.2x the slowest venue.",
+        "",
+    ]
 
 
 def bench_adapters(calls: int) -> list[str]:
     from bench.adapters import measure
 
     figures = asyncio.run(measure(calls))
-    lines = ["## Adapter CPU per call: TITAN's Binance adapter vs ccxt (async)", "",
-             f"Both against the same local fake Binance in another process; client-side CPU "
-             f"(time.process_time) per call over {calls} calls after warm-up; sign + send + parse.", "",
-             "| call | TITAN ms CPU | ccxt ms CPU | TITAN / ccxt |", "|---|---:|---:|---:|"]
+    lines = [
+        "## Adapter CPU per call: TITAN's Binance adapter vs ccxt (async)",
+        "",
+        f"Both against the same local fake Binance in another process; client-side CPU "
+        f"(time.process_time) per call over {calls} calls after warm-up; sign + send + parse.",
+        "",
+        "| call | TITAN ms CPU | ccxt ms CPU | TITAN / ccxt |",
+        "|---|---:|---:|---:|",
+    ]
     for name, (titan_ms, ccxt_ms) in figures.items():
         lines.append(f"| {name} | {titan_ms:.3f} | {ccxt_ms:.3f} | {titan_ms / ccxt_ms:.2f} |")
     lines += ["", "Target <= 0.5x ccxt's CPU per call.", ""]
@@ -164,7 +229,8 @@ def machine() -> list[str]:
     return [
         f"- Run: {datetime.now(UTC).isoformat(timespec='seconds')}",
         f"- CPU cores: {os.cpu_count()}; {platform.machine()}; {platform.platform()}",
-        f"- Python {platform.python_version()}; grpcio {grpc.__version__}; protobuf {google.protobuf.__version__}; aiohttp {aiohttp.__version__}",
+        f"- Python {platform.python_version()}; grpcio {grpc.__version__}; "
+        f"protobuf {google.protobuf.__version__}; aiohttp {aiohttp.__version__}",
         f"- Load generator: {h2}",
         "",
     ]
@@ -183,7 +249,15 @@ def main() -> None:
         bench_aggregation(40 // min(scale, 4)),
         bench_adapters(400 // scale),
     ]
-    header = ["# TITAN benchmark results", "", "Produced by `make bench` (`bench/run.py`).", "", "## Machine", "", *machine()]
+    header = [
+        "# TITAN benchmark results",
+        "",
+        "Produced by `make bench` (`bench/run.py`).",
+        "",
+        "## Machine",
+        "",
+        *machine(),
+    ]
     notes_file = ROOT / "bench" / "NOTES.md"
     notes = notes_file.read_text().splitlines() if notes_file.exists() else []
     text = "\n".join(header + [line for section in sections for line in section] + notes) + "\n"

@@ -21,7 +21,7 @@ import grpc
 
 from titan_grpc import convert
 from titan_grpc.convert import dec
-from titan_grpc.domain import OrderRequest, OrderType, Symbol, parse_decimal
+from titan_grpc.domain import OrderBook, OrderRequest, OrderType, Quote, Symbol, parse_decimal
 from titan_grpc.errors import InvalidArgument, TitanError, UnknownSymbol
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
@@ -29,6 +29,7 @@ from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.logs import new_request_id, request_id
 from titan_grpc.market.aggregate import consolidate
 from titan_grpc.market.health import HealthMonitor, VenueHealth
+from titan_grpc.market.hub import Notice, NoticeKind, StreamHub
 from titan_grpc.market.portfolio import (
     MarketPrice,
     market_price,
@@ -175,6 +176,13 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
     ) -> None:
         self._metrics = metrics
         self._registry = registry
+        # One upstream feed per (venue, symbol[, depth]) however many clients watch it.
+        self._quote_hub: StreamHub[tuple[str, Symbol], Quote] = StreamHub(
+            lambda key: registry.resolve(key[0]).watch_quotes(key[1])
+        )
+        self._book_hub: StreamHub[tuple[str, Symbol, int], OrderBook] = StreamHub(
+            lambda key: registry.resolve(key[0]).watch_order_book(key[1], key[2])
+        )
         self._orders = orders
         self._monitor = monitor
         self._info = info
@@ -591,14 +599,22 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
         if not pairs:
             raise InvalidArgument("symbols", "none of the symbols is listed on any exchange")
         sequences: dict[tuple[str, Symbol], int] = defaultdict(int)
+        subscriptions = [self._quote_hub.subscribe((b.name, s)) for b, s in pairs]
         self._count_subscriptions(pairs, +1)
         try:
-            async for tagged in merge([b.watch_quotes(s) for b, s in pairs], self._shutdown):
-                quote = tagged.item
-                key = (quote.exchange, quote.symbol)
-                sequences[key] += 1
-                yield pb.StreamQuotesResponse(quote=convert.quote_to_proto(quote, sequences[key]))
+            feeds = [aiter(subscription) for subscription in subscriptions]
+            async for tagged in merge(feeds, self._shutdown):
+                event, (venue, symbol) = tagged.item, subscriptions[tagged.source].key
+                if event.notice is not None:
+                    yield pb.StreamQuotesResponse(notice=_notice(event.notice, venue, symbol))
+                elif event.item is not None:
+                    quote = event.item
+                    sequences[(venue, symbol)] += 1
+                    message = convert.quote_to_proto(quote, sequences[(venue, symbol)])
+                    yield pb.StreamQuotesResponse(quote=message)
         finally:
+            for subscription in subscriptions:
+                subscription.close()
             self._count_subscriptions(pairs, -1)
         if self._shutdown.is_set():
             yield pb.StreamQuotesResponse(notice=_shutdown_notice())
@@ -611,11 +627,18 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
             request.depth, default=DEFAULT_DEPTH, maximum=MAX_DEPTH, field="depth"
         )
         backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
+        subscription = self._book_hub.subscribe((backend.name, symbol, depth))
         self._count_subscriptions([(backend, symbol)], +1)
         try:
-            async for tagged in merge([backend.watch_order_book(symbol, depth)], self._shutdown):
-                yield pb.StreamOrderBookResponse(book=convert.book_to_proto(tagged.item))
+            async for tagged in merge([aiter(subscription)], self._shutdown):
+                event = tagged.item
+                if event.notice is not None:
+                    notice = _notice(event.notice, backend.name, symbol)
+                    yield pb.StreamOrderBookResponse(notice=notice)
+                elif event.item is not None:
+                    yield pb.StreamOrderBookResponse(book=convert.book_to_proto(event.item))
         finally:
+            subscription.close()
             self._count_subscriptions([(backend, symbol)], -1)
         if self._shutdown.is_set():
             yield pb.StreamOrderBookResponse(notice=_shutdown_notice())
@@ -637,6 +660,21 @@ def _venue_status(
         last_error=health.last_error,
         consecutive_failures=health.consecutive_failures,
         last_check_time=convert.timestamp(health.last_check),
+    )
+
+
+_NOTICE_KINDS = {
+    NoticeKind.GAP: pb.STREAM_NOTICE_KIND_GAP,
+    NoticeKind.RECOVERED: pb.STREAM_NOTICE_KIND_RECOVERED,
+}
+
+
+def _notice(notice: Notice, exchange: str, symbol: Symbol) -> pb.StreamNotice:
+    return pb.StreamNotice(
+        kind=_NOTICE_KINDS[notice.kind],
+        exchange=exchange,
+        symbol=symbol.canonical,
+        message=notice.message,
     )
 
 

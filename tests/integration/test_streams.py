@@ -153,3 +153,19 @@ async def test_shutdown_ends_open_streams_with_a_notice(
     assert await quotes.read() == grpc.aio.EOF
     assert await quotes.code() == grpc.StatusCode.OK
     await stopping
+
+
+async def test_many_subscribers_share_one_upstream_feed(
+    stub: pb_grpc.ExchangeServiceStub, world: SimulatedWorld
+) -> None:
+    request = pb.StreamQuotesRequest(symbols=["BTC-USDT"], exchanges=["coinbase"])
+    calls = [stub.StreamQuotes(request) for _ in range(5)]
+    for call in calls:
+        await read_quotes(call, 1)
+    assert world.active_watchers == 1  # one venue feed however many clients watch it
+    for call in calls[:4]:
+        call.cancel()
+    world.advance()
+    assert (await read_quotes(calls[4], 1))[0].sequence == 2  # the last one still flows
+    calls[4].cancel()
+    await until(lambda: world.active_watchers == 0)

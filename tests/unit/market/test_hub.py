@@ -1,0 +1,102 @@
+"""The fan-out hub: shared upstreams, conflation for slow subscribers, gaps and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from titan_grpc.market.hub import HubEvent, NoticeKind, StreamHub
+
+
+class Feeds:
+    """Upstream feeds driven by the test: push items, break the feed, count opens."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, asyncio.Queue[object]] = {}
+        self.opened: list[str] = []
+        self.closed: list[str] = []
+
+    async def open(self, key: str) -> AsyncIterator[int]:
+        self.opened.append(key)
+        queue = self.queues.setdefault(key, asyncio.Queue())
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, Exception):
+                    raise item
+                yield item  # type: ignore[misc]
+        finally:
+            self.closed.append(key)
+
+    def push(self, key: str, item: object) -> None:
+        self.queues.setdefault(key, asyncio.Queue()).put_nowait(item)
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def next_event(stream: AsyncIterator[HubEvent[int]]) -> HubEvent[int]:
+    return await asyncio.wait_for(anext(stream), 5)
+
+
+async def test_one_upstream_per_key_shared_and_closed_after_the_last_subscriber() -> None:
+    feeds = Feeds()
+    hub: StreamHub[str, int] = StreamHub(feeds.open)
+    first, second = hub.subscribe("BTC"), hub.subscribe("BTC")
+    a, b = aiter(first), aiter(second)
+    await settle()
+    feeds.push("BTC", 1)
+    assert (await next_event(a)).item == 1 and (await next_event(b)).item == 1
+    assert feeds.opened == ["BTC"] and hub.upstream_count == 1 and hub.subscriber_count("BTC") == 2
+    first.close()
+    await settle()
+    assert feeds.closed == []  # one subscriber left
+    second.close()
+    await settle()
+    assert feeds.closed == ["BTC"] and hub.upstream_count == 0
+    third = hub.subscribe("BTC")  # reopened on demand
+    await settle()
+    assert feeds.opened == ["BTC", "BTC"]
+    third.close()
+    await hub.close()
+
+
+async def test_a_stalled_subscriber_is_conflated_and_never_delays_others() -> None:
+    feeds = Feeds()
+    hub: StreamHub[str, int] = StreamHub(feeds.open)
+    stalled, fast = hub.subscribe("ETH"), hub.subscribe("ETH")
+    fast_events = aiter(fast)
+    await settle()
+    for item in range(1000):
+        feeds.push("ETH", item)
+        assert (await next_event(fast_events)).item == item  # the fast one sees every item
+    assert stalled.conflated == 999  # only the newest kept: memory stays flat
+    assert (await next_event(aiter(stalled))).item == 999
+    stalled.close()
+    fast.close()
+    await hub.close()
+
+
+async def test_upstream_failure_gives_gap_then_recovered() -> None:
+    feeds = Feeds()
+    hub: StreamHub[str, int] = StreamHub(
+        feeds.open, base_backoff_seconds=0.001, max_backoff_seconds=0.002
+    )
+    subscription = hub.subscribe("SOL")
+    events = aiter(subscription)
+    await settle()
+    feeds.push("SOL", 1)
+    assert (await next_event(events)).item == 1
+    feeds.push("SOL", ConnectionResetError("dropped"))
+    gap = await next_event(events)
+    assert gap.notice is not None and gap.notice.kind is NoticeKind.GAP
+    assert "ConnectionResetError" in gap.notice.message
+    feeds.push("SOL", 2)  # the reopened feed delivers again
+    recovered = await next_event(events)
+    assert recovered.notice is not None and recovered.notice.kind is NoticeKind.RECOVERED
+    assert (await next_event(events)).item == 2
+    assert feeds.opened == ["SOL", "SOL"]
+    subscription.close()
+    await hub.close()

@@ -1,0 +1,177 @@
+"""Fan-out hub: one upstream feed per key, shared by every subscriber of that key.
+
+The upstream starts with the first subscriber and is closed when the last one leaves.
+Each subscriber holds only the latest item (conflation: a slow or stuck subscriber skips
+to the newest quote instead of queueing) plus a few notices, so it can neither delay the
+others nor grow memory. When the upstream fails, subscribers get a GAP notice, the
+upstream is reopened with backoff and jitter, and a RECOVERED notice follows its first
+item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+
+NOTICES_KEPT = 8
+
+
+class NoticeKind(enum.Enum):
+    GAP = "gap"
+    RECOVERED = "recovered"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    kind: NoticeKind
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class HubEvent(Generic[T]):
+    """Either an item or a notice."""
+
+    item: T | None = None
+    notice: Notice | None = None
+
+
+class Subscription(Generic[K, T]):
+    def __init__(self, hub: StreamHub[K, T], key: K) -> None:
+        self._hub = hub
+        self.key = key
+        self._latest: T | None = None
+        self._has_latest = False
+        self._notices: deque[Notice] = deque(maxlen=NOTICES_KEPT)
+        self._ready = asyncio.Event()
+        self.conflated = 0  # items replaced before this subscriber read them
+
+    def _offer(self, item: T) -> None:
+        if self._has_latest:
+            self.conflated += 1
+        self._latest, self._has_latest = item, True
+        self._ready.set()
+
+    def close(self) -> None:
+        """Leave the feed (idempotent); the last subscriber out closes the upstream."""
+        self._hub._leave(self)
+
+    def _notify(self, notice: Notice) -> None:
+        self._notices.append(notice)
+        self._ready.set()
+
+    async def __aiter__(self) -> AsyncIterator[HubEvent[T]]:
+        try:
+            while True:
+                await self._ready.wait()
+                self._ready.clear()
+                while self._notices:
+                    yield HubEvent(notice=self._notices.popleft())
+                if self._has_latest:
+                    item, self._latest, self._has_latest = self._latest, None, False
+                    yield HubEvent(item=item)
+        finally:
+            self._hub._leave(self)
+
+
+class _Upstream(Generic[K, T]):
+    def __init__(self, key: K) -> None:
+        self.key = key
+        self.subscribers: set[Subscription[K, T]] = set()
+        self.task: asyncio.Task[None] | None = None
+
+
+class StreamHub(Generic[K, T]):
+    def __init__(
+        self,
+        opener: Callable[[K], AsyncIterator[T]],
+        *,
+        base_backoff_seconds: float = 0.5,
+        max_backoff_seconds: float = 15.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._opener = opener
+        self._upstreams: dict[K, _Upstream[K, T]] = {}
+        self._base_backoff = base_backoff_seconds
+        self._max_backoff = max_backoff_seconds
+        self._rng = rng or random.Random()
+
+    @property
+    def upstream_count(self) -> int:
+        return len(self._upstreams)
+
+    def subscriber_count(self, key: K) -> int:
+        upstream = self._upstreams.get(key)
+        return len(upstream.subscribers) if upstream else 0
+
+    def subscribe(self, key: K) -> Subscription[K, T]:
+        """Join ``key``'s feed (opening it if this is the first subscriber)."""
+        upstream = self._upstreams.get(key)
+        if upstream is None:
+            upstream = _Upstream(key)
+            self._upstreams[key] = upstream
+            upstream.task = asyncio.create_task(self._pump(upstream))
+        subscription: Subscription[K, T] = Subscription(self, key)
+        upstream.subscribers.add(subscription)
+        return subscription
+
+    def _leave(self, subscription: Subscription[K, T]) -> None:
+        upstream = self._upstreams.get(subscription.key)
+        if upstream is None:
+            return
+        upstream.subscribers.discard(subscription)
+        if not upstream.subscribers:
+            del self._upstreams[subscription.key]
+            if upstream.task is not None:
+                upstream.task.cancel()
+
+    async def _pump(self, upstream: _Upstream[K, T]) -> None:
+        failures = 0
+        while True:
+            feed = self._opener(upstream.key)
+            recovering = failures > 0
+            try:
+                async for item in feed:
+                    if recovering:
+                        recovering, failures = False, 0
+                        self._broadcast(upstream, Notice(NoticeKind.RECOVERED, "feed recovered"))
+                    for subscription in list(upstream.subscribers):
+                        subscription._offer(item)
+                raise ConnectionError("upstream feed ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # any upstream failure: tell subscribers, reopen
+                failures += 1
+                reason = getattr(error, "message", "") or type(error).__name__
+                log.warning("feed %s failed (%s); reopening", upstream.key, reason)
+                self._broadcast(upstream, Notice(NoticeKind.GAP, f"feed interrupted: {reason}"))
+                ceiling = min(self._max_backoff, self._base_backoff * 2 ** (failures - 1))
+                await asyncio.sleep(self._rng.uniform(ceiling / 2, ceiling))
+            finally:
+                aclose = getattr(feed, "aclose", None)
+                if aclose is not None:
+                    with contextlib.suppress(Exception):
+                        await aclose()
+
+    @staticmethod
+    def _broadcast(upstream: _Upstream[K, T], notice: Notice) -> None:
+        for subscription in list(upstream.subscribers):
+            subscription._notify(notice)
+
+    async def close(self) -> None:
+        tasks = [u.task for u in self._upstreams.values() if u.task is not None]
+        self._upstreams.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

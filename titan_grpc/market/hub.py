@@ -90,6 +90,10 @@ class _Upstream(Generic[K, T]):
         self.key = key
         self.subscribers: set[Subscription[K, T]] = set()
         self.task: asyncio.Task[None] | None = None
+        # The newest item, handed at once to a subscriber joining a running feed (a
+        # feed that only speaks on change would otherwise leave it waiting).
+        self.last: T | None = None
+        self.has_last = False
 
 
 class StreamHub(Generic[K, T]):
@@ -124,6 +128,8 @@ class StreamHub(Generic[K, T]):
             upstream.task = asyncio.create_task(self._pump(upstream))
         subscription: Subscription[K, T] = Subscription(self, key)
         upstream.subscribers.add(subscription)
+        if upstream.has_last:
+            subscription._offer(upstream.last)  # type: ignore[arg-type]
         return subscription
 
     def _leave(self, subscription: Subscription[K, T]) -> None:
@@ -146,6 +152,7 @@ class StreamHub(Generic[K, T]):
                     if recovering:
                         recovering, failures = False, 0
                         self._broadcast(upstream, Notice(NoticeKind.RECOVERED, "feed recovered"))
+                    upstream.last, upstream.has_last = item, True
                     for subscription in list(upstream.subscribers):
                         subscription._offer(item)
                 raise ConnectionError("upstream feed ended")
@@ -153,6 +160,7 @@ class StreamHub(Generic[K, T]):
                 raise
             except Exception as error:  # any upstream failure: tell subscribers, reopen
                 failures += 1
+                upstream.last, upstream.has_last = None, False  # stale after a gap
                 reason = getattr(error, "message", "") or type(error).__name__
                 log.warning("feed %s failed (%s); reopening", upstream.key, reason)
                 self._broadcast(upstream, Notice(NoticeKind.GAP, f"feed interrupted: {reason}"))

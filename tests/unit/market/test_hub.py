@@ -100,3 +100,18 @@ async def test_upstream_failure_gives_gap_then_recovered() -> None:
     assert feeds.opened == ["SOL", "SOL"]
     subscription.close()
     await hub.close()
+
+
+async def test_a_late_subscriber_gets_the_newest_item_at_once() -> None:
+    feeds = Feeds()
+    hub: StreamHub[str, int] = StreamHub(feeds.open)
+    early = hub.subscribe("XRP")
+    early_events = aiter(early)
+    await settle()
+    feeds.push("XRP", 7)
+    assert (await next_event(early_events)).item == 7
+    late = hub.subscribe("XRP")  # the feed is quiet now: the late one still starts at 7
+    assert (await next_event(aiter(late))).item == 7
+    early.close()
+    late.close()
+    await hub.close()

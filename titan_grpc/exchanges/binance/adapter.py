@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import re
@@ -36,7 +35,6 @@ from titan_grpc.errors import (
     AmbiguousOutcome,
     AuthenticationError,
     ConfigError,
-    ExchangeUnavailable,
     FeatureUnavailable,
     InvalidArgument,
     MalformedResponse,
@@ -47,6 +45,11 @@ from titan_grpc.errors import (
 from titan_grpc.exchanges.base import ExchangeBackend
 from titan_grpc.exchanges.binance import auth, endpoints, parse
 from titan_grpc.exchanges.binance.endpoints import Endpoint
+from titan_grpc.exchanges.common import (
+    RECONCILE_DELAYS_SECONDS,
+    MarketCache,
+    reconcile_by_client_id,
+)
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.polling import poll_order_book, poll_quotes
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RetryPolicy, WindowRateLimiter
@@ -56,8 +59,6 @@ from titan_grpc.net.retry import DEFAULT_RETRY
 log = logging.getLogger(__name__)
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9]{16,128}$")
-# How long ambiguous placements are reconciled by client order id before giving up.
-RECONCILE_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0)
 
 
 def validate_credentials(settings: VenueSettings) -> list[str]:
@@ -122,10 +123,7 @@ class BinanceExchange(ExchangeBackend):
             total_timeout=total_timeout,
             observer=request_observer,
         )
-        self._markets: dict[Symbol, Market] = {}
-        self._markets_loaded_at = float("-inf")
-        self._markets_lock = asyncio.Lock()
-        self._market_ttl = market_ttl_seconds
+        self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
         self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
         self._poll_interval = poll_interval_seconds
         self._reconcile_delays = tuple(reconcile_delays)
@@ -234,20 +232,17 @@ class BinanceExchange(ExchangeBackend):
         rates = parse.parse_commission_rates(account)
         if rates and rates != self._fees:
             self._fees = rates
-            self._markets_loaded_at = float("-inf")  # rebuild markets with the real fees
+            self._market_cache.invalidate()  # rebuild markets with the real fees
 
     async def markets(self) -> dict[Symbol, Market]:
-        if self._clock() - self._markets_loaded_at < self._market_ttl:
-            return self._markets
-        async with self._markets_lock:
-            if self._clock() - self._markets_loaded_at >= self._market_ttl:
-                info = await self._public(endpoints.EXCHANGE_INFO)
-                limit = parse.parse_weight_limit(info)
-                if limit:
-                    self._limiter.set_limit(limit)
-                self._markets = parse.parse_markets(info, *self._fees)
-                self._markets_loaded_at = self._clock()
-        return self._markets
+        return await self._market_cache.get()
+
+    async def _load_markets(self) -> dict[Symbol, Market]:
+        info = await self._public(endpoints.EXCHANGE_INFO)
+        limit = parse.parse_weight_limit(info)
+        if limit:
+            self._limiter.set_limit(limit)
+        return parse.parse_markets(info, *self._fees)
 
     async def ticker(self, symbol: Symbol) -> Ticker:
         market = await self.market(symbol)
@@ -311,20 +306,11 @@ class BinanceExchange(ExchangeBackend):
         return parse.parse_order(data, market, self._now())
 
     async def _reconcile(self, market: Market, client_order_id: str, cause: Exception) -> Order:
-        """Find out by client order id what happened to an ambiguous placement."""
-        log.warning("binance: ambiguous placement %s (%s); reconciling", client_order_id, cause)
-        for delay in self._reconcile_delays:
-            await asyncio.sleep(delay)
-            try:
-                return await self.get_order(market.symbol, client_order_id=client_order_id)
-            except OrderNotFound:
-                continue
-            except (ExchangeUnavailable, AmbiguousOutcome):
-                continue
-        raise AmbiguousOutcome(
-            f"binance: order {client_order_id} was sent but its outcome is still unknown; "
-            "it was not re-sent (query it by client_order_id)",
-            exchange=self.name,
+        async def lookup() -> Order:
+            return await self.get_order(market.symbol, client_order_id=client_order_id)
+
+        return await reconcile_by_client_id(
+            self.name, client_order_id, lookup, self._reconcile_delays, cause
         )
 
     def _order_params(

@@ -50,6 +50,11 @@ from titan_grpc.errors import (
 from titan_grpc.exchanges.base import ExchangeBackend, find_market
 from titan_grpc.exchanges.coinbase import auth, endpoints, parse
 from titan_grpc.exchanges.coinbase.endpoints import Endpoint
+from titan_grpc.exchanges.common import (
+    RECONCILE_DELAYS_SECONDS,
+    MarketCache,
+    reconcile_by_client_id,
+)
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.polling import poll_order_book, poll_quotes
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
@@ -60,7 +65,6 @@ from titan_grpc.net.retry import DEFAULT_RETRY
 log = logging.getLogger(__name__)
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9]{16,128}$")
-RECONCILE_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0)
 _CLIENT_IDS_REMEMBERED = 10_000
 _OPEN_STATUSES = ("open", "pending", "active")
 
@@ -143,10 +147,7 @@ class CoinbaseExchange(ExchangeBackend):
             total_timeout=total_timeout,
             observer=request_observer,
         )
-        self._markets: dict[Symbol, Market] = {}
-        self._markets_loaded_at = float("-inf")
-        self._markets_lock = asyncio.Lock()
-        self._market_ttl = market_ttl_seconds
+        self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
         self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
         self._poll_interval = poll_interval_seconds
         self._reconcile_delays = tuple(reconcile_delays)
@@ -289,14 +290,11 @@ class CoinbaseExchange(ExchangeBackend):
         return AuthCheck(permissions=("view", "trade"))
 
     async def markets(self) -> dict[Symbol, Market]:
-        if self._clock() - self._markets_loaded_at < self._market_ttl:
-            return self._markets
-        async with self._markets_lock:
-            if self._clock() - self._markets_loaded_at >= self._market_ttl:
-                rows = await self._public(endpoints.PRODUCTS)
-                self._markets = parse.parse_products(rows, *self._fees)
-                self._markets_loaded_at = self._clock()
-        return self._markets
+        return await self._market_cache.get()
+
+    async def _load_markets(self) -> dict[Symbol, Market]:
+        rows = await self._public(endpoints.PRODUCTS)
+        return parse.parse_products(rows, *self._fees)
 
     async def market(self, symbol: Symbol) -> Market:
         """Exact markets only: orders never go to a quote alias's market."""
@@ -391,19 +389,11 @@ class CoinbaseExchange(ExchangeBackend):
         return parse.parse_order(row, market, request.client_order_id, self._now())
 
     async def _reconcile(self, market: Market, client_order_id: str, cause: Exception) -> Order:
-        log.warning("coinbase: ambiguous placement %s (%s); reconciling", client_order_id, cause)
-        for delay in self._reconcile_delays:
-            await asyncio.sleep(delay)
-            try:
-                return await self.get_order(market.symbol, client_order_id=client_order_id)
-            except (OrderNotFound, AmbiguousOutcome, MalformedResponse):
-                continue
-            except Exception as error:  # still unreachable: keep trying within the budget
-                log.warning("coinbase: reconciliation attempt failed: %s", error)
-        raise AmbiguousOutcome(
-            f"coinbase: order {client_order_id} was sent but its outcome is still unknown; "
-            "it was not re-sent (query it by client_order_id)",
-            exchange=self.name,
+        async def lookup() -> Order:
+            return await self.get_order(market.symbol, client_order_id=client_order_id)
+
+        return await reconcile_by_client_id(
+            self.name, client_order_id, lookup, self._reconcile_delays, cause
         )
 
     async def _order_row(self, order_id: str, client_order_id: str) -> dict[str, Any]:

@@ -45,6 +45,11 @@ from titan_grpc.errors import (
     OrderNotFound,
 )
 from titan_grpc.exchanges.base import ExchangeBackend
+from titan_grpc.exchanges.common import (
+    RECONCILE_DELAYS_SECONDS,
+    MarketCache,
+    reconcile_by_client_id,
+)
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.kucoin import auth, endpoints, parse
 from titan_grpc.exchanges.kucoin.endpoints import Endpoint
@@ -57,7 +62,6 @@ from titan_grpc.net.retry import DEFAULT_RETRY
 log = logging.getLogger(__name__)
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9-]{16,128}$")
-RECONCILE_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0)
 NO_SANDBOX = (
     "KUCOIN_SANDBOX: KuCoin discontinued its public sandbox, so 'true' cannot be honoured; "
     "set KUCOIN_SANDBOX=false to use live KuCoin, or leave it unset for public market data only"
@@ -138,10 +142,7 @@ class KucoinExchange(ExchangeBackend):
             total_timeout=total_timeout,
             observer=request_observer,
         )
-        self._markets: dict[Symbol, Market] = {}
-        self._markets_loaded_at = float("-inf")
-        self._markets_lock = asyncio.Lock()
-        self._market_ttl = market_ttl_seconds
+        self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
         self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
         self._poll_interval = poll_interval_seconds
         self._reconcile_delays = tuple(reconcile_delays)
@@ -253,14 +254,11 @@ class KucoinExchange(ExchangeBackend):
         return AuthCheck(permissions=("general", "spot"))
 
     async def markets(self) -> dict[Symbol, Market]:
-        if self._clock() - self._markets_loaded_at < self._market_ttl:
-            return self._markets
-        async with self._markets_lock:
-            if self._clock() - self._markets_loaded_at >= self._market_ttl:
-                rows = await self._public(endpoints.SYMBOLS)
-                self._markets = parse.parse_symbols(rows, *self._fees)
-                self._markets_loaded_at = self._clock()
-        return self._markets
+        return await self._market_cache.get()
+
+    async def _load_markets(self) -> dict[Symbol, Market]:
+        rows = await self._public(endpoints.SYMBOLS)
+        return parse.parse_symbols(rows, *self._fees)
 
     async def ticker(self, symbol: Symbol) -> Ticker:
         market = await self.market(symbol)
@@ -342,19 +340,11 @@ class KucoinExchange(ExchangeBackend):
         return await self.get_order(request.symbol, order_id=str(placed["orderId"]))
 
     async def _reconcile(self, market: Market, client_order_id: str, cause: Exception) -> Order:
-        log.warning("kucoin: ambiguous placement %s (%s); reconciling", client_order_id, cause)
-        for delay in self._reconcile_delays:
-            await asyncio.sleep(delay)
-            try:
-                return await self.get_order(market.symbol, client_order_id=client_order_id)
-            except (OrderNotFound, AmbiguousOutcome, MalformedResponse):
-                continue
-            except Exception as error:  # still unreachable: keep trying within the budget
-                log.warning("kucoin: reconciliation attempt failed: %s", error)
-        raise AmbiguousOutcome(
-            f"kucoin: order {client_order_id} was sent but its outcome is still unknown; "
-            "it was not re-sent (query it by client_order_id)",
-            exchange=self.name,
+        async def lookup() -> Order:
+            return await self.get_order(market.symbol, client_order_id=client_order_id)
+
+        return await reconcile_by_client_id(
+            self.name, client_order_id, lookup, self._reconcile_delays, cause
         )
 
     async def _market_for_order(self, symbol: Symbol | None) -> Market:

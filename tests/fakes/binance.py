@@ -27,6 +27,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from tests.fakes.server import LoopbackServer
+
 API_KEY = "fakeKey" + "k" * 57
 API_SECRET = "fakeSecret" + "s" * 54
 CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
@@ -144,26 +146,18 @@ class FakeBinance:
         self._weight_used = 0
         self._banned_until = 0.0
         self._limited_until = 0.0
-        self._runner: web.AppRunner | None = None
+        self._server = LoopbackServer()
         self._order_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.url = ""
 
     # ---- life cycle --------------------------------------------------------------
 
     async def start(self) -> str:
-        app = web.Application(middlewares=[self._middleware])
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = await self._server.start(self._middleware)
         return self.url
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._server.stop()
 
     def inject(self, method: str, path: str, *faults: Fault) -> None:
         self.faults.setdefault((method, path), deque()).extend(faults)
@@ -223,9 +217,6 @@ class FakeBinance:
             request.transport.abort()  # the client sees the connection drop
             raise web.HTTPInternalServerError()
         return self._json(answer, 200)
-
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        raise AssertionError("all requests are answered by the middleware")  # pragma: no cover
 
     def _next_fault(self, key: tuple[str, str]) -> Fault | None:
         queue = self.faults.get(key)

@@ -27,6 +27,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from tests.fakes.server import LoopbackServer
+
 API_KEY = "cbkey" + "0" * 27
 API_SECRET = base64.b64encode(b"titan-fake-coinbase-secret-32byt").decode()
 PASSPHRASE = "fake-passphrase"
@@ -110,23 +112,15 @@ class FakeCoinbase:
         self._ledger_ids = itertools.count(1)
         self._second = -1
         self._public_this_second = 0
-        self._runner: web.AppRunner | None = None
+        self._server = LoopbackServer()
         self.url = ""
 
     async def start(self) -> str:
-        app = web.Application(middlewares=[self._middleware])
-        app.router.add_route("*", "/{tail:.*}", self._unused)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = await self._server.start(self._middleware)
         return self.url
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._server.stop()
 
     def inject(self, route: str, *faults: Fault) -> None:
         """``route`` is e.g. "POST /orders" or "GET /products/{id}/ticker"."""
@@ -137,9 +131,6 @@ class FakeCoinbase:
 
     def now(self) -> float:
         return self.clock() + self.clock_offset
-
-    async def _unused(self, request: web.Request) -> web.StreamResponse:
-        raise AssertionError("answered by the middleware")  # pragma: no cover
 
     # ---- pipeline ----------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from tests.fakes.server import LoopbackServer
+
 API_KEY = "kckey" + "1" * 19
 API_SECRET = "kc-secret-0000-1111-2222"
 PASSPHRASE = "kc-passphrase"
@@ -95,23 +97,15 @@ class FakeKucoin:
         self._ids = itertools.count(1)
         self._window_start = 0.0
         self._used = 0
-        self._runner: web.AppRunner | None = None
+        self._server = LoopbackServer()
         self.url = ""
 
     async def start(self) -> str:
-        app = web.Application(middlewares=[self._middleware])
-        app.router.add_route("*", "/{tail:.*}", self._unused)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = await self._server.start(self._middleware)
         return self.url
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._server.stop()
 
     def inject(self, route: str, *faults: Fault) -> None:
         self.faults.setdefault(route, deque()).extend(faults)
@@ -121,9 +115,6 @@ class FakeKucoin:
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000) + self.clock_offset_ms
-
-    async def _unused(self, request: web.Request) -> web.StreamResponse:
-        raise AssertionError("answered by the middleware")  # pragma: no cover
 
     def _ok(self, data: Any, status: int = 200) -> web.Response:
         return self._envelope({"code": "200000", "data": data}, status)

@@ -7,6 +7,7 @@ know nothing of gRPC or protobuf.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -39,8 +40,11 @@ class ExchangeBackend(abc.ABC):
     def credentials_configured(self) -> bool:
         return True
 
-    @abc.abstractmethod
-    async def ping(self) -> ConnectionCheck: ...
+    async def ping(self) -> ConnectionCheck:
+        """Reachability: a timed server-time request (venues with no ping endpoint too)."""
+        started = time.perf_counter()
+        venue_time = await self.server_time()
+        return ConnectionCheck(time.perf_counter() - started, venue_time)
 
     @abc.abstractmethod
     async def server_time(self) -> datetime: ...

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from titan_grpc.domain import Market, Order, Symbol
 from titan_grpc.errors import AmbiguousOutcome, MalformedResponse, OrderNotFound
@@ -13,6 +14,28 @@ from titan_grpc.errors import AmbiguousOutcome, MalformedResponse, OrderNotFound
 log = logging.getLogger(__name__)
 
 RECONCILE_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0)
+
+
+def credential_problems(
+    values: Mapping[str, str], formats: Mapping[str, tuple[re.Pattern[str], str]]
+) -> list[str]:
+    """Start-up checks of one venue's key variables; messages never include the values.
+
+    ``values`` maps variable name to value: all set or none. ``formats`` maps a variable
+    to the pattern it must match and a description for the message.
+    """
+    if not any(values.values()):
+        return []
+    problems = [
+        f"{name}: must be set together with {', '.join(n for n in values if n != name)}"
+        for name, value in values.items()
+        if not value
+    ]
+    for name, (pattern, description) in formats.items():
+        value = values.get(name, "")
+        if value and not pattern.match(value):
+            problems.append(f"{name}: expected {description} (got {len(value)} characters)")
+    return problems
 
 
 class MarketCache:

@@ -15,7 +15,6 @@ from titan_grpc.config import VenueSettings
 from titan_grpc.domain import (
     AuthCheck,
     Balance,
-    ConnectionCheck,
     Fill,
     LedgerEntry,
     Market,
@@ -48,6 +47,7 @@ from titan_grpc.exchanges.binance.endpoints import Endpoint
 from titan_grpc.exchanges.common import (
     RECONCILE_DELAYS_SECONDS,
     MarketCache,
+    credential_problems,
     reconcile_by_client_id,
 )
 from titan_grpc.exchanges.filters import check_order_filters
@@ -63,18 +63,14 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9]{16,128}$")
 
 def validate_credentials(settings: VenueSettings) -> list[str]:
     """Start-up check of key/secret format; messages never include the values."""
-    problems: list[str] = []
-    key = settings.credentials.api_key.reveal()
-    secret = settings.credentials.api_secret.reveal()
-    if bool(key) != bool(secret):
-        missing = "BINANCE_API_SECRET" if key else "BINANCE_API_KEY"
-        problems.append(f"{missing}: must be set together with the other Binance key variable")
-    for variable, value in (("BINANCE_API_KEY", key), ("BINANCE_API_SECRET", secret)):
-        if value and not _KEY_RE.match(value):
-            problems.append(
-                f"{variable}: expected 16-128 letters and digits (got {len(value)} characters)"
-            )
-    return problems
+    key_format = (_KEY_RE, "16-128 letters and digits")
+    return credential_problems(
+        {
+            "BINANCE_API_KEY": settings.credentials.api_key.reveal(),
+            "BINANCE_API_SECRET": settings.credentials.api_secret.reveal(),
+        },
+        {"BINANCE_API_KEY": key_format, "BINANCE_API_SECRET": key_format},
+    )
 
 
 class BinanceExchange(ExchangeBackend):
@@ -214,11 +210,6 @@ class BinanceExchange(ExchangeBackend):
         venue_ms = int(answer["serverTime"])
         self._clock_sync.update(venue_ms, sent, received)
         return datetime.fromtimestamp(venue_ms / 1000, tz=UTC)
-
-    async def ping(self) -> ConnectionCheck:
-        started = time.perf_counter()
-        venue_time = await self.server_time()
-        return ConnectionCheck(time.perf_counter() - started, venue_time)
 
     async def check_auth(self) -> AuthCheck:
         account = await self._signed(endpoints.ACCOUNT, [("omitZeroBalances", "true")])

@@ -22,7 +22,6 @@ from titan_grpc.config import VenueSettings
 from titan_grpc.domain import (
     AuthCheck,
     Balance,
-    ConnectionCheck,
     Fill,
     LedgerEntry,
     Market,
@@ -53,6 +52,7 @@ from titan_grpc.exchanges.coinbase.endpoints import Endpoint
 from titan_grpc.exchanges.common import (
     RECONCILE_DELAYS_SECONDS,
     MarketCache,
+    credential_problems,
     reconcile_by_client_id,
 )
 from titan_grpc.exchanges.filters import check_order_filters
@@ -76,22 +76,12 @@ def validate_credentials(settings: VenueSettings) -> list[str]:
         "COINBASE_API_SECRET": settings.credentials.api_secret.reveal(),
         "COINBASE_PASSPHRASE": settings.credentials.passphrase.reveal(),
     }
-    present = [name for name, value in values.items() if value]
-    if not present:
-        return []
-    problems = [
-        f"{name}: must be set together with the other Coinbase key variables"
-        for name, value in values.items()
-        if not value
-    ]
-    key, secret = values["COINBASE_API_KEY"], values["COINBASE_API_SECRET"]
-    if key and not _KEY_RE.match(key):
-        problems.append(
-            f"COINBASE_API_KEY: expected 16-128 letters and digits (got {len(key)} characters)"
-        )
-    if secret:
+    problems = credential_problems(
+        values, {"COINBASE_API_KEY": (_KEY_RE, "16-128 letters and digits")}
+    )
+    if values["COINBASE_API_SECRET"]:
         try:
-            base64.b64decode(secret, validate=True)
+            base64.b64decode(values["COINBASE_API_SECRET"], validate=True)
         except (binascii.Error, ValueError):
             problems.append("COINBASE_API_SECRET: expected the base64 secret Coinbase issued")
     return problems
@@ -279,11 +269,6 @@ class CoinbaseExchange(ExchangeBackend):
         epoch = parse.decimal(answer["epoch"])
         self._clock_sync.update(int(epoch * 1000), sent, received)
         return datetime.fromtimestamp(float(epoch), tz=UTC)
-
-    async def ping(self) -> ConnectionCheck:
-        started = time.perf_counter()
-        venue_time = await self.server_time()
-        return ConnectionCheck(time.perf_counter() - started, venue_time)
 
     async def check_auth(self) -> AuthCheck:
         await self._signed(endpoints.ACCOUNTS)

@@ -19,7 +19,6 @@ from titan_grpc.config import VenueSettings
 from titan_grpc.domain import (
     AuthCheck,
     Balance,
-    ConnectionCheck,
     Fill,
     LedgerEntry,
     Market,
@@ -48,6 +47,7 @@ from titan_grpc.exchanges.base import ExchangeBackend
 from titan_grpc.exchanges.common import (
     RECONCILE_DELAYS_SECONDS,
     MarketCache,
+    credential_problems,
     reconcile_by_client_id,
 )
 from titan_grpc.exchanges.filters import check_order_filters
@@ -70,27 +70,16 @@ NO_SANDBOX = (
 
 def validate_settings(settings: VenueSettings) -> list[str]:
     """Start-up checks: sandbox refusal and credential formats; never echoes values."""
-    problems: list[str] = []
-    if settings.testnet and settings.testnet_explicit:
-        problems.append(NO_SANDBOX)
-    values = {
-        "KUCOIN_API_KEY": settings.credentials.api_key.reveal(),
-        "KUCOIN_API_SECRET": settings.credentials.api_secret.reveal(),
-        "KUCOIN_PASSPHRASE": settings.credentials.passphrase.reveal(),
-    }
-    if any(values.values()):
-        problems += [
-            f"{name}: must be set together with the other KuCoin key variables"
-            for name, value in values.items()
-            if not value
-        ]
-    for name in ("KUCOIN_API_KEY", "KUCOIN_API_SECRET"):
-        value = values[name]
-        if value and not _KEY_RE.match(value):
-            problems.append(
-                f"{name}: expected 16-128 letters, digits and '-' (got {len(value)} characters)"
-            )
-    return problems
+    problems = [NO_SANDBOX] if settings.testnet and settings.testnet_explicit else []
+    key_format = (_KEY_RE, "16-128 letters, digits and '-'")
+    return problems + credential_problems(
+        {
+            "KUCOIN_API_KEY": settings.credentials.api_key.reveal(),
+            "KUCOIN_API_SECRET": settings.credentials.api_secret.reveal(),
+            "KUCOIN_PASSPHRASE": settings.credentials.passphrase.reveal(),
+        },
+        {"KUCOIN_API_KEY": key_format, "KUCOIN_API_SECRET": key_format},
+    )
 
 
 class KucoinExchange(ExchangeBackend):
@@ -243,11 +232,6 @@ class KucoinExchange(ExchangeBackend):
         venue_ms = int(await self._public(endpoints.TIMESTAMP))
         self._clock_sync.update(venue_ms, sent, self._clock_sync.local_ms())
         return datetime.fromtimestamp(venue_ms / 1000, tz=UTC)
-
-    async def ping(self) -> ConnectionCheck:
-        started = time.perf_counter()
-        venue_time = await self.server_time()
-        return ConnectionCheck(time.perf_counter() - started, venue_time)
 
     async def check_auth(self) -> AuthCheck:
         await self._signed(endpoints.ACCOUNTS, [("type", "trade")])

@@ -391,6 +391,35 @@ class Quote:
 
 
 @dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """A full L2 book as of ``sequence`` (venue update id), from REST or the stream."""
+
+    bids: tuple[PriceLevel, ...]
+    asks: tuple[PriceLevel, ...]
+    sequence: int
+    venue_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BookDiff:
+    """Absolute level sizes (0 removes) covering venue updates first..last inclusive."""
+
+    first_sequence: int
+    last_sequence: int
+    bids: tuple[PriceLevel, ...]
+    asks: tuple[PriceLevel, ...]
+    venue_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedInterrupted:
+    """Yielded in-band by a live feed (``watch_quotes``/``watch_order_book``) when data may
+    have been lost: a dropped connection or a sequence gap. Items after it are resynced."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionCheck:
     """Outcome of a venue reachability check."""
 

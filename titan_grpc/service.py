@@ -30,6 +30,7 @@ from titan_grpc.logs import new_request_id, request_id
 from titan_grpc.market.aggregate import consolidate
 from titan_grpc.market.health import HealthMonitor, VenueHealth
 from titan_grpc.market.hub import Notice, NoticeKind, StreamHub
+from titan_grpc.market.live_book import watch_book
 from titan_grpc.market.portfolio import (
     MarketPrice,
     market_price,
@@ -181,7 +182,7 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
             lambda key: registry.resolve(key[0]).watch_quotes(key[1])
         )
         self._book_hub: StreamHub[tuple[str, Symbol, int], OrderBook] = StreamHub(
-            lambda key: registry.resolve(key[0]).watch_order_book(key[1], key[2])
+            lambda key: watch_book(registry.resolve(key[0]), key[1], key[2])
         )
         self._orders = orders
         self._monitor = monitor

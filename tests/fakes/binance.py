@@ -69,6 +69,7 @@ class SymbolSpec:
     min_notional: D
     bids: list[list[D]]
     asks: list[list[D]]
+    update_id: int = 777  # the book's last update id (the diff stream's u)
 
 
 def default_symbols() -> dict[str, SymbolSpec]:
@@ -400,7 +401,7 @@ class FakeBinance:
         if limit not in (5, 10, 20, 50, 100, 500, 1000, 5000):
             raise VenueError(400, -1100, "Illegal characters found in parameter 'limit'.")
         return {
-            "lastUpdateId": 777,
+            "lastUpdateId": spec.update_id,
             "bids": [[f"{a:f}", f"{b:f}"] for a, b in spec.bids[:limit]],
             "asks": [[f"{a:f}", f"{b:f}"] for a, b in spec.asks[:limit]],
         }

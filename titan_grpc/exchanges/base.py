@@ -10,11 +10,15 @@ import abc
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Protocol
 
 from titan_grpc.domain import (
     AuthCheck,
     Balance,
+    BookDiff,
+    BookSnapshot,
     ConnectionCheck,
+    FeedInterrupted,
     Fill,
     LedgerEntry,
     Market,
@@ -27,6 +31,23 @@ from titan_grpc.domain import (
     Ticker,
 )
 from titan_grpc.errors import UnknownSymbol
+
+
+class BookFeed(Protocol):
+    """A venue's raw L2 stream for one market; the market layer keeps the local book."""
+
+    venue_symbol: str
+    note: str  # set when a quote alias serves the market (see find_market)
+
+    def updates(self) -> AsyncIterator[BookSnapshot | BookDiff | FeedInterrupted]:
+        """Snapshots (when the venue sends them in-band), sequenced diffs, and
+        FeedInterrupted when the connection dropped (the book must be rebuilt)."""
+        ...
+
+    async def resync(self) -> BookSnapshot | None:
+        """A snapshot to realign with after a sequence gap; None when the venue will send
+        a fresh one in-band instead (the feed re-subscribes)."""
+        ...
 
 
 class ExchangeBackend(abc.ABC):
@@ -106,12 +127,21 @@ class ExchangeBackend(abc.ABC):
     async def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]: ...
 
     @abc.abstractmethod
-    def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote]:
-        """Yields the current quote, then a new one whenever it changes."""
+    def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote | FeedInterrupted]:
+        """Yields the current quote, then a new one whenever it changes; FeedInterrupted
+        when data may have been lost (the next quote is current again)."""
 
     @abc.abstractmethod
-    def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
-        """Yields the current book, then a new snapshot whenever it changes."""
+    def watch_order_book(
+        self, symbol: Symbol, depth: int
+    ) -> AsyncIterator[OrderBook | FeedInterrupted]:
+        """Yields the current book, then a new snapshot whenever it changes; FeedInterrupted
+        when the book lost sync (the next book is resynced)."""
+
+    async def book_feed(self, symbol: Symbol) -> BookFeed | None:
+        """The venue's raw L2 stream for ``symbol``, or None when ``watch_order_book``
+        serves books directly (simulated venues)."""
+        return None
 
     def rate_budget_used(self) -> float | None:
         """Share (0-1) of the venue's request budget in use; None when not rate limited."""

@@ -15,6 +15,7 @@ from titan_grpc.domain import (
     AuthCheck,
     Balance,
     ConnectionCheck,
+    FeedInterrupted,
     Fill,
     LedgerEntry,
     Market,
@@ -27,7 +28,7 @@ from titan_grpc.domain import (
     Ticker,
 )
 from titan_grpc.errors import AmbiguousOutcome, ExchangeUnavailable, RateLimited
-from titan_grpc.exchanges.base import ExchangeBackend
+from titan_grpc.exchanges.base import BookFeed, ExchangeBackend
 
 T = TypeVar("T", Ticker, OrderBook, RecentTrades)
 _FALLS_BACK = (ExchangeUnavailable, RateLimited, AmbiguousOutcome, TimeoutError)
@@ -113,11 +114,16 @@ class FallbackExchange(ExchangeBackend):
     async def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]:
         return await self._real.ledger(asset, limit)
 
-    def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote]:
+    def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote | FeedInterrupted]:
         return self._real.watch_quotes(symbol)
 
-    def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
+    def watch_order_book(
+        self, symbol: Symbol, depth: int
+    ) -> AsyncIterator[OrderBook | FeedInterrupted]:
         return self._real.watch_order_book(symbol, depth)
+
+    async def book_feed(self, symbol: Symbol) -> BookFeed | None:
+        return await self._real.book_feed(symbol)
 
     async def close(self) -> None:
         await self._real.close()

@@ -5,7 +5,8 @@ Each subscriber holds only the latest item (conflation: a slow or stuck subscrib
 to the newest quote instead of queueing) plus a few notices, so it can neither delay the
 others nor grow memory. When the upstream fails, subscribers get a GAP notice, the
 upstream is reopened with backoff and jitter, and a RECOVERED notice follows its first
-item.
+item. An upstream that resyncs itself reports a gap in-band (``FeedInterrupted``) and
+carries on; subscribers see the same GAP then RECOVERED notices.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from titan_grpc.domain import FeedInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,9 @@ class Subscription(Generic[K, T]):
         self._hub._leave(self)
 
     def _notify(self, notice: Notice) -> None:
+        if notice.kind is NoticeKind.GAP:
+            # An unread item from before the gap must not be delivered after its notice.
+            self._latest, self._has_latest = None, False
         self._notices.append(notice)
         self._ready.set()
 
@@ -99,7 +105,7 @@ class _Upstream(Generic[K, T]):
 class StreamHub(Generic[K, T]):
     def __init__(
         self,
-        opener: Callable[[K], AsyncIterator[T]],
+        opener: Callable[[K], AsyncIterator[T | FeedInterrupted]],
         *,
         base_backoff_seconds: float = 0.5,
         max_backoff_seconds: float = 15.0,
@@ -149,6 +155,14 @@ class StreamHub(Generic[K, T]):
             recovering = failures > 0
             try:
                 async for item in feed:
+                    if isinstance(item, FeedInterrupted):
+                        # The feed lost data but keeps going (it resyncs itself).
+                        recovering = True
+                        upstream.last, upstream.has_last = None, False
+                        log.warning("feed %s interrupted (%s)", upstream.key, item.reason)
+                        message = f"feed interrupted: {item.reason}"
+                        self._broadcast(upstream, Notice(NoticeKind.GAP, message))
+                        continue
                     if recovering:
                         recovering, failures = False, 0
                         self._broadcast(upstream, Notice(NoticeKind.RECOVERED, "feed recovered"))

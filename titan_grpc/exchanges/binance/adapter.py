@@ -15,6 +15,7 @@ from titan_grpc.config import VenueSettings
 from titan_grpc.domain import (
     AuthCheck,
     Balance,
+    FeedInterrupted,
     Fill,
     LedgerEntry,
     Market,
@@ -41,8 +42,8 @@ from titan_grpc.errors import (
     OrderNotCancelable,
     OrderNotFound,
 )
-from titan_grpc.exchanges.base import ExchangeBackend
-from titan_grpc.exchanges.binance import auth, endpoints, parse
+from titan_grpc.exchanges.base import BookFeed, ExchangeBackend
+from titan_grpc.exchanges.binance import auth, endpoints, parse, stream
 from titan_grpc.exchanges.binance.endpoints import Endpoint
 from titan_grpc.exchanges.common import (
     RECONCILE_DELAYS_SECONDS,
@@ -51,7 +52,8 @@ from titan_grpc.exchanges.common import (
     reconcile_by_client_id,
 )
 from titan_grpc.exchanges.filters import check_order_filters
-from titan_grpc.exchanges.polling import poll_order_book, poll_quotes
+from titan_grpc.exchanges.polling import poll_order_book
+from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RetryPolicy, WindowRateLimiter
 from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
@@ -98,6 +100,10 @@ class BinanceExchange(ExchangeBackend):
         base_url = settings.base_url or (
             endpoints.TESTNET_REST_URL if settings.testnet else endpoints.LIVE_REST_URL
         )
+        self._ws_url = settings.ws_url or (
+            endpoints.TESTNET_WS_URL if settings.testnet else endpoints.LIVE_WS_URL
+        )
+        self.frame_stats = FrameStats()
         self._key = settings.credentials.api_key
         self._secret = settings.credentials.api_secret
         self._clock = clock
@@ -387,14 +393,23 @@ class BinanceExchange(ExchangeBackend):
             "use ListTrades for fills"
         )
 
-    # ---- streams (REST polling until the WebSocket feeds land) --------------------
+    # ---- streams (WebSocket feeds; see stream.py) ------------------------------------
 
-    async def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote]:
+    async def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote | FeedInterrupted]:
+        market = await self.market(symbol)
         fetch = functools.partial(self.ticker, symbol)
-        async for item in poll_quotes(fetch, self._poll_interval):
+        async for item in stream.watch_quotes(
+            self._ws_url, market.venue_symbol, fetch, self.frame_stats
+        ):
             yield item
 
+    async def book_feed(self, symbol: Symbol) -> BookFeed:
+        market = await self.market(symbol)
+        fetch = functools.partial(self.order_book, symbol, stream.SNAPSHOT_DEPTH)
+        return stream.BinanceBookFeed(self._ws_url, market.venue_symbol, fetch, self.frame_stats)
+
     async def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
+        """REST polling; live books come from ``book_feed`` through the market layer."""
         fetch = functools.partial(self.order_book, symbol, depth)
         async for item in poll_order_book(fetch, self._poll_interval):
             yield item

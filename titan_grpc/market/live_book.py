@@ -1,0 +1,142 @@
+"""Order books kept live from a venue's raw L2 stream: snapshot + sequenced diffs.
+
+The venue feed (exchanges/*/stream.py) only parses; this module owns the book. A diff
+that skips sequence numbers, or a book that comes out crossed, stops the book being
+served (subscribers get FeedInterrupted) until it is realigned: from a REST snapshot for
+venues whose snapshots carry the stream's sequence (Binance, KuCoin), or from the fresh
+in-band snapshot after the feed re-subscribes (Coinbase). A venue whose snapshots keep
+lagging the stream fails the feed after a few tries, so the hub reopens it with backoff
+instead of spending the venue's request budget on snapshots.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+from titan_grpc.domain import BookDiff, BookSnapshot, FeedInterrupted, OrderBook, Symbol
+from titan_grpc.exchanges.base import BookFeed, ExchangeBackend
+from titan_grpc.market.book import BookUnavailable, DiffResult, LocalBook
+
+MAX_RESYNCS_IN_A_ROW = 3
+MAX_BOOK_AGE_SECONDS = 60.0
+
+
+class BookOutOfSync(ConnectionError):
+    """Snapshots keep lagging the stream; the feed is reopened."""
+
+
+async def watch_book(
+    backend: ExchangeBackend,
+    symbol: Symbol,
+    depth: int,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[OrderBook | FeedInterrupted]:
+    """The top ``depth`` levels whenever they change, kept from the venue's L2 stream."""
+    feed = await backend.book_feed(symbol)
+    if feed is None:
+        async for item in backend.watch_order_book(symbol, depth):
+            yield item
+        return
+    keeper = _BookKeeper(backend.name, symbol, depth, feed, clock)
+    async for item in keeper.run():
+        yield item
+
+
+class _BookKeeper:
+    def __init__(
+        self,
+        exchange: str,
+        symbol: Symbol,
+        depth: int,
+        feed: BookFeed,
+        clock: Callable[[], float],
+    ) -> None:
+        self._exchange, self._symbol, self._depth = exchange, symbol, depth
+        self._feed, self._clock = feed, clock
+        self._book = LocalBook()
+        self._serving = False
+        self._last_view: object = None
+        self._resyncs_in_a_row = 0
+        self.resyncs = 0
+
+    async def run(self) -> AsyncIterator[OrderBook | FeedInterrupted]:
+        async for event in self._feed.updates():
+            if isinstance(event, FeedInterrupted):
+                self._book = LocalBook()
+                if self._serving:
+                    yield self._interrupted(event.reason)
+                continue
+            now = self._clock()
+            if isinstance(event, BookSnapshot):
+                self._book.apply_snapshot(event.bids, event.asks, event.sequence, now)
+                self._resyncs_in_a_row = 0
+            else:
+                applied = await self._apply(event, now)
+                if applied is None:
+                    continue
+                if isinstance(applied, FeedInterrupted):
+                    yield applied
+                    continue
+            try:
+                bids, asks = self._book.levels(self._depth, now, MAX_BOOK_AGE_SECONDS)
+            except BookUnavailable as error:  # crossed: realign before serving again
+                if self._serving:
+                    yield self._interrupted(str(error))
+                continue
+            if (bids, asks) == self._last_view:
+                continue
+            self._last_view, self._serving = (bids, asks), True
+            yield OrderBook(
+                exchange=self._exchange,
+                symbol=self._symbol,
+                venue_symbol=self._feed.venue_symbol,
+                bids=bids,
+                asks=asks,
+                sequence=self._book.sequence or 0,
+                simulated=False,
+                venue_time=event.venue_time,
+                received_time=datetime.fromtimestamp(now, tz=UTC),
+                note=self._feed.note,
+            )
+
+    async def _apply(self, diff: BookDiff, now: float) -> bool | FeedInterrupted | None:
+        """Apply ``diff``: True when the book changed, None when nothing to serve yet,
+        FeedInterrupted when a gap was found (the book then realigns on later diffs)."""
+        was_synced = self._book.synced
+        if not was_synced and not await self._realign():
+            return None
+        result = self._book.apply_diff(
+            diff.first_sequence, diff.last_sequence, diff.bids, diff.asks, now
+        )
+        if result is DiffResult.GAP and was_synced:
+            expected = (self._book.sequence or 0) + 1
+            reason = f"sequence gap: expected {expected}, got {diff.first_sequence}"
+            self._book.synced = False
+            if self._serving:
+                return self._interrupted(reason)
+            return None
+        if result is DiffResult.GAP:
+            return None  # the snapshot is older than the stream: the next diff tries again
+        self._resyncs_in_a_row = 0
+        return True if result is DiffResult.APPLIED or not was_synced else None
+
+    async def _realign(self) -> bool:
+        if self._resyncs_in_a_row >= MAX_RESYNCS_IN_A_ROW:
+            raise BookOutOfSync(
+                f"{self._exchange} {self._symbol.canonical}: snapshot still behind the "
+                f"stream after {self._resyncs_in_a_row} tries"
+            )
+        snapshot = await self._feed.resync()
+        if snapshot is None:
+            return False  # the venue re-subscribes and sends a snapshot in-band
+        self._resyncs_in_a_row += 1
+        self.resyncs += 1
+        self._book.apply_snapshot(snapshot.bids, snapshot.asks, snapshot.sequence, self._clock())
+        return True
+
+    def _interrupted(self, reason: str) -> FeedInterrupted:
+        self._serving, self._last_view = False, None
+        return FeedInterrupted(reason)

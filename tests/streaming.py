@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal as D
 from typing import Any
 
-from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
+import grpc
 
-Level = tuple[D, D]
+from tests.conftest import make_settings
+from tests.fakes.ws import FakeFeedServer, Level
+from titan_grpc.exchanges.base import ExchangeBackend
+from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
+from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+from titan_grpc.server import Gateway, start_gateway
 
 
 def random_changes(
@@ -57,3 +64,48 @@ def book_is(bids: list[Level], asks: list[Level]) -> Callable[[pb.StreamOrderBoo
         return levels(message.book.bids) == bids and levels(message.book.asks) == asks
 
     return accept
+
+
+@dataclass
+class LiveVenue:
+    """One real-mode venue adapter behind a gateway, fed by a fake REST + WebSocket venue.
+
+    The scenario tests run the same steps against each venue through this surface."""
+
+    name: str
+    symbol: str  # canonical, as gRPC callers write it
+    venue_symbol: str
+    mid: D
+    tick: D
+    server: FakeFeedServer
+    book_topic: str
+    quote_topic: str
+    change_book: Callable[[list[Level], list[Level]], Awaitable[None]]
+    true_book: Callable[[int], tuple[list[Level], list[Level]]]
+    publish_quote: Callable[[D], Awaitable[None]]
+    # How many times the venue handed out a full book (REST snapshots, or in-band
+    # snapshots for a venue that sends them on subscribe).
+    snapshots: Callable[[], int]
+    gateway: Gateway
+    stub: pb_grpc.ExchangeServiceStub
+    fake: Any  # the venue's streams fake, for venue-specific checks
+
+    async def subscribed(self, topic: str, count: int = 1) -> None:
+        await self.server.wait_until(lambda: self.server.subscribers(topic) == count)
+
+    async def churn(self, rng: random.Random, updates: int) -> None:
+        for _ in range(updates):
+            await self.change_book(*random_changes(rng, self.mid, self.tick))
+
+
+@asynccontextmanager
+async def serving(backend: ExchangeBackend) -> AsyncIterator[tuple[Gateway, Any]]:
+    gateway = await start_gateway(
+        make_settings(use_real_exchanges=True), backends={backend.name: backend}
+    )
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")
+    try:
+        yield gateway, pb_grpc.ExchangeServiceStub(channel)
+    finally:
+        await channel.close()
+        await gateway.stop(grace=0.5)

@@ -17,9 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.binance import FakeBinance
-from tests.fakes.ws import FakeFeedServer, FeedConnection
-
-Level = tuple[D, D]
+from tests.fakes.ws import FakeFeedServer, FeedConnection, Level, apply_levels
 
 
 class FakeBinanceStreams:
@@ -61,8 +59,8 @@ class FakeBinanceStreams:
         """Apply absolute level sizes (0 removes) to the true book and publish the diff."""
         spec = self.rest.symbols[symbol]
         bids, asks = list(bids), list(asks)
-        _apply(spec.bids, bids, descending=True)
-        _apply(spec.asks, asks, descending=False)
+        apply_levels(spec.bids, bids, descending=True)
+        apply_levels(spec.asks, asks, descending=False)
         first = spec.update_id + 1
         spec.update_id += 1 + len(bids) + len(asks) // 2  # one event spans several ids
         await self._publish(
@@ -109,13 +107,3 @@ class FakeBinanceStreams:
                 "M": True,
             },
         )
-
-
-def _apply(levels: list[list[D]], changes: list[Level], *, descending: bool) -> None:
-    book = {price: qty for price, qty in levels}
-    for price, qty in changes:
-        if qty == 0:
-            book.pop(price, None)
-        else:
-            book[price] = qty
-    levels[:] = [[p, q] for p, q in sorted(book.items(), reverse=descending)]

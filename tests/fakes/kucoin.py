@@ -42,6 +42,7 @@ class SymbolSpec:
     min_funds: D
     bids: list[list[D]]
     asks: list[list[D]]
+    sequence: int = 31337  # the book's sequence (the level2 stream's sequenceEnd)
 
 
 def default_symbols() -> dict[str, SymbolSpec]:
@@ -85,6 +86,11 @@ class FakeKucoin:
         default_factory=lambda: {"USDT": [D("50000"), D(0)], "BTC": [D("1"), D(0)]}
     )
     taker_fee: D = D("0.001")
+    # What bullet-public hands out (the streams fake sets the endpoint when it starts).
+    ws_endpoint: str = "ws://127.0.0.1:9/endpoint"
+    ws_token: str = "fake-public-token"
+    ping_interval_ms: int = 18000
+    ping_timeout_ms: int = 10000
 
     def __post_init__(self) -> None:
         self.requests: Counter[str] = Counter()
@@ -149,6 +155,7 @@ class FakeKucoin:
             if "/market/" not in route and route not in (
                 "GET /api/v1/timestamp",
                 "GET /api/v2/symbols",
+                "POST /api/v1/bullet-public",
             ):
                 self._check_signature(request, body)
             params = dict(parse_qsl(request.rel_url.raw_query_string))
@@ -219,6 +226,15 @@ class FakeKucoin:
     def _dispatch(self, route: str, arg: str, p: dict[str, str], body: str) -> Any:
         if route == "GET /api/v1/timestamp":
             return self.now_ms()
+        if route == "POST /api/v1/bullet-public":
+            server = {
+                "endpoint": self.ws_endpoint,
+                "encrypt": True,
+                "protocol": "websocket",
+                "pingInterval": self.ping_interval_ms,
+                "pingTimeout": self.ping_timeout_ms,
+            }
+            return {"token": self.ws_token, "instanceServers": [server]}
         if route == "GET /api/v2/symbols":
             return [
                 {
@@ -269,11 +285,12 @@ class FakeKucoin:
             "GET /api/v1/market/orderbook/level2_100",
         ):
             s = self._spec(p)
+            depth = 20 if route.endswith("_20") else 100
             return {
-                "sequence": "31337",
+                "sequence": str(s.sequence),
                 "time": self.now_ms(),
-                "bids": [[f"{a:f}", f"{b:f}"] for a, b in s.bids],
-                "asks": [[f"{a:f}", f"{b:f}"] for a, b in s.asks],
+                "bids": [[f"{a:f}", f"{b:f}"] for a, b in s.bids[:depth]],
+                "asks": [[f"{a:f}", f"{b:f}"] for a, b in s.asks[:depth]],
             }
         if route == "GET /api/v1/market/histories":
             self._spec(p)

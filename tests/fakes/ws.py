@@ -12,10 +12,12 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal as D
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+Level = tuple[D, D]
 Greeter = Callable[["FeedConnection", web.Request], Awaitable[None]]
 Answerer = Callable[["FeedConnection", Any], Awaitable[None]]
 
@@ -129,3 +131,14 @@ class FakeFeedServer:
         """Close every connection abruptly (as a venue restart or a network cut would)."""
         for connection in list(self.connections):
             await connection.ws.close(code=1011, message=b"fake venue dropped the connection")
+
+
+def apply_levels(levels: list[list[D]], changes: list[Level], *, descending: bool) -> None:
+    """Set absolute sizes (0 removes) on one side of a true book kept best first."""
+    book = {price: qty for price, qty in levels}
+    for price, qty in changes:
+        if qty == 0:
+            book.pop(price, None)
+        else:
+            book[price] = qty
+    levels[:] = [[p, q] for p, q in sorted(book.items(), reverse=descending)]

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from titan_grpc.errors import TitanError
 from titan_grpc.net.rest import USER_AGENT
 
 log = logging.getLogger("titan_grpc.upstream")
@@ -121,7 +122,7 @@ class WebSocketClient:
         name: str,
         protocol: WsProtocol,
         *,
-        heartbeat_seconds: float = 20.0,
+        heartbeat_seconds: float | None = 20.0,
         handshake_timeout_seconds: float = 10.0,
         base_backoff_seconds: float = 0.25,
         max_backoff_seconds: float = 30.0,
@@ -171,8 +172,14 @@ class WebSocketClient:
                         reason = f"closed by venue (code {ws.close_code})"
                 except asyncio.CancelledError:
                     raise
-                except (aiohttp.ClientError, OSError, TimeoutError, WsHandshakeError) as error:
-                    reason = f"{type(error).__name__}: {error}" if str(error) else repr(error)
+                except (
+                    aiohttp.ClientError,
+                    OSError,
+                    TimeoutError,
+                    WsHandshakeError,
+                    TitanError,  # the venue's REST call for the endpoint (token) failed
+                ) as error:
+                    reason = _describe(error)
                 finally:
                     self._ws = None
                 failures += 1
@@ -223,3 +230,12 @@ class WebSocketClient:
             while not ws.closed:
                 await asyncio.sleep(interval)
                 await connection.send_json(self._protocol.ping_message())
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, aiohttp.ClientResponseError):
+        # Its str() carries the URL, and with it any connection token.
+        return f"{type(error).__name__}: HTTP {error.status}"
+    if isinstance(error, TitanError):
+        return error.message
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

@@ -19,6 +19,7 @@ from titan_grpc.config import VenueSettings
 from titan_grpc.domain import (
     AuthCheck,
     Balance,
+    FeedInterrupted,
     Fill,
     LedgerEntry,
     Market,
@@ -43,7 +44,7 @@ from titan_grpc.errors import (
     OrderNotCancelable,
     OrderNotFound,
 )
-from titan_grpc.exchanges.base import ExchangeBackend
+from titan_grpc.exchanges.base import BookFeed, ExchangeBackend
 from titan_grpc.exchanges.common import (
     RECONCILE_DELAYS_SECONDS,
     MarketCache,
@@ -51,9 +52,10 @@ from titan_grpc.exchanges.common import (
     reconcile_by_client_id,
 )
 from titan_grpc.exchanges.filters import check_order_filters
-from titan_grpc.exchanges.kucoin import auth, endpoints, parse
+from titan_grpc.exchanges.kucoin import auth, endpoints, parse, stream
 from titan_grpc.exchanges.kucoin.endpoints import Endpoint
-from titan_grpc.exchanges.polling import poll_order_book, poll_quotes
+from titan_grpc.exchanges.polling import poll_order_book
+from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
 from titan_grpc.net.ratelimit import WindowRateLimiter
 from titan_grpc.net.rest import RequestObserver
@@ -134,6 +136,7 @@ class KucoinExchange(ExchangeBackend):
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
         self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
         self._poll_interval = poll_interval_seconds
+        self.frame_stats = FrameStats()
         self._reconcile_delays = tuple(reconcile_delays)
 
     @property
@@ -414,14 +417,26 @@ class KucoinExchange(ExchangeBackend):
             page_number += 1
         return entries[:limit]
 
-    # ---- streams (REST polling until the WebSocket feeds land) --------------------
+    # ---- streams (WebSocket feeds; see stream.py) ------------------------------------
 
-    async def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote]:
+    async def _bullet(self) -> Any:
+        return await self._public(endpoints.BULLET_PUBLIC)
+
+    async def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote | FeedInterrupted]:
+        market = await self.market(symbol)
         fetch = functools.partial(self.ticker, symbol)
-        async for item in poll_quotes(fetch, self._poll_interval):
+        async for item in stream.watch_quotes(
+            market.venue_symbol, self._bullet, fetch, self.frame_stats
+        ):
             yield item
 
+    async def book_feed(self, symbol: Symbol) -> BookFeed:
+        market = await self.market(symbol)
+        fetch = functools.partial(self.order_book, symbol, stream.SNAPSHOT_DEPTH)
+        return stream.KucoinBookFeed(market.venue_symbol, self._bullet, fetch, self.frame_stats)
+
     async def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
+        """REST polling; live books come from ``book_feed`` through the market layer."""
         fetch = functools.partial(self.order_book, symbol, depth)
         async for item in poll_order_book(fetch, self._poll_interval):
             yield item

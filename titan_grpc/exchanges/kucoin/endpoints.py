@@ -41,6 +41,8 @@ LEVEL1 = Endpoint("GET", "/api/v1/market/orderbook/level1", 2)
 LEVEL2_20 = Endpoint("GET", "/api/v1/market/orderbook/level2_20", 2)
 LEVEL2_100 = Endpoint("GET", "/api/v1/market/orderbook/level2_100", 4)
 HISTORIES = Endpoint("GET", "/api/v1/market/histories", 3)
+# A WebSocket token + server list; a POST, but it creates nothing, so it may be retried.
+BULLET_PUBLIC = Endpoint("POST", "/api/v1/bullet-public", 10)
 ACCOUNTS = Endpoint("GET", "/api/v1/accounts", 5, signed=True)
 LEDGERS = Endpoint("GET", "/api/v1/accounts/ledgers", 2, signed=True)
 ORDER_NEW = Endpoint("POST", "/api/v1/hf/orders", 1, signed=True, idempotent=False)

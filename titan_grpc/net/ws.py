@@ -9,15 +9,15 @@ The client yields events, never raises for a dropped connection:
 
 * ``WsConnected`` after each successful connect + subscribe (``reconnect`` is True from
   the second one on: anything derived from the old connection must be rebuilt);
-* ``WsMessage`` for each JSON text frame;
+* ``WsMessage`` for each JSON text frame, ``WsUnreadable`` for a text frame that is not
+  JSON (skipped; venues with sequence numbers notice on their own if it carried data);
 * ``WsGap`` once when a live connection is lost (or the first connect fails): data may
   have been missed. It then reconnects with exponential backoff and full jitter.
 
 Liveness: WebSocket protocol pings every ``heartbeat_seconds`` (a missing pong closes the
 connection), server pings answered automatically, optional application pings, and an
 optional idle timeout (no frame at all for that long means the feed is dead — venues with
-a heartbeat channel or ping/pong replies use it). Frames that are not JSON are counted and
-skipped; the venue's sequence checks notice if they carried data.
+a heartbeat channel or ping/pong replies use it).
 """
 
 from __future__ import annotations
@@ -61,7 +61,13 @@ class WsGap:
     reason: str
 
 
-WsEvent = WsConnected | WsMessage | WsGap
+@dataclass(frozen=True, slots=True)
+class WsUnreadable:
+    """A frame that is not JSON: skipped, but a venue without sequence numbers must
+    assume it carried data and realign."""
+
+
+WsEvent = WsConnected | WsMessage | WsGap | WsUnreadable
 
 
 class WsConnection(Protocol):
@@ -206,6 +212,7 @@ class WebSocketClient:
                     except ValueError:
                         self.stats.malformed_frames += 1
                         log.warning("%s websocket: skipped a frame that is not JSON", self.name)
+                        yield WsUnreadable()
                         continue
                     self.stats.messages += 1
                     yield WsMessage(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from titan_grpc.domain import FeedInterrupted
 from titan_grpc.market.hub import HubEvent, NoticeKind, StreamHub
 
 
@@ -115,3 +116,24 @@ async def test_a_late_subscriber_gets_the_newest_item_at_once() -> None:
     early.close()
     late.close()
     await hub.close()
+
+
+async def test_an_in_band_interruption_drops_unread_items_and_keeps_the_upstream() -> None:
+    feeds = Feeds()
+    hub: StreamHub[str, int] = StreamHub(feeds.open)  # type: ignore[arg-type]
+    subscription = hub.subscribe("BTC")
+    events = aiter(subscription)
+    await settle()
+    feeds.push("BTC", 1)
+    feeds.push("BTC", FeedInterrupted("sequence gap"))
+    await settle()
+    # The item from before the gap was never read: it must not follow the GAP notice.
+    gap = await next_event(events)
+    assert gap.notice is not None and gap.notice.kind is NoticeKind.GAP
+    assert "sequence gap" in gap.notice.message
+    feeds.push("BTC", 2)
+    recovered, item = await next_event(events), await next_event(events)
+    assert recovered.notice is not None and recovered.notice.kind is NoticeKind.RECOVERED
+    assert item.item == 2
+    assert feeds.opened == ["BTC"]  # the feed resynced itself; nothing was reopened
+    subscription.close()

@@ -25,7 +25,7 @@ from titan_grpc.domain import (
 )
 from titan_grpc.exchanges.binance.parse import decimal, from_ms
 from titan_grpc.exchanges.streaming import FRAME_ERRORS, FrameStats, QuoteState
-from titan_grpc.net.ws import WebSocketClient, WsConnected, WsEndpoint, WsGap
+from titan_grpc.net.ws import WebSocketClient, WsConnected, WsEndpoint, WsGap, WsUnreadable
 
 VENUE = "binance"
 SNAPSHOT_DEPTH = 1000  # deep enough that removals near the top never expose unknown levels
@@ -69,6 +69,8 @@ async def watch_quotes(
     state: QuoteState | None = None
     last_update_id = 0
     async for event in client.events():
+        if isinstance(event, WsUnreadable):
+            continue  # update ids / sequences show whether it mattered
         if isinstance(event, WsGap):
             if state is not None:
                 state = None
@@ -124,6 +126,8 @@ class BinanceBookFeed:
     async def updates(self) -> AsyncIterator[BookDiff | BookSnapshot | FeedInterrupted]:
         client = _client(self._ws_url, [f"{self.venue_symbol.lower()}@depth@100ms"])
         async for event in client.events():
+            if isinstance(event, WsUnreadable):
+                continue  # the next diff's sequence shows whether it mattered
             if isinstance(event, WsGap):
                 yield FeedInterrupted(event.reason)
                 continue

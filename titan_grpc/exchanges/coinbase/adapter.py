@@ -22,6 +22,7 @@ from titan_grpc.config import VenueSettings
 from titan_grpc.domain import (
     AuthCheck,
     Balance,
+    FeedInterrupted,
     Fill,
     LedgerEntry,
     Market,
@@ -46,8 +47,8 @@ from titan_grpc.errors import (
     OrderNotCancelable,
     OrderNotFound,
 )
-from titan_grpc.exchanges.base import ExchangeBackend, find_market
-from titan_grpc.exchanges.coinbase import auth, endpoints, parse
+from titan_grpc.exchanges.base import BookFeed, ExchangeBackend, find_market
+from titan_grpc.exchanges.coinbase import auth, endpoints, parse, stream
 from titan_grpc.exchanges.coinbase.endpoints import Endpoint
 from titan_grpc.exchanges.common import (
     RECONCILE_DELAYS_SECONDS,
@@ -56,7 +57,8 @@ from titan_grpc.exchanges.common import (
     reconcile_by_client_id,
 )
 from titan_grpc.exchanges.filters import check_order_filters
-from titan_grpc.exchanges.polling import poll_order_book, poll_quotes
+from titan_grpc.exchanges.polling import poll_order_book
+from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
 from titan_grpc.net.ratelimit import TokenBucketLimiter
 from titan_grpc.net.rest import RequestObserver
@@ -101,6 +103,7 @@ class CoinbaseExchange(ExchangeBackend):
         total_timeout: float = 10.0,
         market_ttl_seconds: float = 3600.0,
         poll_interval_seconds: float = 1.0,
+        ws_idle_timeout_seconds: float = stream.HEARTBEAT_SILENCE_SECONDS,
         reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
         rate_limit_max_wait_seconds: float = 10.0,
         request_observer: RequestObserver | None = None,
@@ -140,6 +143,11 @@ class CoinbaseExchange(ExchangeBackend):
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
         self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
         self._poll_interval = poll_interval_seconds
+        self._ws_idle_timeout = ws_idle_timeout_seconds
+        self._ws_url = settings.ws_url or (
+            endpoints.SANDBOX_WS_URL if settings.testnet else endpoints.LIVE_WS_URL
+        )
+        self.frame_stats = FrameStats()
         self._reconcile_delays = tuple(reconcile_delays)
         # Coinbase only knows the UUID we derived from a client order id: remember ours.
         self._client_ids: OrderedDict[str, str] = OrderedDict()
@@ -463,14 +471,24 @@ class CoinbaseExchange(ExchangeBackend):
         rows = await self._paged(endpoints.LEDGER, [], limit, account=str(account["id"]))
         return [parse.parse_ledger_entry(row, asset) for row in rows]
 
-    # ---- streams (REST polling until the WebSocket feeds land) --------------------
+    # ---- streams (WebSocket feeds; see stream.py) ------------------------------------
 
-    async def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote]:
+    async def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote | FeedInterrupted]:
+        market, _ = await self._market(symbol)
         fetch = functools.partial(self.ticker, symbol)
-        async for item in poll_quotes(fetch, self._poll_interval):
+        async for item in stream.watch_quotes(
+            self._ws_url, market.venue_symbol, fetch, self.frame_stats, self._ws_idle_timeout
+        ):
             yield item
 
+    async def book_feed(self, symbol: Symbol) -> BookFeed:
+        market, note = await self._market(symbol)
+        return stream.CoinbaseBookFeed(
+            self._ws_url, market.venue_symbol, self.frame_stats, note, self._ws_idle_timeout
+        )
+
     async def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
+        """REST polling; live books come from ``book_feed`` through the market layer."""
         fetch = functools.partial(self.order_book, symbol, depth)
         async for item in poll_order_book(fetch, self._poll_interval):
             yield item

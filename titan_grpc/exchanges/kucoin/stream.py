@@ -37,6 +37,7 @@ from titan_grpc.net.ws import (
     WsEndpoint,
     WsGap,
     WsHandshakeError,
+    WsUnreadable,
 )
 
 VENUE = "kucoin"
@@ -112,6 +113,8 @@ async def watch_quotes(
     state: QuoteState | None = None
     last_sequence = 0
     async for event in _client(topic, fetch_bullet).events():
+        if isinstance(event, WsUnreadable):
+            continue  # update ids / sequences show whether it mattered
         if isinstance(event, WsGap):
             if state is not None:
                 state = None
@@ -171,6 +174,8 @@ class KucoinBookFeed:
     async def updates(self) -> AsyncIterator[BookDiff | BookSnapshot | FeedInterrupted]:
         topic = f"/market/level2:{self.venue_symbol}"
         async for event in _client(topic, self._fetch_bullet).events():
+            if isinstance(event, WsUnreadable):
+                continue  # the next diff's sequence shows whether it mattered
             if isinstance(event, WsGap):
                 yield FeedInterrupted(event.reason)
                 continue

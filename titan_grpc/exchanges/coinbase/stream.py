@@ -1,0 +1,195 @@
+"""Coinbase Exchange public WebSocket feed (``ws-feed``).
+
+Each connection sends one ``subscribe`` naming the product and the channels, with
+``heartbeat`` among them: a heartbeat arrives every second, so a few seconds of silence
+mean the feed is dead and the client reconnects (and so re-subscribes).
+
+Quotes: the ``ticker`` channel (best bid/ask with sizes, last price, ``sequence`` to drop
+out-of-order messages), seeded from the REST ticker on every connect. Books:
+``level2_batch`` — public, unlike ``level2``, which now needs an authenticated
+subscription — sends a ``snapshot`` on subscribe and then ``l2update`` changes
+``[side, price, size]``. Those carry no sequence number, so a lost update cannot be
+detected from the data: realigning means re-subscribing for a fresh snapshot, which is
+what happens after any unreadable update and after every reconnect.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+from titan_grpc.domain import (
+    BookDiff,
+    BookSnapshot,
+    FeedInterrupted,
+    PriceLevel,
+    Quote,
+    Ticker,
+)
+from titan_grpc.exchanges.coinbase.parse import decimal, parse_time
+from titan_grpc.exchanges.streaming import FRAME_ERRORS, FrameStats, QuoteState
+from titan_grpc.net.ws import (
+    WebSocketClient,
+    WsConnected,
+    WsConnection,
+    WsEndpoint,
+    WsGap,
+    WsHandshakeError,
+    WsUnreadable,
+)
+
+VENUE = "coinbase"
+HEARTBEAT_SILENCE_SECONDS = 5.0  # five missed one-second heartbeats
+
+
+class FeedSubscription:
+    """The WsProtocol of one product on ws-feed: subscribe, await the confirmation."""
+
+    def __init__(
+        self, ws_url: str, product: str, channels: Sequence[str], idle_timeout: float
+    ) -> None:
+        self._url, self._product, self._channels = ws_url, product, list(channels)
+        self._idle_timeout = idle_timeout
+
+    async def endpoint(self) -> WsEndpoint:
+        return WsEndpoint(self._url, idle_timeout_seconds=self._idle_timeout)
+
+    async def open(self, connection: WsConnection) -> None:
+        await connection.send_json(
+            {"type": "subscribe", "product_ids": [self._product], "channels": self._channels}
+        )
+        while True:
+            answer = await connection.receive_json()
+            kind = answer.get("type") if isinstance(answer, dict) else None
+            if kind == "subscriptions":
+                return
+            if kind == "error":
+                detail = f"{answer.get('message', '')}: {answer.get('reason', '')}"
+                raise WsHandshakeError(f"subscribe refused ({detail[:160]})")
+
+    def ping_message(self) -> Any:
+        return None
+
+
+def _client(
+    ws_url: str, product: str, channels: Sequence[str], idle_timeout: float
+) -> WebSocketClient:
+    protocol = FeedSubscription(ws_url, product, [*channels, "heartbeat"], idle_timeout)
+    return WebSocketClient(VENUE, protocol)
+
+
+async def watch_quotes(
+    ws_url: str,
+    product: str,
+    fetch_ticker: Callable[[], Awaitable[Ticker]],
+    stats: FrameStats,
+    idle_timeout: float = HEARTBEAT_SILENCE_SECONDS,
+) -> AsyncIterator[Quote | FeedInterrupted]:
+    state: QuoteState | None = None
+    last_sequence = 0
+    async for event in _client(ws_url, product, ["ticker"], idle_timeout).events():
+        if isinstance(event, WsUnreadable):
+            continue  # the next ticker carries the whole top of book
+        if isinstance(event, WsGap):
+            if state is not None:
+                state = None
+                yield FeedInterrupted(event.reason)
+            continue
+        if isinstance(event, WsConnected):
+            state, last_sequence = QuoteState.from_ticker(await fetch_ticker()), 0
+            yield state.quote
+            continue
+        if state is None:
+            continue
+        try:
+            data = event.data
+            if data.get("type") != "ticker" or data.get("product_id") != product:
+                continue
+            sequence = int(data["sequence"])
+            if sequence <= last_sequence:
+                continue  # out of order: older than what we show
+            last_sequence = sequence
+            quote = state.update(
+                bid=decimal(data["best_bid"]),
+                bid_size=decimal(data["best_bid_size"]),
+                ask=decimal(data["best_ask"]),
+                ask_size=decimal(data["best_ask_size"]),
+                last=decimal(data["price"]),
+                venue_time=parse_time(data.get("time")),
+            )
+        except FRAME_ERRORS as error:
+            stats.skip(VENUE, "ticker", error)
+            continue
+        if quote is not None:
+            yield quote
+
+
+def _levels(rows: Any) -> tuple[PriceLevel, ...]:
+    return tuple(PriceLevel(decimal(price), decimal(size)) for price, size, *_ in rows)
+
+
+class CoinbaseBookFeed:
+    """The BookFeed of one product: the venue's snapshot and changes, all in-band.
+
+    level2 data has no sequence numbers, so the feed numbers the updates of each
+    subscription itself (the snapshot is 0): the book sees a consecutive stream, and a
+    realignment is a re-subscription that starts a new snapshot."""
+
+    def __init__(
+        self,
+        ws_url: str,
+        product: str,
+        stats: FrameStats,
+        note: str = "",
+        idle_timeout: float = HEARTBEAT_SILENCE_SECONDS,
+    ) -> None:
+        self.venue_symbol, self.note = product, note
+        self._client = _client(ws_url, product, ["level2_batch"], idle_timeout)
+        self._stats = stats
+
+    async def updates(self) -> AsyncIterator[BookDiff | BookSnapshot | FeedInterrupted]:
+        numbers = itertools.count(1)
+        async for event in self._client.events():
+            if isinstance(event, WsGap):
+                yield FeedInterrupted(event.reason)
+                continue
+            if isinstance(event, WsConnected):
+                continue
+            if isinstance(event, WsUnreadable):
+                # It may have been an update, and nothing later would tell.
+                await self._client.reconnect("unreadable frame on the level2 feed")
+                continue
+            data = event.data
+            try:
+                kind = data.get("type")
+                if data.get("product_id") != self.venue_symbol:
+                    continue
+                if kind == "snapshot":
+                    numbers = itertools.count(1)
+                    yield BookSnapshot(_levels(data["bids"]), _levels(data["asks"]), 0, None)
+                    continue
+                if kind != "l2update":
+                    continue
+                bids, asks = [], []
+                for side, price, size in data["changes"]:
+                    level = PriceLevel(decimal(price), decimal(size))
+                    if side == "buy":
+                        bids.append(level)
+                    elif side == "sell":
+                        asks.append(level)
+                    else:
+                        raise ValueError("side")
+                number = next(numbers)
+                diff = BookDiff(number, number, tuple(bids), tuple(asks), parse_time(data["time"]))
+            except FRAME_ERRORS as error:
+                # An update we cannot read is an update we lost, and nothing later would
+                # tell: start over from a fresh snapshot.
+                self._stats.skip(VENUE, "level2", error)
+                await self._client.reconnect("unreadable level2 update")
+                continue
+            yield diff
+
+    async def resync(self) -> None:
+        await self._client.reconnect("book lost sync")
+        return None

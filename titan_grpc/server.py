@@ -98,6 +98,7 @@ class Gateway:
     monitor: HealthMonitor
     metrics: Metrics
     metrics_port: int = 0
+    end_streams: Callable[[], None] = lambda: None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
 
@@ -109,6 +110,7 @@ class Gateway:
         log.info("shutting down (grace %.1fs)", grace)
         await self.health.enter_graceful_shutdown()
         self.shutdown.set()
+        self.end_streams()
         await self.server.stop(grace)
         for task in self._tasks:
             task.cancel()
@@ -159,9 +161,8 @@ async def start_gateway(
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     monitor = HealthMonitor(registry.all(), on_change=_venue_health_setter(health))
-    pb_grpc.add_ExchangeServiceServicer_to_server(
-        ExchangeService(registry, orders, monitor, info, shutdown, metrics), server
-    )
+    service = ExchangeService(registry, orders, monitor, info, shutdown, metrics)
+    pb_grpc.add_ExchangeServiceServicer_to_server(service, server)
     _watch_venues(metrics, registry, monitor)
     reflection.enable_server_reflection(
         (
@@ -176,6 +177,7 @@ async def start_gateway(
     for name in ("", SERVICE_NAME, *(f"{SERVICE_NAME}/{venue}" for venue in registry.names)):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     gateway = Gateway(server, port, registry, world, health, shutdown, journal, monitor, metrics)
+    gateway.end_streams = service.end_streams
     if settings.metrics_address:
         gateway.metrics_port = metrics.serve(settings.metrics_address)
         log.info("metrics on http://%s/metrics", settings.metrics_address)

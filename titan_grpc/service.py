@@ -11,7 +11,6 @@ import functools
 import logging
 import math
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +37,6 @@ from titan_grpc.market.portfolio import (
     value_portfolio,
 )
 from titan_grpc.market.pricing import VenueBook, arbitrage, venue_prices
-from titan_grpc.market.streams import merge
 from titan_grpc.market.venues import gather_venues
 from titan_grpc.metrics import Metrics
 from titan_grpc.status import to_grpc_status, venue_error_to_proto
@@ -184,6 +182,9 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
         self._book_hub: StreamHub[tuple[str, Symbol, int], OrderBook] = StreamHub(
             lambda key: watch_book(registry.resolve(key[0]), key[1], key[2])
         )
+        # Per feed: the last quote's answer, shared by all its subscribers, and a counter.
+        self._quote_messages: dict[tuple[str, Symbol], tuple[Quote, pb.StreamQuotesResponse]] = {}
+        self._quote_sequences: dict[tuple[str, Symbol], int] = {}
         self._orders = orders
         self._monitor = monitor
         self._info = info
@@ -599,26 +600,44 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
                 pairs.append((backend, symbol))
         if not pairs:
             raise InvalidArgument("symbols", "none of the symbols is listed on any exchange")
-        sequences: dict[tuple[str, Symbol], int] = defaultdict(int)
-        subscriptions = [self._quote_hub.subscribe((b.name, s)) for b, s in pairs]
+        subscription = self._quote_hub.subscribe(*((b.name, s) for b, s in pairs))
         self._count_subscriptions(pairs, +1)
+        self._end_if_shutting_down()
         try:
-            feeds = [aiter(subscription) for subscription in subscriptions]
-            async for tagged in merge(feeds, self._shutdown):
-                event, (venue, symbol) = tagged.item, subscriptions[tagged.source].key
+            async for event in subscription:
+                venue, symbol = event.key
                 if event.notice is not None:
                     yield pb.StreamQuotesResponse(notice=_notice(event.notice, venue, symbol))
                 elif event.item is not None:
-                    quote = event.item
-                    sequences[(venue, symbol)] += 1
-                    message = convert.quote_to_proto(quote, sequences[(venue, symbol)])
-                    yield pb.StreamQuotesResponse(quote=message)
+                    yield self._quote_message(event.key, event.item)
         finally:
-            for subscription in subscriptions:
-                subscription.close()
+            subscription.close()
             self._count_subscriptions(pairs, -1)
         if self._shutdown.is_set():
             yield pb.StreamQuotesResponse(notice=_shutdown_notice())
+
+    def _quote_message(self, key: tuple[str, Symbol], quote: Quote) -> pb.StreamQuotesResponse:
+        """The answer for ``quote``, built once and shared by every subscriber it reaches.
+
+        Its sequence numbers the feed's quotes as the gateway sends them, so a subscriber
+        that reads slower than quotes come (and was conflated) sees the jump."""
+        cached = self._quote_messages.get(key)
+        if cached is not None and cached[0] is quote:
+            return cached[1]
+        sequence = self._quote_sequences.get(key, 0) + 1
+        message = pb.StreamQuotesResponse(quote=convert.quote_to_proto(quote, sequence))
+        self._quote_sequences[key] = sequence
+        self._quote_messages[key] = (quote, message)
+        return message
+
+    def end_streams(self) -> None:
+        """End every open stream (server shutdown): each sends SHUTDOWN and finishes."""
+        self._quote_hub.end_all()
+        self._book_hub.end_all()
+
+    def _end_if_shutting_down(self) -> None:
+        if self._shutdown.is_set():  # a stream that opened while the server was stopping
+            self.end_streams()
 
     @streaming
     async def StreamOrderBook(
@@ -630,9 +649,9 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
         backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
         subscription = self._book_hub.subscribe((backend.name, symbol, depth))
         self._count_subscriptions([(backend, symbol)], +1)
+        self._end_if_shutting_down()
         try:
-            async for tagged in merge([aiter(subscription)], self._shutdown):
-                event = tagged.item
+            async for event in subscription:
                 if event.notice is not None:
                     notice = _notice(event.notice, backend.name, symbol)
                     yield pb.StreamOrderBookResponse(notice=notice)

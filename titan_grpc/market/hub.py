@@ -43,50 +43,67 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
-class HubEvent(Generic[T]):
-    """Either an item or a notice."""
+class HubEvent(Generic[K, T]):
+    """Either an item or a notice, for one of the subscription's keys."""
 
+    key: K
     item: T | None = None
     notice: Notice | None = None
 
 
 class Subscription(Generic[K, T]):
-    def __init__(self, hub: StreamHub[K, T], key: K) -> None:
+    """One subscriber's view of one or more feeds.
+
+    It keeps only the newest unread item per key and a few notices, and wakes its reader
+    with a single event however many feeds it follows: no task or queue per message.
+    """
+
+    def __init__(self, hub: StreamHub[K, T], keys: tuple[K, ...]) -> None:
         self._hub = hub
-        self.key = key
-        self._latest: T | None = None
-        self._has_latest = False
-        self._notices: deque[Notice] = deque(maxlen=NOTICES_KEPT)
+        self.keys = keys
+        self._latest: dict[K, T] = {}
+        self._notices: deque[tuple[K, Notice]] = deque(maxlen=NOTICES_KEPT * len(keys))
         self._ready = asyncio.Event()
+        self._ended = False
         self.conflated = 0  # items replaced before this subscriber read them
 
-    def _offer(self, item: T) -> None:
-        if self._has_latest:
+    @property
+    def key(self) -> K:
+        return self.keys[0]
+
+    def _offer(self, key: K, item: T) -> None:
+        if key in self._latest:
             self.conflated += 1
-        self._latest, self._has_latest = item, True
+        self._latest[key] = item
+        self._ready.set()
+
+    def _notify(self, key: K, notice: Notice) -> None:
+        if notice.kind is NoticeKind.GAP:
+            # An unread item from before the gap must not be delivered after its notice.
+            self._latest.pop(key, None)
+        self._notices.append((key, notice))
+        self._ready.set()
+
+    def end(self) -> None:
+        """Stop the iteration after what is already queued (server shutdown)."""
+        self._ended = True
         self._ready.set()
 
     def close(self) -> None:
-        """Leave the feed (idempotent); the last subscriber out closes the upstream."""
+        """Leave the feeds (idempotent); the last subscriber out closes an upstream."""
         self._hub._leave(self)
 
-    def _notify(self, notice: Notice) -> None:
-        if notice.kind is NoticeKind.GAP:
-            # An unread item from before the gap must not be delivered after its notice.
-            self._latest, self._has_latest = None, False
-        self._notices.append(notice)
-        self._ready.set()
-
-    async def __aiter__(self) -> AsyncIterator[HubEvent[T]]:
+    async def __aiter__(self) -> AsyncIterator[HubEvent[K, T]]:
         try:
-            while True:
+            while not self._ended:
                 await self._ready.wait()
                 self._ready.clear()
                 while self._notices:
-                    yield HubEvent(notice=self._notices.popleft())
-                if self._has_latest:
-                    item, self._latest, self._has_latest = self._latest, None, False
-                    yield HubEvent(item=item)
+                    key, notice = self._notices.popleft()
+                    yield HubEvent(key, notice=notice)
+                while self._latest:
+                    key = next(iter(self._latest))
+                    yield HubEvent(key, item=self._latest.pop(key))
         finally:
             self._hub._leave(self)
 
@@ -113,6 +130,7 @@ class StreamHub(Generic[K, T]):
     ) -> None:
         self._opener = opener
         self._upstreams: dict[K, _Upstream[K, T]] = {}
+        self._subscriptions: set[Subscription[K, T]] = set()
         self._base_backoff = base_backoff_seconds
         self._max_backoff = max_backoff_seconds
         self._rng = rng or random.Random()
@@ -125,28 +143,37 @@ class StreamHub(Generic[K, T]):
         upstream = self._upstreams.get(key)
         return len(upstream.subscribers) if upstream else 0
 
-    def subscribe(self, key: K) -> Subscription[K, T]:
-        """Join ``key``'s feed (opening it if this is the first subscriber)."""
-        upstream = self._upstreams.get(key)
-        if upstream is None:
-            upstream = _Upstream(key)
-            self._upstreams[key] = upstream
-            upstream.task = asyncio.create_task(self._pump(upstream))
-        subscription: Subscription[K, T] = Subscription(self, key)
-        upstream.subscribers.add(subscription)
-        if upstream.has_last:
-            subscription._offer(upstream.last)  # type: ignore[arg-type]
+    def subscribe(self, *keys: K) -> Subscription[K, T]:
+        """Join the feeds of ``keys`` (opening each that has no subscriber yet)."""
+        subscription: Subscription[K, T] = Subscription(self, tuple(dict.fromkeys(keys)))
+        self._subscriptions.add(subscription)
+        for key in subscription.keys:
+            upstream = self._upstreams.get(key)
+            if upstream is None:
+                upstream = _Upstream(key)
+                self._upstreams[key] = upstream
+                upstream.task = asyncio.create_task(self._pump(upstream))
+            upstream.subscribers.add(subscription)
+            if upstream.has_last:
+                subscription._offer(key, upstream.last)  # type: ignore[arg-type]
         return subscription
 
+    def end_all(self) -> None:
+        """End every subscriber's iteration (server shutdown)."""
+        for subscription in list(self._subscriptions):
+            subscription.end()
+
     def _leave(self, subscription: Subscription[K, T]) -> None:
-        upstream = self._upstreams.get(subscription.key)
-        if upstream is None:
-            return
-        upstream.subscribers.discard(subscription)
-        if not upstream.subscribers:
-            del self._upstreams[subscription.key]
-            if upstream.task is not None:
-                upstream.task.cancel()
+        self._subscriptions.discard(subscription)
+        for key in subscription.keys:
+            upstream = self._upstreams.get(key)
+            if upstream is None or subscription not in upstream.subscribers:
+                continue
+            upstream.subscribers.discard(subscription)
+            if not upstream.subscribers:
+                del self._upstreams[key]
+                if upstream.task is not None:
+                    upstream.task.cancel()
 
     async def _pump(self, upstream: _Upstream[K, T]) -> None:
         failures = 0
@@ -168,7 +195,7 @@ class StreamHub(Generic[K, T]):
                         self._broadcast(upstream, Notice(NoticeKind.RECOVERED, "feed recovered"))
                     upstream.last, upstream.has_last = item, True
                     for subscription in list(upstream.subscribers):
-                        subscription._offer(item)
+                        subscription._offer(upstream.key, item)
                 raise ConnectionError("upstream feed ended")
             except asyncio.CancelledError:
                 raise
@@ -189,7 +216,7 @@ class StreamHub(Generic[K, T]):
     @staticmethod
     def _broadcast(upstream: _Upstream[K, T], notice: Notice) -> None:
         for subscription in list(upstream.subscribers):
-            subscription._notify(notice)
+            subscription._notify(upstream.key, notice)
 
     async def close(self) -> None:
         tasks = [u.task for u in self._upstreams.values() if u.task is not None]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
+
 from titan_grpc.domain import FeedInterrupted
 from titan_grpc.market.hub import HubEvent, NoticeKind, StreamHub
 
@@ -38,7 +40,7 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def next_event(stream: AsyncIterator[HubEvent[int]]) -> HubEvent[int]:
+async def next_event(stream: AsyncIterator[HubEvent[str, int]]) -> HubEvent[str, int]:
     return await asyncio.wait_for(anext(stream), 5)
 
 
@@ -137,3 +139,25 @@ async def test_an_in_band_interruption_drops_unread_items_and_keeps_the_upstream
     assert item.item == 2
     assert feeds.opened == ["BTC"]  # the feed resynced itself; nothing was reopened
     subscription.close()
+
+
+async def test_one_subscription_follows_several_feeds_and_ends_on_request() -> None:
+    feeds = Feeds()
+    hub: StreamHub[str, int] = StreamHub(feeds.open)
+    both = hub.subscribe("BTC", "ETH")
+    events = aiter(both)
+    await settle()
+    feeds.push("BTC", 1)
+    feeds.push("ETH", 2)
+    feeds.push("BTC", 3)  # replaces the unread 1: latest wins per feed
+    await settle()
+    seen = [
+        (event.key, event.item) for event in [await next_event(events), await next_event(events)]
+    ]
+    assert sorted(seen) == [("BTC", 3), ("ETH", 2)] and both.conflated == 1
+    assert sorted(feeds.opened) == ["BTC", "ETH"]
+    hub.end_all()
+    with pytest.raises(StopAsyncIteration):
+        await next_event(events)
+    await settle()
+    assert sorted(feeds.closed) == ["BTC", "ETH"] and hub.upstream_count == 0

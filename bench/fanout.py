@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 import time
@@ -121,15 +122,18 @@ class BareStreams(pb_grpc.ExchangeServiceServicer):
                 self._latest, self._version = pb.StreamQuotesResponse(quote=quote), tick
                 self._changed.notify_all()
 
-    async def StreamQuotes(  # noqa: N802 - the generated servicer's name
+    async def StreamQuotes(
         self, request: pb.StreamQuotesRequest, context: Any
     ) -> AsyncIterator[pb.StreamQuotesResponse]:
         seen = self._version
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda: self._version > seen)
+                await self._changed.wait_for(functools.partial(self._newer_than, seen))
                 seen, message = self._version, self._latest
             yield message
+
+    def _newer_than(self, version: int) -> bool:
+        return self._version > version
 
 
 async def serve_bare(port: int, rate: float) -> None:

@@ -317,3 +317,27 @@ async def test_coinbase_reconnects_when_heartbeats_stop(quiet_coinbase: LiveVenu
     await read_until(call, book_is(*venue.true_book(10)), notices)
     assert notices[:2] == [GAP, RECOVERED]
     call.cancel()
+
+
+async def test_an_unreachable_venue_feed_is_reported_not_silent() -> None:
+    rest = FakeBinance()
+    await rest.start()
+    settings = replace(test_binance.venue_settings(rest.url), ws_url="ws://127.0.0.1:9")
+    adapter = BinanceExchange(settings, retry=test_binance.FAST_RETRY, total_timeout=2.0)
+    try:
+        async with serving(adapter) as (_, stub):
+            for call in (
+                stub.StreamOrderBook(
+                    pb.StreamOrderBookRequest(exchange="binance", symbol="BTC-USDT")
+                ),
+                stub.StreamQuotes(
+                    pb.StreamQuotesRequest(symbols=["BTC-USDT"], exchanges=["binance"])
+                ),
+            ):
+                message = await call.read()
+                assert message.notice.kind == GAP, message
+                assert "ClientConnectorError" in message.notice.message
+                assert message.notice.exchange == "binance"
+                call.cancel()
+    finally:
+        await rest.stop()

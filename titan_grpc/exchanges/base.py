@@ -30,7 +30,7 @@ from titan_grpc.domain import (
     Symbol,
     Ticker,
 )
-from titan_grpc.errors import UnknownSymbol
+from titan_grpc.errors import FeatureUnavailable, UnknownSymbol
 
 
 class BookFeed(Protocol):
@@ -131,12 +131,13 @@ class ExchangeBackend(abc.ABC):
         """Yields the current quote, then a new one whenever it changes; FeedInterrupted
         when data may have been lost (the next quote is current again)."""
 
-    @abc.abstractmethod
     def watch_order_book(
         self, symbol: Symbol, depth: int
     ) -> AsyncIterator[OrderBook | FeedInterrupted]:
-        """Yields the current book, then a new snapshot whenever it changes; FeedInterrupted
-        when the book lost sync (the next book is resynced)."""
+        """Yields the current book, then a new one whenever it changes, for venues that
+        keep books themselves (simulated). Venues with a ``book_feed`` are served by the
+        market layer's book keeper instead and need not implement this."""
+        raise FeatureUnavailable(f"{self.name} serves live books through its book feed")
 
     async def book_feed(self, symbol: Symbol) -> BookFeed | None:
         """The venue's raw L2 stream for ``symbol``, or None when ``watch_order_book``

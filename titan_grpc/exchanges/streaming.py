@@ -38,6 +38,24 @@ class FrameStats:
         log.warning("%s: skipped a malformed %s frame (%s)", exchange, what, type(error).__name__)
 
 
+def quote_from_ticker(ticker: Ticker) -> Quote:
+    return Quote(
+        exchange=ticker.exchange,
+        symbol=ticker.symbol,
+        venue_symbol=ticker.venue_symbol,
+        bid=ticker.bid,
+        bid_size=ticker.bid_size,
+        ask=ticker.ask,
+        ask_size=ticker.ask_size,
+        last=ticker.last,
+        simulated=ticker.simulated,
+        venue_time=ticker.venue_time,
+        received_time=ticker.received_time,
+        note=ticker.note,
+        fallback=ticker.fallback,
+    )
+
+
 class QuoteState:
     """Top of book + last price merged from the venue's partial updates; ``update``
     answers the new Quote, or None when nothing a subscriber sees has changed."""
@@ -48,21 +66,7 @@ class QuoteState:
 
     @classmethod
     def from_ticker(cls, ticker: Ticker, clock: Callable[[], float] = time.time) -> QuoteState:
-        quote = Quote(
-            exchange=ticker.exchange,
-            symbol=ticker.symbol,
-            venue_symbol=ticker.venue_symbol,
-            bid=ticker.bid,
-            bid_size=ticker.bid_size,
-            ask=ticker.ask,
-            ask_size=ticker.ask_size,
-            last=ticker.last,
-            simulated=False,
-            venue_time=ticker.venue_time,
-            received_time=ticker.received_time,
-            note=ticker.note,
-        )
-        return cls(quote, clock)
+        return cls(quote_from_ticker(ticker), clock)
 
     @property
     def quote(self) -> Quote:

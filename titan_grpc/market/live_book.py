@@ -65,9 +65,10 @@ class _BookKeeper:
     async def run(self) -> AsyncIterator[OrderBook | FeedInterrupted]:
         async for event in self._feed.updates():
             if isinstance(event, FeedInterrupted):
+                # Passed on even before the first book: a subscriber to an unreachable
+                # venue learns why nothing comes.
                 self._book = LocalBook()
-                if self._serving:
-                    yield self._interrupted(event.reason)
+                yield self._interrupted(event.reason)
                 continue
             now = self._clock()
             if isinstance(event, BookSnapshot):

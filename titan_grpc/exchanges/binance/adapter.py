@@ -52,7 +52,6 @@ from titan_grpc.exchanges.common import (
     reconcile_by_client_id,
 )
 from titan_grpc.exchanges.filters import check_order_filters
-from titan_grpc.exchanges.polling import poll_order_book
 from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RetryPolicy, WindowRateLimiter
 from titan_grpc.net.rest import RequestObserver
@@ -87,7 +86,6 @@ class BinanceExchange(ExchangeBackend):
         retry: RetryPolicy = DEFAULT_RETRY,
         total_timeout: float = 10.0,
         market_ttl_seconds: float = 3600.0,
-        poll_interval_seconds: float = 1.0,
         reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
         recv_window_ms: int = endpoints.DEFAULT_RECV_WINDOW_MS,
         rate_limit_max_wait_seconds: float = 10.0,
@@ -127,7 +125,6 @@ class BinanceExchange(ExchangeBackend):
         )
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
         self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
-        self._poll_interval = poll_interval_seconds
         self._reconcile_delays = tuple(reconcile_delays)
         self._recv_window = recv_window_ms
 
@@ -407,9 +404,3 @@ class BinanceExchange(ExchangeBackend):
         market = await self.market(symbol)
         fetch = functools.partial(self.order_book, symbol, stream.SNAPSHOT_DEPTH)
         return stream.BinanceBookFeed(self._ws_url, market.venue_symbol, fetch, self.frame_stats)
-
-    async def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
-        """REST polling; live books come from ``book_feed`` through the market layer."""
-        fetch = functools.partial(self.order_book, symbol, depth)
-        async for item in poll_order_book(fetch, self._poll_interval):
-            yield item

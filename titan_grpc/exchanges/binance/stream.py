@@ -71,10 +71,9 @@ async def watch_quotes(
     async for event in client.events():
         if isinstance(event, WsUnreadable):
             continue  # update ids / sequences show whether it mattered
-        if isinstance(event, WsGap):
-            if state is not None:
-                state = None
-                yield FeedInterrupted(event.reason)
+        if isinstance(event, WsGap):  # once per outage, the first failed connect too
+            state = None
+            yield FeedInterrupted(event.reason)
             continue
         if isinstance(event, WsConnected):
             state, last_update_id = QuoteState.from_ticker(await fetch_ticker()), 0

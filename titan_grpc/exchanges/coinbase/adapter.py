@@ -57,7 +57,6 @@ from titan_grpc.exchanges.common import (
     reconcile_by_client_id,
 )
 from titan_grpc.exchanges.filters import check_order_filters
-from titan_grpc.exchanges.polling import poll_order_book
 from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
 from titan_grpc.net.ratelimit import TokenBucketLimiter
@@ -102,7 +101,6 @@ class CoinbaseExchange(ExchangeBackend):
         retry: RetryPolicy = DEFAULT_RETRY,
         total_timeout: float = 10.0,
         market_ttl_seconds: float = 3600.0,
-        poll_interval_seconds: float = 1.0,
         ws_idle_timeout_seconds: float = stream.HEARTBEAT_SILENCE_SECONDS,
         reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
         rate_limit_max_wait_seconds: float = 10.0,
@@ -142,7 +140,6 @@ class CoinbaseExchange(ExchangeBackend):
         )
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
         self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
-        self._poll_interval = poll_interval_seconds
         self._ws_idle_timeout = ws_idle_timeout_seconds
         self._ws_url = settings.ws_url or (
             endpoints.SANDBOX_WS_URL if settings.testnet else endpoints.LIVE_WS_URL
@@ -486,9 +483,3 @@ class CoinbaseExchange(ExchangeBackend):
         return stream.CoinbaseBookFeed(
             self._ws_url, market.venue_symbol, self.frame_stats, note, self._ws_idle_timeout
         )
-
-    async def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
-        """REST polling; live books come from ``book_feed`` through the market layer."""
-        fetch = functools.partial(self.order_book, symbol, depth)
-        async for item in poll_order_book(fetch, self._poll_interval):
-            yield item

@@ -91,10 +91,9 @@ async def watch_quotes(
     async for event in _client(ws_url, product, ["ticker"], idle_timeout).events():
         if isinstance(event, WsUnreadable):
             continue  # the next ticker carries the whole top of book
-        if isinstance(event, WsGap):
-            if state is not None:
-                state = None
-                yield FeedInterrupted(event.reason)
+        if isinstance(event, WsGap):  # once per outage, the first failed connect too
+            state = None
+            yield FeedInterrupted(event.reason)
             continue
         if isinstance(event, WsConnected):
             state, last_sequence = QuoteState.from_ticker(await fetch_ticker()), 0

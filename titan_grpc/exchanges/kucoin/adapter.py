@@ -54,7 +54,6 @@ from titan_grpc.exchanges.common import (
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.kucoin import auth, endpoints, parse, stream
 from titan_grpc.exchanges.kucoin.endpoints import Endpoint
-from titan_grpc.exchanges.polling import poll_order_book
 from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
 from titan_grpc.net.ratelimit import WindowRateLimiter
@@ -97,7 +96,6 @@ class KucoinExchange(ExchangeBackend):
         retry: RetryPolicy = DEFAULT_RETRY,
         total_timeout: float = 10.0,
         market_ttl_seconds: float = 3600.0,
-        poll_interval_seconds: float = 1.0,
         reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
         rate_limit_max_wait_seconds: float = 10.0,
         request_observer: RequestObserver | None = None,
@@ -135,7 +133,6 @@ class KucoinExchange(ExchangeBackend):
         )
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
         self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
-        self._poll_interval = poll_interval_seconds
         self.frame_stats = FrameStats()
         self._reconcile_delays = tuple(reconcile_delays)
 
@@ -434,9 +431,3 @@ class KucoinExchange(ExchangeBackend):
         market = await self.market(symbol)
         fetch = functools.partial(self.order_book, symbol, stream.SNAPSHOT_DEPTH)
         return stream.KucoinBookFeed(market.venue_symbol, self._bullet, fetch, self.frame_stats)
-
-    async def watch_order_book(self, symbol: Symbol, depth: int) -> AsyncIterator[OrderBook]:
-        """REST polling; live books come from ``book_feed`` through the market layer."""
-        fetch = functools.partial(self.order_book, symbol, depth)
-        async for item in poll_order_book(fetch, self._poll_interval):
-            yield item

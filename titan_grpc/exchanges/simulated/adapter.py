@@ -23,8 +23,8 @@ from titan_grpc.domain import (
     Ticker,
 )
 from titan_grpc.exchanges.base import ExchangeBackend
-from titan_grpc.exchanges.polling import quote_from_ticker
 from titan_grpc.exchanges.simulated.world import SimulatedWorld
+from titan_grpc.exchanges.streaming import quote_from_ticker
 
 
 class SimulatedExchange(ExchangeBackend):

@@ -95,15 +95,20 @@ class Subscription(Generic[K, T]):
 
     async def __aiter__(self) -> AsyncIterator[HubEvent[K, T]]:
         try:
-            while not self._ended:
-                await self._ready.wait()
-                self._ready.clear()
-                while self._notices:
+            while True:
+                # Notices first, checked again after every item handed out: a GAP that
+                # arrived while an item was being written must precede the next item.
+                if self._notices:
                     key, notice = self._notices.popleft()
                     yield HubEvent(key, notice=notice)
-                while self._latest:
+                elif self._latest:
                     key = next(iter(self._latest))
                     yield HubEvent(key, item=self._latest.pop(key))
+                elif self._ended:
+                    return
+                else:
+                    self._ready.clear()
+                    await self._ready.wait()
         finally:
             self._hub._leave(self)
 

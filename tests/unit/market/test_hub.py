@@ -161,3 +161,23 @@ async def test_one_subscription_follows_several_feeds_and_ends_on_request() -> N
         await next_event(events)
     await settle()
     assert sorted(feeds.closed) == ["BTC", "ETH"] and hub.upstream_count == 0
+
+
+async def test_a_gap_during_a_slow_write_still_precedes_the_next_item() -> None:
+    feeds = Feeds()
+    hub: StreamHub[str, int] = StreamHub(feeds.open)  # type: ignore[arg-type]
+    subscription = hub.subscribe("BTC")
+    events = aiter(subscription)
+    await settle()
+    feeds.push("BTC", 1)
+    assert (await next_event(events)).item == 1  # the reader now "writes" item 1
+    feeds.push("BTC", FeedInterrupted("gap"))
+    feeds.push("BTC", 2)
+    await settle()
+    order = [await next_event(events) for _ in range(3)]
+    assert [e.notice.kind if e.notice else e.item for e in order] == [
+        NoticeKind.GAP,
+        NoticeKind.RECOVERED,
+        2,
+    ]
+    subscription.close()

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.binance import FakeBinance
-from tests.fakes.ws import FakeFeedServer, FeedConnection, Level, apply_levels
+from tests.fakes.ws import FakeFeedServer, FeedConnection, Level, apply_levels, top_levels
 
 
 class FakeBinanceStreams:
@@ -49,9 +49,7 @@ class FakeBinanceStreams:
 
     def true_book(self, symbol: str, depth: int) -> tuple[list[Level], list[Level]]:
         spec = self.rest.symbols[symbol]
-        bids = [(price, qty) for price, qty in spec.bids[:depth]]
-        asks = [(price, qty) for price, qty in spec.asks[:depth]]
-        return bids, asks
+        return top_levels(spec.bids, spec.asks, depth)
 
     async def change_book(
         self, symbol: str, bids: Iterable[Level] = (), asks: Iterable[Level] = ()

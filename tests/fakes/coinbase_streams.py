@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.coinbase import FakeCoinbase
-from tests.fakes.ws import FakeFeedServer, FeedConnection, Level, apply_levels
+from tests.fakes.ws import FakeFeedServer, FeedConnection, Level, apply_levels, top_levels
 
 PUBLIC_CHANNELS = {"ticker", "heartbeat", "level2_batch"}
 
@@ -85,7 +85,7 @@ class FakeCoinbaseStreams:
 
     def true_book(self, product: str, depth: int) -> tuple[list[Level], list[Level]]:
         book = self.rest.products[product]
-        return [(p, q) for p, q in book.bids[:depth]], [(p, q) for p, q in book.asks[:depth]]
+        return top_levels(book.bids, book.asks, depth)
 
     async def change_book(
         self, product: str, bids: Iterable[Level] = (), asks: Iterable[Level] = ()

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.kucoin import FakeKucoin
-from tests.fakes.ws import FakeFeedServer, FeedConnection, Level, apply_levels
+from tests.fakes.ws import FakeFeedServer, FeedConnection, Level, apply_levels, top_levels
 
 
 class FakeKucoinStreams:
@@ -60,10 +60,7 @@ class FakeKucoinStreams:
 
     def true_book(self, symbol: str, depth: int) -> tuple[list[Level], list[Level]]:
         spec = self.rest.symbols[symbol]
-        return (
-            [(p, q) for p, q in spec.bids[:depth]],
-            [(p, q) for p, q in spec.asks[:depth]],
-        )
+        return top_levels(spec.bids, spec.asks, depth)
 
     async def change_book(
         self, symbol: str, bids: Iterable[Level] = (), asks: Iterable[Level] = ()

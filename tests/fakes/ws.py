@@ -3,7 +3,8 @@
 A venue fake supplies how a connection is greeted and how client frames are answered;
 this server keeps the connections and their subscriptions, and delivers published data
 frames through the faults a real feed shows: frames skipped (a sequence gap), two frames
-swapped (out of order), a garbage frame in place of data, and connections dropped.
+swapped (out of order), a garbage frame in place of data, a frame of the right shape with
+unreadable numbers, and connections dropped.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class FeedFaults:
     skip: int = 0  # data frames dropped for every subscriber
     swap: int = 0  # data frames held back and sent after the next one
     garbage: int = 0  # data frames replaced by text that is not JSON
+    mangle: int = 0  # data frames sent as JSON of the right shape but with unreadable numbers
 
 
 class FakeFeedServer:
@@ -112,6 +114,9 @@ class FakeFeedServer:
             self.faults.garbage -= 1
             await self._send_raw(topic, "{garbage, not json")
             return
+        if self.faults.mangle:
+            self.faults.mangle -= 1
+            frame = _mangle(frame)
         await self._send(topic, frame)
         held, self._held = self._held, []
         for held_topic, held_frame in held:
@@ -133,6 +138,27 @@ class FakeFeedServer:
             await connection.ws.close(code=1011, message=b"fake venue dropped the connection")
 
 
+def _mangle(value: Any) -> Any:
+    """The frame with every number (and numeric string) replaced by one that is not."""
+    if isinstance(value, dict):
+        return {key: _mangle(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mangle(item) for item in value]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) or (isinstance(value, str) and _numeric(value)):
+        return "1.2.3"
+    return value
+
+
+def _numeric(text: str) -> bool:
+    try:
+        D(text)
+    except ArithmeticError:
+        return False
+    return True
+
+
 def apply_levels(levels: list[list[D]], changes: list[Level], *, descending: bool) -> None:
     """Set absolute sizes (0 removes) on one side of a true book kept best first."""
     book = {price: qty for price, qty in levels}
@@ -142,3 +168,10 @@ def apply_levels(levels: list[list[D]], changes: list[Level], *, descending: boo
         else:
             book[price] = qty
     levels[:] = [[p, q] for p, q in sorted(book.items(), reverse=descending)]
+
+
+def top_levels(
+    bids: list[list[D]], asks: list[list[D]], depth: int
+) -> tuple[list[Level], list[Level]]:
+    """The first ``depth`` levels of each side of a true book, as (price, size) pairs."""
+    return [(p, q) for p, q in bids[:depth]], [(p, q) for p, q in asks[:depth]]

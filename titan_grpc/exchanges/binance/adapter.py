@@ -403,4 +403,4 @@ class BinanceExchange(ExchangeBackend):
     async def book_feed(self, symbol: Symbol) -> BookFeed:
         market = await self.market(symbol)
         fetch = functools.partial(self.order_book, symbol, stream.SNAPSHOT_DEPTH)
-        return stream.BinanceBookFeed(self._ws_url, market.venue_symbol, fetch, self.frame_stats)
+        return stream.book_feed(self._ws_url, market.venue_symbol, fetch, self.frame_stats)

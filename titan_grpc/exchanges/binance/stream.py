@@ -16,7 +16,6 @@ from typing import Any
 
 from titan_grpc.domain import (
     BookDiff,
-    BookSnapshot,
     FeedInterrupted,
     OrderBook,
     PriceLevel,
@@ -24,8 +23,13 @@ from titan_grpc.domain import (
     Ticker,
 )
 from titan_grpc.exchanges.binance.parse import decimal, from_ms
-from titan_grpc.exchanges.streaming import FRAME_ERRORS, FrameStats, QuoteState
-from titan_grpc.net.ws import WebSocketClient, WsConnected, WsEndpoint, WsGap, WsUnreadable
+from titan_grpc.exchanges.streaming import (
+    FrameStats,
+    QuoteUpdate,
+    SequencedBookFeed,
+    quote_feed,
+)
+from titan_grpc.net.ws import WebSocketClient, WsEndpoint
 
 VENUE = "binance"
 SNAPSHOT_DEPTH = 1000  # deep enough that removals near the top never expose unknown levels
@@ -58,7 +62,22 @@ def _levels(rows: Any) -> tuple[PriceLevel, ...]:
     return tuple(PriceLevel(decimal(price), decimal(qty)) for price, qty in rows)
 
 
-async def watch_quotes(
+def read_quote_frame(frame: Any) -> QuoteUpdate | None:
+    stream, payload = str(frame["stream"]), frame["data"]
+    if stream.endswith("@bookTicker"):
+        return QuoteUpdate(
+            sequence=int(payload["u"]),
+            bid=decimal(payload["b"]),
+            bid_size=decimal(payload["B"]),
+            ask=decimal(payload["a"]),
+            ask_size=decimal(payload["A"]),
+        )
+    if stream.endswith("@trade"):
+        return QuoteUpdate(last=decimal(payload["p"]), venue_time=from_ms(payload["T"]))
+    return None
+
+
+def watch_quotes(
     ws_url: str,
     venue_symbol: str,
     fetch_ticker: Callable[[], Awaitable[Ticker]],
@@ -66,91 +85,31 @@ async def watch_quotes(
 ) -> AsyncIterator[Quote | FeedInterrupted]:
     name = venue_symbol.lower()
     client = _client(ws_url, [f"{name}@bookTicker", f"{name}@trade"])
-    state: QuoteState | None = None
-    last_update_id = 0
-    async for event in client.events():
-        if isinstance(event, WsUnreadable):
-            continue  # update ids / sequences show whether it mattered
-        if isinstance(event, WsGap):  # once per outage, the first failed connect too
-            state = None
-            yield FeedInterrupted(event.reason)
-            continue
-        if isinstance(event, WsConnected):
-            state, last_update_id = QuoteState.from_ticker(await fetch_ticker()), 0
-            yield state.quote
-            continue
-        if state is None:
-            continue
-        stream = ""
-        try:
-            stream, payload = str(event.data["stream"]), event.data["data"]
-            if stream.endswith("@bookTicker"):
-                update_id = int(payload["u"])
-                if update_id <= last_update_id:
-                    continue  # older than what we already show
-                last_update_id = update_id
-                quote = state.update(
-                    bid=decimal(payload["b"]),
-                    bid_size=decimal(payload["B"]),
-                    ask=decimal(payload["a"]),
-                    ask_size=decimal(payload["A"]),
-                )
-            elif stream.endswith("@trade"):
-                quote = state.update(last=decimal(payload["p"]), venue_time=from_ms(payload["T"]))
-            else:
-                continue
-        except FRAME_ERRORS as error:
-            stats.skip(VENUE, stream or "unnamed", error)
-            continue
-        if quote is not None:
-            yield quote
+    return quote_feed(VENUE, client.events(), fetch_ticker, read_quote_frame, stats)
 
 
-class BinanceBookFeed:
-    """The BookFeed of one market: depth diffs in, REST snapshots to realign."""
+def read_depth_frame(frame: Any) -> BookDiff | None:
+    payload = frame["data"]
+    if payload.get("e") != "depthUpdate":
+        return None
+    return BookDiff(
+        first_sequence=int(payload["U"]),
+        last_sequence=int(payload["u"]),
+        bids=_levels(payload["b"]),
+        asks=_levels(payload["a"]),
+        venue_time=from_ms(payload.get("E")),
+    )
 
-    def __init__(
-        self,
-        ws_url: str,
-        venue_symbol: str,
-        fetch_snapshot: Callable[[], Awaitable[OrderBook]],
-        stats: FrameStats,
-        note: str = "",
-    ) -> None:
-        self.venue_symbol, self.note = venue_symbol, note
-        self._ws_url = ws_url
-        self._fetch_snapshot = fetch_snapshot
-        self._stats = stats
 
-    async def updates(self) -> AsyncIterator[BookDiff | BookSnapshot | FeedInterrupted]:
-        client = _client(self._ws_url, [f"{self.venue_symbol.lower()}@depth@100ms"])
-        async for event in client.events():
-            if isinstance(event, WsUnreadable):
-                continue  # the next diff's sequence shows whether it mattered
-            if isinstance(event, WsGap):
-                yield FeedInterrupted(event.reason)
-                continue
-            if isinstance(event, WsConnected):
-                # Subscribed first, then the snapshot: every diff after it is queued on
-                # the connection, and a quiet market is served at once.
-                yield await self.resync()
-                continue
-            try:
-                payload = event.data["data"]
-                if payload.get("e") != "depthUpdate":
-                    continue
-                diff = BookDiff(
-                    first_sequence=int(payload["U"]),
-                    last_sequence=int(payload["u"]),
-                    bids=_levels(payload["b"]),
-                    asks=_levels(payload["a"]),
-                    venue_time=from_ms(payload.get("E")),
-                )
-            except FRAME_ERRORS as error:
-                self._stats.skip(VENUE, "depthUpdate", error)
-                continue
-            yield diff
-
-    async def resync(self) -> BookSnapshot:
-        book = await self._fetch_snapshot()
-        return BookSnapshot(book.bids, book.asks, book.sequence, book.venue_time)
+def book_feed(
+    ws_url: str,
+    venue_symbol: str,
+    fetch_snapshot: Callable[[], Awaitable[OrderBook]],
+    stats: FrameStats,
+) -> SequencedBookFeed:
+    """Depth diffs ``{U, u, b, a}`` realigned from the REST depth snapshot's
+    ``lastUpdateId``, as Binance documents for a local book."""
+    client = _client(ws_url, [f"{venue_symbol.lower()}@depth@100ms"])
+    return SequencedBookFeed(
+        VENUE, venue_symbol, client.events, read_depth_frame, fetch_snapshot, stats
+    )

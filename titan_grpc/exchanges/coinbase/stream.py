@@ -15,6 +15,7 @@ what happens after any unreadable update and after every reconnect.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -28,7 +29,7 @@ from titan_grpc.domain import (
     Ticker,
 )
 from titan_grpc.exchanges.coinbase.parse import decimal, parse_time
-from titan_grpc.exchanges.streaming import FRAME_ERRORS, FrameStats, QuoteState
+from titan_grpc.exchanges.streaming import FRAME_ERRORS, FrameStats, QuoteUpdate, quote_feed
 from titan_grpc.net.ws import (
     WebSocketClient,
     WsConnected,
@@ -79,49 +80,30 @@ def _client(
     return WebSocketClient(VENUE, protocol)
 
 
-async def watch_quotes(
+def read_ticker_frame(product: str, frame: Any) -> QuoteUpdate | None:
+    if frame.get("type") != "ticker" or frame.get("product_id") != product:
+        return None
+    return QuoteUpdate(
+        sequence=int(frame["sequence"]),
+        bid=decimal(frame["best_bid"]),
+        bid_size=decimal(frame["best_bid_size"]),
+        ask=decimal(frame["best_ask"]),
+        ask_size=decimal(frame["best_ask_size"]),
+        last=decimal(frame["price"]),
+        venue_time=parse_time(frame.get("time")),
+    )
+
+
+def watch_quotes(
     ws_url: str,
     product: str,
     fetch_ticker: Callable[[], Awaitable[Ticker]],
     stats: FrameStats,
     idle_timeout: float = HEARTBEAT_SILENCE_SECONDS,
 ) -> AsyncIterator[Quote | FeedInterrupted]:
-    state: QuoteState | None = None
-    last_sequence = 0
-    async for event in _client(ws_url, product, ["ticker"], idle_timeout).events():
-        if isinstance(event, WsUnreadable):
-            continue  # the next ticker carries the whole top of book
-        if isinstance(event, WsGap):  # once per outage, the first failed connect too
-            state = None
-            yield FeedInterrupted(event.reason)
-            continue
-        if isinstance(event, WsConnected):
-            state, last_sequence = QuoteState.from_ticker(await fetch_ticker()), 0
-            yield state.quote
-            continue
-        if state is None:
-            continue
-        try:
-            data = event.data
-            if data.get("type") != "ticker" or data.get("product_id") != product:
-                continue
-            sequence = int(data["sequence"])
-            if sequence <= last_sequence:
-                continue  # out of order: older than what we show
-            last_sequence = sequence
-            quote = state.update(
-                bid=decimal(data["best_bid"]),
-                bid_size=decimal(data["best_bid_size"]),
-                ask=decimal(data["best_ask"]),
-                ask_size=decimal(data["best_ask_size"]),
-                last=decimal(data["price"]),
-                venue_time=parse_time(data.get("time")),
-            )
-        except FRAME_ERRORS as error:
-            stats.skip(VENUE, "ticker", error)
-            continue
-        if quote is not None:
-            yield quote
+    events = _client(ws_url, product, ["ticker"], idle_timeout).events()
+    read = functools.partial(read_ticker_frame, product)
+    return quote_feed(VENUE, events, fetch_ticker, read, stats)
 
 
 def _levels(rows: Any) -> tuple[PriceLevel, ...]:

@@ -430,4 +430,4 @@ class KucoinExchange(ExchangeBackend):
     async def book_feed(self, symbol: Symbol) -> BookFeed:
         market = await self.market(symbol)
         fetch = functools.partial(self.order_book, symbol, stream.SNAPSHOT_DEPTH)
-        return stream.KucoinBookFeed(market.venue_symbol, self._bullet, fetch, self.frame_stats)
+        return stream.book_feed(market.venue_symbol, self._bullet, fetch, self.frame_stats)

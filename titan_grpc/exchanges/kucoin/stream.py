@@ -14,6 +14,7 @@ the book and realigns it from the REST ``level2_100`` snapshot's ``sequence``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +22,6 @@ from typing import Any
 
 from titan_grpc.domain import (
     BookDiff,
-    BookSnapshot,
     FeedInterrupted,
     OrderBook,
     PriceLevel,
@@ -29,15 +29,18 @@ from titan_grpc.domain import (
     Ticker,
 )
 from titan_grpc.exchanges.kucoin.parse import decimal, from_ms
-from titan_grpc.exchanges.streaming import FRAME_ERRORS, FrameStats, QuoteState
+from titan_grpc.exchanges.streaming import (
+    FRAME_ERRORS,
+    FrameStats,
+    QuoteUpdate,
+    SequencedBookFeed,
+    quote_feed,
+)
 from titan_grpc.net.ws import (
     WebSocketClient,
-    WsConnected,
     WsConnection,
     WsEndpoint,
-    WsGap,
     WsHandshakeError,
-    WsUnreadable,
 )
 
 VENUE = "kucoin"
@@ -103,49 +106,31 @@ def _data(frame: Any, topic: str) -> Any:
     return frame["data"]
 
 
-async def watch_quotes(
+def read_ticker_frame(topic: str, frame: Any) -> QuoteUpdate | None:
+    data = _data(frame, topic)
+    if data is None:
+        return None
+    return QuoteUpdate(
+        sequence=int(data["sequence"]),
+        bid=decimal(data["bestBid"]),
+        bid_size=decimal(data["bestBidSize"]),
+        ask=decimal(data["bestAsk"]),
+        ask_size=decimal(data["bestAskSize"]),
+        last=decimal(data["price"]),
+        venue_time=from_ms(data.get("time")),
+    )
+
+
+def watch_quotes(
     venue_symbol: str,
     fetch_bullet: Callable[[], Awaitable[Any]],
     fetch_ticker: Callable[[], Awaitable[Ticker]],
     stats: FrameStats,
 ) -> AsyncIterator[Quote | FeedInterrupted]:
     topic = f"/market/ticker:{venue_symbol}"
-    state: QuoteState | None = None
-    last_sequence = 0
-    async for event in _client(topic, fetch_bullet).events():
-        if isinstance(event, WsUnreadable):
-            continue  # update ids / sequences show whether it mattered
-        if isinstance(event, WsGap):  # once per outage, the first failed connect too
-            state = None
-            yield FeedInterrupted(event.reason)
-            continue
-        if isinstance(event, WsConnected):
-            state, last_sequence = QuoteState.from_ticker(await fetch_ticker()), 0
-            yield state.quote
-            continue
-        if state is None:
-            continue
-        try:
-            data = _data(event.data, topic)
-            if data is None:
-                continue
-            sequence = int(data["sequence"])
-            if sequence <= last_sequence:
-                continue  # out of order: older than what we show
-            last_sequence = sequence
-            quote = state.update(
-                bid=decimal(data["bestBid"]),
-                bid_size=decimal(data["bestBidSize"]),
-                ask=decimal(data["bestAsk"]),
-                ask_size=decimal(data["bestAskSize"]),
-                last=decimal(data["price"]),
-                venue_time=from_ms(data.get("time")),
-            )
-        except FRAME_ERRORS as error:
-            stats.skip(VENUE, "ticker", error)
-            continue
-        if quote is not None:
-            yield quote
+    events = _client(topic, fetch_bullet).events()
+    read = functools.partial(read_ticker_frame, topic)
+    return quote_feed(VENUE, events, fetch_ticker, read, stats)
 
 
 def _changes(rows: Any) -> tuple[PriceLevel, ...]:
@@ -154,49 +139,32 @@ def _changes(rows: Any) -> tuple[PriceLevel, ...]:
     return tuple(level for level in levels if level.price != 0)
 
 
-class KucoinBookFeed:
-    """The BookFeed of one market: level2 changes in, REST snapshots to realign."""
+def read_level2_frame(topic: str, frame: Any) -> BookDiff | None:
+    data = _data(frame, topic)
+    if data is None:
+        return None
+    return BookDiff(
+        first_sequence=int(data["sequenceStart"]),
+        last_sequence=int(data["sequenceEnd"]),
+        bids=_changes(data["changes"]["bids"]),
+        asks=_changes(data["changes"]["asks"]),
+        venue_time=from_ms(data.get("time")),
+    )
 
-    def __init__(
-        self,
-        venue_symbol: str,
-        fetch_bullet: Callable[[], Awaitable[Any]],
-        fetch_snapshot: Callable[[], Awaitable[OrderBook]],
-        stats: FrameStats,
-        note: str = "",
-    ) -> None:
-        self.venue_symbol, self.note = venue_symbol, note
-        self._fetch_bullet = fetch_bullet
-        self._fetch_snapshot = fetch_snapshot
-        self._stats = stats
 
-    async def updates(self) -> AsyncIterator[BookDiff | BookSnapshot | FeedInterrupted]:
-        topic = f"/market/level2:{self.venue_symbol}"
-        async for event in _client(topic, self._fetch_bullet).events():
-            if isinstance(event, WsUnreadable):
-                continue  # the next diff's sequence shows whether it mattered
-            if isinstance(event, WsGap):
-                yield FeedInterrupted(event.reason)
-                continue
-            if isinstance(event, WsConnected):
-                yield await self.resync()  # subscribed first, so no change is missed
-                continue
-            try:
-                data = _data(event.data, topic)
-                if data is None:
-                    continue
-                diff = BookDiff(
-                    first_sequence=int(data["sequenceStart"]),
-                    last_sequence=int(data["sequenceEnd"]),
-                    bids=_changes(data["changes"]["bids"]),
-                    asks=_changes(data["changes"]["asks"]),
-                    venue_time=from_ms(data.get("time")),
-                )
-            except FRAME_ERRORS as error:
-                self._stats.skip(VENUE, "level2", error)
-                continue
-            yield diff
-
-    async def resync(self) -> BookSnapshot:
-        book = await self._fetch_snapshot()
-        return BookSnapshot(book.bids, book.asks, book.sequence, book.venue_time)
+def book_feed(
+    venue_symbol: str,
+    fetch_bullet: Callable[[], Awaitable[Any]],
+    fetch_snapshot: Callable[[], Awaitable[OrderBook]],
+    stats: FrameStats,
+) -> SequencedBookFeed:
+    """level2 changes realigned from the REST ``level2_100`` snapshot's ``sequence``."""
+    topic = f"/market/level2:{venue_symbol}"
+    return SequencedBookFeed(
+        VENUE,
+        venue_symbol,
+        _client(topic, fetch_bullet).events,
+        functools.partial(read_level2_frame, topic),
+        fetch_snapshot,
+        stats,
+    )

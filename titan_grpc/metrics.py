@@ -39,6 +39,12 @@ class Metrics:
             ["exchange"],
             registry=self.registry,
         )
+        self.feed_notices = Counter(
+            "titan_feed_notices",
+            "Upstream feed gaps and recoveries (each seen by every subscriber of the feed)",
+            ["exchange", "kind"],
+            registry=self.registry,
+        )
         self.upstream_requests = Counter(
             "titan_upstream_requests",
             "Requests sent to venues, by venue, endpoint and HTTP status",

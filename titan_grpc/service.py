@@ -177,10 +177,12 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
         self._registry = registry
         # One upstream feed per (venue, symbol[, depth]) however many clients watch it.
         self._quote_hub: StreamHub[tuple[str, Symbol], Quote] = StreamHub(
-            lambda key: registry.resolve(key[0]).watch_quotes(key[1])
+            lambda key: registry.resolve(key[0]).watch_quotes(key[1]),
+            on_notice=self._count_notice,
         )
         self._book_hub: StreamHub[tuple[str, Symbol, int], OrderBook] = StreamHub(
-            lambda key: watch_book(registry.resolve(key[0]), key[1], key[2])
+            lambda key: watch_book(registry.resolve(key[0]), key[1], key[2]),
+            on_notice=self._count_notice,
         )
         # Per feed: the last quote's answer, shared by all its subscribers, and a counter.
         self._quote_messages: dict[tuple[str, Symbol], tuple[Quote, pb.StreamQuotesResponse]] = {}
@@ -240,6 +242,10 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
 
         results, errors = await self._per_venue(backends, fetch, context)
         return [book for _, book in results], errors
+
+    def _count_notice(self, key: tuple[Any, ...], notice: Notice) -> None:
+        if self._metrics is not None:
+            self._metrics.feed_notices.labels(key[0], notice.kind.value).inc()
 
     def _count_subscriptions(
         self, pairs: Sequence[tuple[ExchangeBackend, Symbol]], step: int

@@ -210,6 +210,10 @@ async def test_book_survives_dropped_connections(venue: LiveVenue) -> None:
     await read_until(call, book_is(*venue.true_book(10)), notices)
     assert venue.server.connects == 4
     assert notices.count(GAP) == 3 and notices.count(RECOVERED) == 3
+    registry = venue.gateway.metrics.registry
+    for kind in ("gap", "recovered"):
+        labels = {"exchange": venue.name, "kind": kind}
+        assert registry.get_sample_value("titan_feed_notices_total", labels) == 3
     call.cancel()
 
 

@@ -132,8 +132,10 @@ class StreamHub(Generic[K, T]):
         base_backoff_seconds: float = 0.5,
         max_backoff_seconds: float = 15.0,
         rng: random.Random | None = None,
+        on_notice: Callable[[K, Notice], None] | None = None,
     ) -> None:
         self._opener = opener
+        self._on_notice = on_notice
         self._upstreams: dict[K, _Upstream[K, T]] = {}
         self._subscriptions: set[Subscription[K, T]] = set()
         self._base_backoff = base_backoff_seconds
@@ -218,8 +220,9 @@ class StreamHub(Generic[K, T]):
                     with contextlib.suppress(Exception):
                         await aclose()
 
-    @staticmethod
-    def _broadcast(upstream: _Upstream[K, T], notice: Notice) -> None:
+    def _broadcast(self, upstream: _Upstream[K, T], notice: Notice) -> None:
+        if self._on_notice is not None:
+            self._on_notice(upstream.key, notice)
         for subscription in list(upstream.subscribers):
             subscription._notify(upstream.key, notice)
 

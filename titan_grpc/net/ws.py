@@ -142,13 +142,15 @@ class WebSocketClient:
         self._max_backoff = max_backoff_seconds
         self._rng = rng or random.Random()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._closed_by_us = ""
         self.stats = WsStats()
 
     async def reconnect(self, reason: str) -> None:
         """Drop the current connection (the consumer lost track, e.g. an unparseable
         update with no sequence to resync from); ``events`` yields a gap and reconnects."""
         log.warning("%s websocket: reconnecting (%s)", self.name, reason)
-        if self._ws is not None:
+        if self._ws is not None and not self._ws.closed:
+            self._closed_by_us = reason
             await self._ws.close()
 
     async def events(self) -> AsyncIterator[WsEvent]:
@@ -158,24 +160,27 @@ class WebSocketClient:
         async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
             while True:
                 reason = ""
+                ws: aiohttp.ClientWebSocketResponse | None = None
                 try:
                     endpoint = await self._protocol.endpoint()
-                    async with session.ws_connect(
-                        endpoint.url,
-                        heartbeat=self._heartbeat,
-                        autoping=True,
-                        timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
-                    ) as ws:
-                        self._ws = ws
-                        async with asyncio.timeout(self._handshake_timeout):
-                            await self._protocol.open(_Connection(ws))
-                        self.stats.connects += 1
-                        yield WsConnected(reconnect=connected_before)
-                        connected_before, live = True, True
-                        async for event in self._receive(ws, endpoint):
-                            failures = 0  # data flows again: the next drop starts afresh
-                            yield event
-                        reason = f"closed by venue (code {ws.close_code})"
+                    # Connecting and subscribing share one deadline: a venue that accepts
+                    # the TCP connection and then says nothing must not hold the feed.
+                    async with asyncio.timeout(self._handshake_timeout):
+                        ws = await session.ws_connect(
+                            endpoint.url,
+                            heartbeat=self._heartbeat,
+                            autoping=True,
+                            timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                        )
+                        self._ws, self._closed_by_us = ws, ""
+                        await self._protocol.open(_Connection(ws))
+                    self.stats.connects += 1
+                    yield WsConnected(reconnect=connected_before)
+                    connected_before, live = True, True
+                    async for event in self._receive(ws, endpoint):
+                        failures = 0  # data flows again: the next drop starts afresh
+                        yield event
+                    reason = self._closed_by_us or f"closed by venue (code {ws.close_code})"
                 except asyncio.CancelledError:
                     raise
                 except (
@@ -188,6 +193,8 @@ class WebSocketClient:
                     reason = _describe(error)
                 finally:
                     self._ws = None
+                    if ws is not None:
+                        await ws.close()
                 failures += 1
                 if live:
                     live = False

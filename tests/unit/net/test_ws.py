@@ -54,13 +54,14 @@ class Protocol:
 class Server:
     def __init__(self) -> None:
         self.refuse = 0
+        self.mute = False  # accept connections, never answer
         self.feed = FakeFeedServer("/ws", self._greet, self._answer)
 
     async def _greet(self, connection: FeedConnection, request: web.Request) -> None:
         return None
 
     async def _answer(self, connection: FeedConnection, frame: Any) -> None:
-        if frame.get("op") != "subscribe":
+        if frame.get("op") != "subscribe" or self.mute:
             return
         if self.refuse:
             self.refuse -= 1
@@ -80,9 +81,14 @@ async def server() -> AsyncIterator[Server]:
         await fake.feed.stop()
 
 
-def client(protocol: Protocol) -> WebSocketClient:
+def client(protocol: Protocol, handshake_timeout: float = 10.0) -> WebSocketClient:
     return WebSocketClient(
-        "test", protocol, base_backoff_seconds=0.001, max_backoff_seconds=0.01, rng=random.Random(1)
+        "test",
+        protocol,
+        handshake_timeout_seconds=handshake_timeout,
+        base_backoff_seconds=0.001,
+        max_backoff_seconds=0.01,
+        rng=random.Random(1),
     )
 
 
@@ -148,3 +154,16 @@ async def test_failure_reasons_never_carry_the_url_token() -> None:
         await events.aclose()  # type: ignore[attr-defined]
     finally:
         await runner.cleanup()
+
+
+async def test_a_venue_that_never_answers_the_subscription_times_out(server: Server) -> None:
+    server.mute = True
+    ws = client(Protocol(f"{server.feed.url}/ws"), handshake_timeout=0.2)
+    events = ws.events()
+    gap = await next_event(events)
+    assert isinstance(gap, WsGap) and gap.reason.startswith("TimeoutError")
+    server.mute = False
+    assert await next_event(events) == WsConnected(reconnect=False)
+    await events.aclose()  # type: ignore[attr-defined]
+    # The muted connections were closed by the client, not left open.
+    await server.feed.wait_until(lambda: not server.feed.connections)

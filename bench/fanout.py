@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import json
 import sys
 import time
@@ -79,7 +80,7 @@ class PacedVenue(SimulatedExchange):
 
 
 async def serve_titan(port: int, rate: float) -> None:
-    from titan_grpc.server import start_gateway
+    from titan_grpc.server import settle_heap, start_gateway
 
     world = SimulatedWorld(7)
     settings = replace(
@@ -92,6 +93,7 @@ async def serve_titan(port: int, rate: float) -> None:
     gateway = await start_gateway(
         settings, world=world, backends={"binance": PacedVenue(world, rate)}
     )
+    settle_heap()  # as `serve` does
     print("ready", flush=True)
     await gateway.server.wait_for_termination()
 
@@ -142,6 +144,8 @@ async def serve_bare(port: int, rate: float) -> None:
     pb_grpc.add_ExchangeServiceServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
+    gc.collect()
+    gc.freeze()  # the same heap tuning TITAN's `serve` applies, for a fair baseline
     pump = asyncio.create_task(servicer.pump())
     print("ready", flush=True)
     try:

@@ -275,9 +275,14 @@ def bench_fanout(duration: float) -> list[str]:
             f"{max(f['rss_mib']):.0f} |"
         )
 
-    paced = {
-        role: fanout_run(role, 10, subscribers, duration=duration) for role in ("bare", "titan")
-    }
+    # The paced case decides the latency target, and one 10 s run's p99 moves by several
+    # ms from run to run: three alternating runs per server, the median run reported.
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "titan": []}
+    for _ in range(3):
+        for role, found in runs.items():
+            found.append(fanout_run(role, 10, subscribers, duration=duration))
+    paced = {role: sorted(found, key=lambda f: f["p99_ms"])[1] for role, found in runs.items()}
+    spread = {role: ", ".join(f"{f['p99_ms']:.1f}" for f in found) for role, found in runs.items()}
     flat_out = {
         role: fanout_run(role, 100, subscribers, duration=duration) for role in ("bare", "titan")
     }
@@ -307,7 +312,9 @@ def bench_fanout(duration: float) -> list[str]:
         "rate the one client process is near a full core too, so both servers are partly "
         "client-bound). "
         f"**p99 at 10,000 msgs/s delivered: {paced['titan']['p99_ms']:.1f} ms** "
-        f"(target <= 50 ms; bare: {paced['bare']['p99_ms']:.1f} ms).",
+        f"(target <= 50 ms; bare: {paced['bare']['p99_ms']:.1f} ms). The 10 updates/s rows "
+        f"are the median of three alternating runs; p99 ms of each run: TITAN "
+        f"{spread['titan']}, bare {spread['bare']}.",
         "",
         f"Stalled subscribers: 200 reading + 100 that never read, 50 updates/s for "
         f"{max(30.0, duration):.0f} s. Server RSS (MiB) sampled every second: "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sqlite3
@@ -256,9 +257,19 @@ def _bind(server: grpc.aio.Server, settings: Settings) -> int:
     return port
 
 
+def settle_heap() -> None:
+    """Move everything built at start-up (modules, descriptors, markets) out of the
+    collector's reach. Without it each full collection rescans them all, and those pauses
+    were the tail of stream latency: p99 50 ms -> 38 ms at 10,000 msgs/s (bench/NOTES.md).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings, *, share_port: bool = False) -> None:
     """Run until SIGINT/SIGTERM, then shut down gracefully."""
     gateway = await start_gateway(settings, share_port=share_port)
+    settle_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -201,12 +201,14 @@ def _portfolio(client: TitanClient, args: argparse.Namespace) -> tuple[Message, 
 
 
 def _watch(client: TitanClient, args: argparse.Namespace, console: Console) -> int:
-    """A live board: one row per venue and symbol, best bid/ask highlighted, quote age."""
+    """A live board: one row per venue and symbol, best bid/ask highlighted, quote age,
+    and the feed's state (a GAP notice marks the row until the feed recovers)."""
     latest: dict[tuple[str, str], tuple[pb.Quote, float]] = {}
+    feed_state: dict[tuple[str, str], str] = {}
 
     def board() -> Table:
         table = Table(title="TITAN live quotes")
-        for column in ("Symbol", "Venue", "bid", "ask", "spread", "last", "age"):
+        for column in ("Symbol", "Venue", "bid", "ask", "spread", "last", "age", "Feed"):
             table.add_column(column, justify="left" if column[0].isupper() else "right")
         now = time.monotonic()
         for symbol in sorted({key[1] for key in latest}):
@@ -222,12 +224,27 @@ def _watch(client: TitanClient, args: argparse.Namespace, console: Console) -> i
                 spread = (
                     str(Decimal(quote.ask) - Decimal(quote.bid)) if quote.bid and quote.ask else ""
                 )
-                table.add_row(symbol, venue, bid, ask, spread, quote.last, f"{now - seen:.1f}s")
+                state = feed_state.get((venue, symbol), "live")
+                table.add_row(
+                    symbol, venue, bid, ask, spread, quote.last, f"{now - seen:.1f}s", state
+                )
+        for venue, symbol in sorted(set(feed_state) - set(latest)):  # no quote yet
+            table.add_row(symbol, venue, "", "", "", "", "", feed_state[(venue, symbol)])
         return table
 
     received = 0
     with Live(board(), console=console, refresh_per_second=4, transient=False) as live:
         for message in client.stream_quotes(args.symbols, args.exchange or ()):
+            if message.HasField("notice"):
+                notice = message.notice
+                key = (notice.exchange, notice.symbol)
+                if notice.kind == pb.STREAM_NOTICE_KIND_GAP:
+                    feed_state[key] = f"[bold yellow]gap: {notice.message}[/]"
+                elif notice.kind == pb.STREAM_NOTICE_KIND_RECOVERED:
+                    feed_state.pop(key, None)
+                if args.json:
+                    console.print_json(json.dumps(_as_dict(notice)))
+                live.update(board())
             if message.HasField("quote"):
                 quote = message.quote
                 latest[(quote.exchange, quote.symbol)] = (quote, time.monotonic())

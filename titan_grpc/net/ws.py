@@ -247,9 +247,11 @@ class WebSocketClient:
 
 
 def _describe(error: BaseException) -> str:
+    # These two carry the URL in str(), and with it any connection token.
     if isinstance(error, aiohttp.ClientResponseError):
-        # Its str() carries the URL, and with it any connection token.
         return f"{type(error).__name__}: HTTP {error.status}"
+    if isinstance(error, aiohttp.InvalidURL):
+        return "InvalidURL: the WebSocket address is not a usable URL"
     if isinstance(error, TitanError):
         return error.message
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

@@ -167,3 +167,11 @@ async def test_a_venue_that_never_answers_the_subscription_times_out(server: Ser
     await events.aclose()  # type: ignore[attr-defined]
     # The muted connections were closed by the client, not left open.
     await server.feed.wait_until(lambda: not server.feed.connections)
+
+
+async def test_an_unusable_address_is_reported_without_its_token() -> None:
+    ws = client(Protocol("wss://[not-a-host?token=sekrit-token-123"))
+    events = ws.events()
+    gap = await next_event(events)
+    assert isinstance(gap, WsGap) and "sekrit" not in gap.reason
+    await events.aclose()  # type: ignore[attr-defined]

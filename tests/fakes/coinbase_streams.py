@@ -1,14 +1,17 @@
 """A local fake of Coinbase Exchange's ws-feed, driven by the REST fake's books.
 
 A client must subscribe within the connection (``type: subscribe`` with product_ids and
-channels); the server confirms with ``subscriptions`` or answers ``error``, refuses
-``level2`` without authentication as the venue does, sends a ``snapshot`` on a
+channels); the server confirms with ``subscriptions`` or answers ``error``, accepts
+``level2`` only with a valid signature (as the venue demands), sends a ``snapshot`` on a
 ``level2_batch`` subscription and then ``l2update`` changes (no sequence numbers), and
 ``ticker`` messages with the product's sequence.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -33,6 +36,8 @@ class FakeCoinbaseStreams:
         self.server = FakeFeedServer("/", self._greet, self._answer)
         self.sequence = 1000
         self.snapshots_sent = 0
+        self.signed_subscriptions = 0
+        self.refused_subscriptions = 0
 
     async def start(self) -> str:
         return await self.server.start()
@@ -54,23 +59,24 @@ class FakeCoinbaseStreams:
                 {"type": "error", "message": "Failed to subscribe", "reason": f"{unknown}"}
             )
             return
-        if "level2" in channels and "signature" not in frame:
-            await connection.send(
-                {
-                    "type": "error",
-                    "message": "Failed to subscribe",
-                    "reason": "level2 channel requires authentication",
-                }
-            )
-            return
-        if not set(channels) <= PUBLIC_CHANNELS:
+        if "level2" in channels:
+            refusal = self._authentication_problem(frame)
+            if refusal:
+                self.refused_subscriptions += 1
+                await connection.send(
+                    {"type": "error", "message": "Failed to subscribe", "reason": refusal}
+                )
+                return
+        if not set(channels) <= PUBLIC_CHANNELS | {"level2"}:
             await connection.send({"type": "error", "message": "Failed to subscribe"})
             return
         for channel in channels:
-            connection.topics.update(f"{channel}:{product}" for product in products)
+            # level2 and level2_batch carry the same messages: one topic for both.
+            topic = "level2_batch" if channel == "level2" else channel
+            connection.topics.update(f"{topic}:{product}" for product in products)
         listed = [{"name": c, "product_ids": products} for c in channels]
         await connection.send({"type": "subscriptions", "channels": listed})
-        if "level2_batch" in channels:
+        if "level2_batch" in channels or "level2" in channels:
             for product in products:
                 book = self.rest.products[product]
                 self.snapshots_sent += 1
@@ -82,6 +88,23 @@ class FakeCoinbaseStreams:
                         "asks": [[f"{p:f}", f"{q:f}"] for p, q in book.asks],
                     }
                 )
+
+    def _authentication_problem(self, frame: dict[str, Any]) -> str:
+        """Why a signed subscription is refused ("" when it is fine): the fields of a
+        signed ``GET /users/self/verify``, checked as the REST fake checks headers."""
+        if not all(frame.get(name) for name in ("signature", "key", "passphrase", "timestamp")):
+            return "level2 channel requires authentication"
+        if frame["key"] != self.rest.api_key or frame["passphrase"] != self.rest.passphrase:
+            return "invalid API key or passphrase"
+        if abs(self.rest.now() - float(frame["timestamp"])) > 30:
+            return "request timestamp expired"
+        message = f"{frame['timestamp']}GET/users/self/verify".encode()
+        secret = base64.b64decode(self.rest.api_secret)
+        expected = base64.b64encode(hmac.new(secret, message, hashlib.sha256).digest()).decode()
+        if not hmac.compare_digest(expected, frame["signature"]):
+            return "invalid signature"
+        self.signed_subscriptions += 1
+        return ""
 
     def true_book(self, product: str, depth: int) -> tuple[list[Level], list[Level]]:
         book = self.rest.products[product]

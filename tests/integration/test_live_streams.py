@@ -9,6 +9,7 @@ RECOVERED notices around each break.
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -101,12 +102,12 @@ async def kucoin_venue() -> AsyncIterator[LiveVenue]:
         await rest.stop()
 
 
-async def coinbase_venue(idle_timeout: float = 5.0) -> AsyncIterator[LiveVenue]:
+async def coinbase_venue(idle_timeout: float = 5.0, **credentials: str) -> AsyncIterator[LiveVenue]:
     rest = FakeCoinbase()
     await rest.start()
     streams = FakeCoinbaseStreams(rest)
     await streams.start()
-    settings = replace(test_coinbase.venue(rest.url), ws_url=streams.server.url)
+    settings = replace(test_coinbase.venue(rest.url, **credentials), ws_url=streams.server.url)
     adapter = CoinbaseExchange(
         settings,
         retry=test_coinbase.FAST_RETRY,
@@ -348,3 +349,39 @@ async def test_an_unreachable_venue_feed_is_reported_not_silent() -> None:
                 call.cancel()
     finally:
         await rest.stop()
+
+
+def subscribe_frames(venue: LiveVenue) -> list[dict[str, object]]:
+    return [f for f in venue.server.frames_received if f.get("type") == "subscribe"]
+
+
+async def test_coinbase_signs_its_level2_subscription_when_keys_are_set() -> None:
+    async for venue in coinbase_venue():
+        call = venue.stub.StreamOrderBook(book_request(venue))
+        await read_until(call, lambda m: m.HasField("book"), [])
+        (frame,) = subscribe_frames(venue)
+        assert frame["channels"] == ["level2", "heartbeat"]
+        assert venue.fake.signed_subscriptions == 1  # the fake verified the signature
+        assert test_coinbase.API_SECRET not in str(frame)  # signed with it, never sent
+        call.cancel()
+
+
+async def test_coinbase_without_keys_uses_the_public_batched_channel() -> None:
+    async for venue in coinbase_venue(key="", secret="", passphrase=""):
+        call = venue.stub.StreamOrderBook(book_request(venue))
+        await read_until(call, lambda m: m.HasField("book"), [])
+        (frame,) = subscribe_frames(venue)
+        assert frame["channels"] == ["level2_batch", "heartbeat"] and "signature" not in frame
+        call.cancel()
+
+
+async def test_coinbase_refusing_the_signature_is_reported_with_its_reason() -> None:
+    wrong_secret = base64.b64encode(b"not the secret the venue knows").decode()
+    async for venue in coinbase_venue(secret=wrong_secret):
+        call = venue.stub.StreamOrderBook(book_request(venue))
+        message = await call.read()
+        assert message.notice.kind == GAP
+        assert "subscribe refused" in message.notice.message
+        assert "invalid signature" in message.notice.message
+        assert venue.fake.refused_subscriptions >= 1
+        call.cancel()

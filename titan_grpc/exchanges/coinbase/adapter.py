@@ -481,5 +481,19 @@ class CoinbaseExchange(ExchangeBackend):
     async def book_feed(self, symbol: Symbol) -> BookFeed:
         market, note = await self._market(symbol)
         return stream.CoinbaseBookFeed(
-            self._ws_url, market.venue_symbol, self.frame_stats, note, self._ws_idle_timeout
+            self._ws_url,
+            market.venue_symbol,
+            self.frame_stats,
+            note,
+            self._ws_idle_timeout,
+            authenticate=self._feed_auth if self.credentials_configured else None,
+        )
+
+    def _feed_auth(self) -> dict[str, str]:
+        credentials = self._credentials
+        return auth.feed_subscription_fields(
+            credentials.api_key.reveal(),
+            credentials.api_secret.reveal(),
+            credentials.passphrase.reveal(),
+            f"{self._clock_sync.now_ms() / 1000:.3f}",
         )

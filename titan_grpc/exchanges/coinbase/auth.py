@@ -30,6 +30,19 @@ def headers(
     }
 
 
+def feed_subscription_fields(
+    key: str, secret_b64: str, passphrase: str, timestamp: str
+) -> dict[str, str]:
+    """What an authenticated ws-feed subscribe carries: the signature of a
+    ``GET /users/self/verify`` request, as the venue documents."""
+    return {
+        "signature": sign(secret_b64, timestamp, "GET", "/users/self/verify", ""),
+        "key": key,
+        "passphrase": passphrase,
+        "timestamp": timestamp,
+    }
+
+
 def venue_client_oid(client_order_id: str) -> str:
     """The UUID Coinbase sees for our client order id (itself when it is a UUID)."""
     try:

@@ -6,11 +6,11 @@ mean the feed is dead and the client reconnects (and so re-subscribes).
 
 Quotes: the ``ticker`` channel (best bid/ask with sizes, last price, ``sequence`` to drop
 out-of-order messages), seeded from the REST ticker on every connect. Books:
-``level2_batch`` — public, unlike ``level2``, which now needs an authenticated
-subscription — sends a ``snapshot`` on subscribe and then ``l2update`` changes
-``[side, price, size]``. Those carry no sequence number, so a lost update cannot be
-detected from the data: realigning means re-subscribing for a fresh snapshot, which is
-what happens after any unreadable update and after every reconnect.
+``level2`` when keys are configured (its subscription must be signed) or else the public
+``level2_batch`` (the same messages, batched) sends a ``snapshot`` on subscribe and then
+``l2update`` changes ``[side, price, size]``. Those carry no sequence number, so a lost
+update cannot be detected from the data: realigning means re-subscribing for a fresh
+snapshot, which is what happens after any unreadable update and after every reconnect.
 """
 
 from __future__ import annotations
@@ -48,18 +48,29 @@ class FeedSubscription:
     """The WsProtocol of one product on ws-feed: subscribe, await the confirmation."""
 
     def __init__(
-        self, ws_url: str, product: str, channels: Sequence[str], idle_timeout: float
+        self,
+        ws_url: str,
+        product: str,
+        channels: Sequence[str],
+        idle_timeout: float,
+        authenticate: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self._url, self._product, self._channels = ws_url, product, list(channels)
         self._idle_timeout = idle_timeout
+        self._authenticate = authenticate
 
     async def endpoint(self) -> WsEndpoint:
         return WsEndpoint(self._url, idle_timeout_seconds=self._idle_timeout)
 
     async def open(self, connection: WsConnection) -> None:
-        await connection.send_json(
-            {"type": "subscribe", "product_ids": [self._product], "channels": self._channels}
-        )
+        subscribe: dict[str, Any] = {
+            "type": "subscribe",
+            "product_ids": [self._product],
+            "channels": self._channels,
+        }
+        if self._authenticate is not None:  # signed afresh on every connect
+            subscribe.update(self._authenticate())
+        await connection.send_json(subscribe)
         while True:
             answer = await connection.receive_json()
             kind = answer.get("type") if isinstance(answer, dict) else None
@@ -74,9 +85,15 @@ class FeedSubscription:
 
 
 def _client(
-    ws_url: str, product: str, channels: Sequence[str], idle_timeout: float
+    ws_url: str,
+    product: str,
+    channels: Sequence[str],
+    idle_timeout: float,
+    authenticate: Callable[[], dict[str, str]] | None = None,
 ) -> WebSocketClient:
-    protocol = FeedSubscription(ws_url, product, [*channels, "heartbeat"], idle_timeout)
+    protocol = FeedSubscription(
+        ws_url, product, [*channels, "heartbeat"], idle_timeout, authenticate
+    )
     return WebSocketClient(VENUE, protocol)
 
 
@@ -124,9 +141,13 @@ class CoinbaseBookFeed:
         stats: FrameStats,
         note: str = "",
         idle_timeout: float = HEARTBEAT_SILENCE_SECONDS,
+        authenticate: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.venue_symbol, self.note = product, note
-        self._client = _client(ws_url, product, ["level2_batch"], idle_timeout)
+        # With keys, the real-time level2 channel (it needs a signed subscription);
+        # without, level2_batch: the same messages, batched by the venue.
+        channel = "level2" if authenticate is not None else "level2_batch"
+        self._client = _client(ws_url, product, [channel], idle_timeout, authenticate)
         self._stats = stats
 
     async def updates(self) -> AsyncIterator[BookDiff | BookSnapshot | FeedInterrupted]:

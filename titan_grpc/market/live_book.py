@@ -6,18 +6,26 @@ served (subscribers get FeedInterrupted) until it is realigned: from a REST snap
 venues whose snapshots carry the stream's sequence (Binance, KuCoin), or from the fresh
 in-band snapshot after the feed re-subscribes (Coinbase). A venue whose snapshots keep
 lagging the stream fails the feed after a few tries, so the hub reopens it with backoff
-instead of spending the venue's request budget on snapshots.
+instead of spending the venue's request budget on snapshots. Realignments are also
+budgeted per feed (``ResyncBudget``): a feed that keeps gapping waits for its budget
+rather than spend the venue's request weight (a Binance depth-1000 snapshot weighs 50).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from titan_grpc.domain import BookDiff, BookSnapshot, FeedInterrupted, OrderBook, Symbol
 from titan_grpc.exchanges.base import BookFeed, ExchangeBackend
 from titan_grpc.market.book import BookUnavailable, DiffResult, LocalBook
+
+log = logging.getLogger(__name__)
 
 MAX_RESYNCS_IN_A_ROW = 3
 MAX_BOOK_AGE_SECONDS = 60.0
@@ -27,12 +35,22 @@ class BookOutOfSync(ConnectionError):
     """Snapshots keep lagging the stream; the feed is reopened."""
 
 
+@dataclass(frozen=True, slots=True)
+class ResyncBudget:
+    """At most ``count`` REST realignments per feed in any ``window_seconds``."""
+
+    count: int = 10
+    window_seconds: float = 60.0
+
+
 async def watch_book(
     backend: ExchangeBackend,
     symbol: Symbol,
     depth: int,
     *,
     clock: Callable[[], float] = time.time,
+    budget: ResyncBudget = ResyncBudget(),
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncIterator[OrderBook | FeedInterrupted]:
     """The top ``depth`` levels whenever they change, kept from the venue's L2 stream."""
     feed = await backend.book_feed(symbol)
@@ -40,7 +58,7 @@ async def watch_book(
         async for item in backend.watch_order_book(symbol, depth):
             yield item
         return
-    keeper = _BookKeeper(backend.name, symbol, depth, feed, clock)
+    keeper = _BookKeeper(backend.name, symbol, depth, feed, clock, budget, sleep)
     async for item in keeper.run():
         yield item
 
@@ -53,9 +71,13 @@ class _BookKeeper:
         depth: int,
         feed: BookFeed,
         clock: Callable[[], float],
+        budget: ResyncBudget,
+        sleep: Callable[[float], Awaitable[None]],
     ) -> None:
         self._exchange, self._symbol, self._depth = exchange, symbol, depth
         self._feed, self._clock = feed, clock
+        self._budget, self._sleep = budget, sleep
+        self._realigned_at: deque[float] = deque(maxlen=budget.count)
         self._book = LocalBook()
         self._serving = False
         self._last_view: object = None
@@ -130,6 +152,7 @@ class _BookKeeper:
                 f"{self._exchange} {self._symbol.canonical}: snapshot still behind the "
                 f"stream after {self._resyncs_in_a_row} tries"
             )
+        await self._within_budget()
         snapshot = await self._feed.resync()
         if snapshot is None:
             return False  # the venue re-subscribes and sends a snapshot in-band
@@ -137,6 +160,22 @@ class _BookKeeper:
         self.resyncs += 1
         self._book.apply_snapshot(snapshot.bids, snapshot.asks, snapshot.sequence, self._clock())
         return True
+
+    async def _within_budget(self) -> None:
+        """Wait, if need be, until one more realignment fits the budget."""
+        if len(self._realigned_at) == self._budget.count:
+            wait = self._realigned_at[0] + self._budget.window_seconds - self._clock()
+            if wait > 0:
+                log.warning(
+                    "%s %s: book realignments over budget (%d per %.0fs); next in %.1fs",
+                    self._exchange,
+                    self._symbol.canonical,
+                    self._budget.count,
+                    self._budget.window_seconds,
+                    wait,
+                )
+                await self._sleep(wait)
+        self._realigned_at.append(self._clock())
 
     def _interrupted(self, reason: str) -> FeedInterrupted:
         self._serving, self._last_view = False, None

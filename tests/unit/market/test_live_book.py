@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from titan_grpc.domain import BookDiff, BookSnapshot, FeedInterrupted, OrderBook, PriceLevel, Symbol
-from titan_grpc.market.live_book import BookOutOfSync, watch_book
+from titan_grpc.market.live_book import BookOutOfSync, ResyncBudget, watch_book
 
 SYMBOL = Symbol("BTC", "USDT")
 
@@ -105,3 +105,39 @@ async def test_a_dropped_connection_interrupts_and_the_next_snapshot_recovers() 
     items = await run(feed)
     kinds = [type(item).__name__ for item in items]
     assert kinds == ["FeedInterrupted", "OrderBook", "FeedInterrupted", "OrderBook"]
+
+
+async def test_realignments_wait_for_their_budget() -> None:
+    now = [1000.0]
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    # Every other diff skips a sequence number: each gap needs a realignment.
+    events: list[Any] = [SNAP_10]
+    snapshots = []
+    sequence = 10
+    for _ in range(4):
+        events.append(diff(sequence + 2, sequence + 2))  # gap
+        events.append(diff(sequence + 3, sequence + 3))  # realigns, then applies
+        snapshots.append(BookSnapshot((lv("100", "1"),), (lv("101", "1"),), sequence + 2, None))
+        sequence += 3
+    feed = ScriptedFeed(events, snapshots)
+    budget = ResyncBudget(count=2, window_seconds=30.0)
+    items = [
+        item
+        async for item in watch_book(
+            Backend(feed),  # type: ignore[arg-type]
+            SYMBOL,
+            5,
+            clock=lambda: now[0],
+            budget=budget,
+            sleep=fake_sleep,
+        )
+    ]
+    assert feed.resyncs == 4
+    # Two fit at once; the 3rd waits for the window, and the 4th then fits beside it.
+    assert waits == [30.0]
+    assert sum(isinstance(item, FeedInterrupted) for item in items) == 4

@@ -152,7 +152,8 @@ class FakeKucoin:
             if fault and fault.kind == "malformed":
                 return web.Response(status=200, text='{"code":', content_type="application/json")
             self._count_weight()
-            if "/market/" not in route and route not in (
+            public = "/market/" in route and "/api/v3/" not in route  # v3 book is signed
+            if not public and route not in (
                 "GET /api/v1/timestamp",
                 "GET /api/v2/symbols",
                 "POST /api/v1/bullet-public",
@@ -283,9 +284,11 @@ class FakeKucoin:
         if route in (
             "GET /api/v1/market/orderbook/level2_20",
             "GET /api/v1/market/orderbook/level2_100",
+            "GET /api/v3/market/orderbook/level2",  # the whole book, signed
         ):
             s = self._spec(p)
-            depth = 20 if route.endswith("_20") else 100
+            limits = {"_20": 20, "_100": 100}
+            depth = next((n for end, n in limits.items() if route.endswith(end)), 10**6)
             return {
                 "sequence": str(s.sequence),
                 "time": self.now_ms(),

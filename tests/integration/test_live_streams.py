@@ -70,13 +70,19 @@ async def binance_venue() -> AsyncIterator[LiveVenue]:
         await rest.stop()
 
 
-async def kucoin_venue() -> AsyncIterator[LiveVenue]:
+FULL_BOOK = "GET /api/v3/market/orderbook/level2"
+TOP_100 = "GET /api/v1/market/orderbook/level2_100"
+
+
+async def kucoin_venue(**credentials: str) -> AsyncIterator[LiveVenue]:
     rest = FakeKucoin()
     await rest.start()
     streams = FakeKucoinStreams(rest)
     await streams.start()
     adapter = KucoinExchange(
-        test_kucoin.venue(rest.url), retry=test_kucoin.FAST_RETRY, total_timeout=2.0
+        test_kucoin.venue(rest.url, **credentials),
+        retry=test_kucoin.FAST_RETRY,
+        total_timeout=2.0,
     )
     try:
         async with serving(adapter) as (gateway, stub):
@@ -92,7 +98,7 @@ async def kucoin_venue() -> AsyncIterator[LiveVenue]:
                 change_book=lambda bids, asks: streams.change_book("BTC-USDT", bids, asks),
                 true_book=lambda depth: streams.true_book("BTC-USDT", depth),
                 publish_quote=lambda last: streams.ticker("BTC-USDT", last),
-                snapshots=lambda: rest.requests["GET /api/v1/market/orderbook/level2_100"],
+                snapshots=lambda: rest.requests[FULL_BOOK] + rest.requests[TOP_100],
                 gateway=gateway,
                 stub=stub,
                 fake=streams,
@@ -384,4 +390,24 @@ async def test_coinbase_refusing_the_signature_is_reported_with_its_reason() -> 
         assert "subscribe refused" in message.notice.message
         assert "invalid signature" in message.notice.message
         assert venue.fake.refused_subscriptions >= 1
+        call.cancel()
+
+
+@pytest.mark.parametrize(
+    ("credentials", "snapshot_route"),
+    [({}, FULL_BOOK), ({"key": "", "secret": "", "passphrase": ""}, TOP_100)],
+    ids=["keys: signed full book", "no keys: top 100"],
+)
+async def test_kucoin_aligns_from_the_full_book_when_it_may(
+    credentials: dict[str, str], snapshot_route: str
+) -> None:
+    async for venue in kucoin_venue(**credentials):
+        call = venue.stub.StreamOrderBook(book_request(venue, depth=50))
+        await read_until(call, lambda m: m.HasField("book"), [])
+        await venue.subscribed(venue.book_topic)
+        await venue.churn(random.Random(3), 30)
+        await read_until(call, book_is(*venue.true_book(50)), [])
+        requests = venue.fake.rest.requests
+        assert requests[snapshot_route] == 1 and requests[FULL_BOOK] + requests[TOP_100] == 1
+        assert venue.fake.rest.rejections == {}  # the signed call passed the fake's checks
         call.cancel()

@@ -427,7 +427,18 @@ class KucoinExchange(ExchangeBackend):
         ):
             yield item
 
+    async def full_order_book(self, symbol: Symbol) -> OrderBook:
+        """Every level (signed; KuCoin serves only the top 100 without keys)."""
+        market = await self.market(symbol)
+        payload = await self._signed(endpoints.FULL_BOOK, [("symbol", market.venue_symbol)])
+        every_level = max(len(payload.get("bids") or ()), len(payload.get("asks") or ()))
+        return parse.parse_book(payload, market, every_level, self._now())
+
     async def book_feed(self, symbol: Symbol) -> BookFeed:
         market = await self.market(symbol)
-        fetch = functools.partial(self.order_book, symbol, stream.SNAPSHOT_DEPTH)
+        # The full book aligns every level when signed calls are allowed; else the top 100.
+        if self.credentials_configured:
+            fetch = functools.partial(self.full_order_book, symbol)
+        else:
+            fetch = functools.partial(self.order_book, symbol, stream.SNAPSHOT_DEPTH)
         return stream.book_feed(market.venue_symbol, self._bullet, fetch, self.frame_stats)

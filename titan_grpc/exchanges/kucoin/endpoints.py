@@ -40,6 +40,8 @@ STATS = Endpoint("GET", "/api/v1/market/stats", 15)
 LEVEL1 = Endpoint("GET", "/api/v1/market/orderbook/level1", 2)
 LEVEL2_20 = Endpoint("GET", "/api/v1/market/orderbook/level2_20", 2)
 LEVEL2_100 = Endpoint("GET", "/api/v1/market/orderbook/level2_100", 4)
+# The whole book, signed; weight 3 in the spot pool as the reference lists it (check).
+FULL_BOOK = Endpoint("GET", "/api/v3/market/orderbook/level2", 3, signed=True)
 HISTORIES = Endpoint("GET", "/api/v1/market/histories", 3)
 # A WebSocket token + server list; a POST, but it creates nothing, so it may be retried.
 BULLET_PUBLIC = Endpoint("POST", "/api/v1/bullet-public", 10)

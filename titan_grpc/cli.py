@@ -224,7 +224,9 @@ def _watch(client: TitanClient, args: argparse.Namespace, console: Console) -> i
                 spread = (
                     str(Decimal(quote.ask) - Decimal(quote.bid)) if quote.bid and quote.ask else ""
                 )
-                state = feed_state.get((venue, symbol), "live")
+                state = feed_state.get(
+                    (venue, symbol), "simulated" if quote.source.simulated else "live"
+                )
                 table.add_row(
                     symbol, venue, bid, ask, spread, quote.last, f"{now - seen:.1f}s", state
                 )

@@ -49,4 +49,11 @@ def test_a_gap_marks_the_row_and_recovery_clears_it() -> None:
     recovered = notice(pb.STREAM_NOTICE_KIND_RECOVERED, "kucoin", "feed recovered")
     text = board_after([refused, recovered, quote("kucoin", "42999")], count=1)
     last_board = text.rsplit("TITAN live quotes", 1)[1]
-    assert "gap" not in last_board and "live" in last_board
+    assert "gap" not in last_board and "live" in last_board and "simulated" not in last_board
+
+
+def test_simulated_quotes_say_so_on_the_board() -> None:
+    simulated = quote("binance", "43000")
+    simulated.quote.source.simulated = True
+    last_board = board_after([simulated], count=1).rsplit("TITAN live quotes", 1)[1]
+    assert "simulated" in last_board

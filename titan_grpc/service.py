@@ -608,7 +608,8 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
             raise InvalidArgument("symbols", "none of the symbols is listed on any exchange")
         subscription = self._quote_hub.subscribe(*((b.name, s) for b, s in pairs))
         self._count_subscriptions(pairs, +1)
-        self._end_if_shutting_down()
+        if self._shutdown.is_set():  # opened while the server was stopping
+            subscription.end()
         try:
             async for event in subscription:
                 venue, symbol = event.key
@@ -641,10 +642,6 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
         self._quote_hub.end_all()
         self._book_hub.end_all()
 
-    def _end_if_shutting_down(self) -> None:
-        if self._shutdown.is_set():  # a stream that opened while the server was stopping
-            self.end_streams()
-
     @streaming
     async def StreamOrderBook(
         self, request: pb.StreamOrderBookRequest, context: Any
@@ -655,7 +652,8 @@ class ExchangeService(pb_grpc.ExchangeServiceServicer):
         backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
         subscription = self._book_hub.subscribe((backend.name, symbol, depth))
         self._count_subscriptions([(backend, symbol)], +1)
-        self._end_if_shutting_down()
+        if self._shutdown.is_set():  # opened while the server was stopping
+            subscription.end()
         try:
             async for event in subscription:
                 if event.notice is not None:

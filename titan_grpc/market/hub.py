@@ -67,10 +67,6 @@ class Subscription(Generic[K, T]):
         self._ended = False
         self.conflated = 0  # items replaced before this subscriber read them
 
-    @property
-    def key(self) -> K:
-        return self.keys[0]
-
     def _offer(self, key: K, item: T) -> None:
         if key in self._latest:
             self.conflated += 1

@@ -82,7 +82,6 @@ class _BookKeeper:
         self._serving = False
         self._last_view: object = None
         self._resyncs_in_a_row = 0
-        self.resyncs = 0
 
     async def run(self) -> AsyncIterator[OrderBook | FeedInterrupted]:
         async for event in self._feed.updates():
@@ -98,10 +97,10 @@ class _BookKeeper:
                 self._resyncs_in_a_row = 0
             else:
                 applied = await self._apply(event, now)
-                if applied is None:
-                    continue
                 if isinstance(applied, FeedInterrupted):
                     yield applied
+                    continue
+                if not applied:
                     continue
             try:
                 bids, asks = self._book.levels(self._depth, now, MAX_BOOK_AGE_SECONDS)
@@ -125,26 +124,23 @@ class _BookKeeper:
                 note=self._feed.note,
             )
 
-    async def _apply(self, diff: BookDiff, now: float) -> bool | FeedInterrupted | None:
-        """Apply ``diff``: True when the book changed, None when nothing to serve yet,
-        FeedInterrupted when a gap was found (the book then realigns on later diffs)."""
-        was_synced = self._book.synced
-        if not was_synced and not await self._realign():
-            return None
+    async def _apply(self, diff: BookDiff, now: float) -> bool | FeedInterrupted:
+        """Apply ``diff``: True when there is a (new) book to serve, False when not,
+        FeedInterrupted at a sequence gap (the book then realigns on a later diff)."""
+        realigned = not self._book.synced
+        if realigned and not await self._realign():
+            return False  # the venue re-subscribes and sends a snapshot in-band
         result = self._book.apply_diff(
             diff.first_sequence, diff.last_sequence, diff.bids, diff.asks, now
         )
-        if result is DiffResult.GAP and was_synced:
+        if result is DiffResult.GAP:
+            if realigned:
+                return False  # the snapshot is older than the stream: the next diff retries
             expected = (self._book.sequence or 0) + 1
             reason = f"sequence gap: expected {expected}, got {diff.first_sequence}"
-            self._book.synced = False
-            if self._serving:
-                return self._interrupted(reason)
-            return None
-        if result is DiffResult.GAP:
-            return None  # the snapshot is older than the stream: the next diff tries again
+            return self._interrupted(reason) if self._serving else False
         self._resyncs_in_a_row = 0
-        return True if result is DiffResult.APPLIED or not was_synced else None
+        return result is DiffResult.APPLIED or realigned
 
     async def _realign(self) -> bool:
         if self._resyncs_in_a_row >= MAX_RESYNCS_IN_A_ROW:
@@ -157,7 +153,6 @@ class _BookKeeper:
         if snapshot is None:
             return False  # the venue re-subscribes and sends a snapshot in-band
         self._resyncs_in_a_row += 1
-        self.resyncs += 1
         self._book.apply_snapshot(snapshot.bids, snapshot.asks, snapshot.sequence, self._clock())
         return True
 

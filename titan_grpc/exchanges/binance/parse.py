@@ -223,7 +223,8 @@ def parse_ticker(data: Mapping[str, Any], market: Market, received: datetime) ->
     )
 
 
-def _levels(rows: Any, depth: int) -> tuple[PriceLevel, ...]:
+def levels(rows: Any, depth: int | None = None) -> tuple[PriceLevel, ...]:
+    """[price, size, ...] rows as price levels (the first ``depth`` of them)."""
     return tuple(PriceLevel(decimal(price), decimal(qty)) for price, qty, *_ in rows[:depth])
 
 
@@ -234,8 +235,8 @@ def parse_depth(
         exchange=VENUE,
         symbol=market.symbol,
         venue_symbol=market.venue_symbol,
-        bids=_levels(data.get("bids", []), depth),
-        asks=_levels(data.get("asks", []), depth),
+        bids=levels(data.get("bids", []), depth),
+        asks=levels(data.get("asks", []), depth),
         sequence=int(data.get("lastUpdateId", 0)),
         simulated=False,
         venue_time=None,

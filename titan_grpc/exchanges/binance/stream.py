@@ -18,11 +18,10 @@ from titan_grpc.domain import (
     BookDiff,
     FeedInterrupted,
     OrderBook,
-    PriceLevel,
     Quote,
     Ticker,
 )
-from titan_grpc.exchanges.binance.parse import decimal, from_ms
+from titan_grpc.exchanges.binance.parse import decimal, from_ms, levels
 from titan_grpc.exchanges.streaming import (
     FrameStats,
     QuoteUpdate,
@@ -58,10 +57,6 @@ def _client(ws_url: str, streams: Sequence[str]) -> WebSocketClient:
     )
 
 
-def _levels(rows: Any) -> tuple[PriceLevel, ...]:
-    return tuple(PriceLevel(decimal(price), decimal(qty)) for price, qty in rows)
-
-
 def read_quote_frame(frame: Any) -> QuoteUpdate | None:
     stream, payload = str(frame["stream"]), frame["data"]
     if stream.endswith("@bookTicker"):
@@ -95,8 +90,8 @@ def read_depth_frame(frame: Any) -> BookDiff | None:
     return BookDiff(
         first_sequence=int(payload["U"]),
         last_sequence=int(payload["u"]),
-        bids=_levels(payload["b"]),
-        asks=_levels(payload["a"]),
+        bids=levels(payload["b"]),
+        asks=levels(payload["a"]),
         venue_time=from_ms(payload.get("E")),
     )
 

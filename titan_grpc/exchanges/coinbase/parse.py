@@ -149,7 +149,8 @@ def parse_products(
     return markets
 
 
-def _levels(rows: Any, depth: int) -> tuple[PriceLevel, ...]:
+def levels(rows: Any, depth: int | None = None) -> tuple[PriceLevel, ...]:
+    """[price, size, ...] rows as price levels (the first ``depth`` of them)."""
     return tuple(PriceLevel(decimal(row[0]), decimal(row[1])) for row in rows[:depth])
 
 
@@ -160,8 +161,8 @@ def parse_book(
         exchange=VENUE,
         symbol=market.symbol,
         venue_symbol=market.venue_symbol,
-        bids=_levels(data.get("bids", []), depth),
-        asks=_levels(data.get("asks", []), depth),
+        bids=levels(data.get("bids", []), depth),
+        asks=levels(data.get("asks", []), depth),
         sequence=int(data.get("sequence", 0)),
         simulated=False,
         venue_time=parse_time(data.get("time")),

@@ -28,7 +28,7 @@ from titan_grpc.domain import (
     Quote,
     Ticker,
 )
-from titan_grpc.exchanges.coinbase.parse import decimal, parse_time
+from titan_grpc.exchanges.coinbase.parse import decimal, levels, parse_time
 from titan_grpc.exchanges.streaming import FRAME_ERRORS, FrameStats, QuoteUpdate, quote_feed
 from titan_grpc.net.ws import (
     WebSocketClient,
@@ -123,10 +123,6 @@ def watch_quotes(
     return quote_feed(VENUE, events, fetch_ticker, read, stats)
 
 
-def _levels(rows: Any) -> tuple[PriceLevel, ...]:
-    return tuple(PriceLevel(decimal(price), decimal(size)) for price, size, *_ in rows)
-
-
 class CoinbaseBookFeed:
     """The BookFeed of one product: the venue's snapshot and changes, all in-band.
 
@@ -169,7 +165,7 @@ class CoinbaseBookFeed:
                     continue
                 if kind == "snapshot":
                     numbers = itertools.count(1)
-                    yield BookSnapshot(_levels(data["bids"]), _levels(data["asks"]), 0, None)
+                    yield BookSnapshot(levels(data["bids"]), levels(data["asks"]), 0, None)
                     continue
                 if kind != "l2update":
                     continue

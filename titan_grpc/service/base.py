@@ -1,0 +1,253 @@
+"""Shared parts of the gRPC servicer: the error-mapping decorators and the state and
+helpers every RPC family uses.
+
+Error mapping and the per-RPC log line live in the ``unary``/``streaming`` decorators,
+not in the methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+
+from titan_grpc import convert
+from titan_grpc.domain import OrderBook, Quote, Symbol
+from titan_grpc.errors import TitanError
+from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
+from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
+from titan_grpc.logs import new_request_id, request_id
+from titan_grpc.market.health import HealthMonitor
+from titan_grpc.market.hub import Notice, StreamHub
+from titan_grpc.market.live_book import watch_book
+from titan_grpc.market.pricing import VenueBook
+from titan_grpc.market.venues import gather_venues
+from titan_grpc.metrics import Metrics
+from titan_grpc.status import to_grpc_status, venue_error_to_proto
+from titan_grpc.trading.orders import OrderService
+
+log = logging.getLogger("titan_grpc.rpc")
+
+T = TypeVar("T")
+Request = Any
+Response = Any
+
+DEFAULT_DEPTH, MAX_DEPTH = 20, 1000
+DEFAULT_TRADES, MAX_TRADES = 50, 1000
+DEFAULT_HISTORY, MAX_HISTORY = 100, 1000
+ROUTING_DEPTH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayInfo:
+    version: str
+    real_mode: bool
+    quote_aliases: tuple[str, ...] = ()
+    venue_timeout_seconds: float = 10.0
+
+
+def _log_rpc(name: str, code: grpc.StatusCode, started: float, extra: str = "") -> None:
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    log.info("rpc=%s code=%s duration_ms=%.1f%s", name, code.name, elapsed_ms, extra)
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any], error: BaseException
+) -> grpc.StatusCode:
+    if isinstance(error, TitanError):
+        status = to_grpc_status(error)
+        trailing = (*status.trailing_metadata, ("x-request-id", request_id.get()))
+        await context.abort(status.code, status.details, trailing)
+    log.error("unexpected error", exc_info=error)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _code_of(error: BaseException) -> grpc.StatusCode:
+    if isinstance(error, TitanError):
+        return to_grpc_status(error).code
+    return grpc.StatusCode.INTERNAL
+
+
+def _begin(context: Any) -> None:
+    """Give the call a request id (the caller's x-request-id if sane) and echo it back."""
+    incoming = dict(context.invocation_metadata() or ()).get("x-request-id", "")
+    rid = new_request_id(incoming if isinstance(incoming, str) else "")
+    request_id.set(rid)
+    context.set_trailing_metadata((("x-request-id", rid),))
+
+
+def _finish(
+    servicer: Any, name: str, code: grpc.StatusCode, started: float, extra: str = ""
+) -> None:
+    _log_rpc(name, code, started, extra)
+    metrics: Metrics | None = getattr(servicer, "_metrics", None)
+    if metrics is not None:
+        metrics.observe_rpc(name, code.name, time.perf_counter() - started)
+
+
+def unary(
+    method: Callable[[Any, Request, Any], Awaitable[Response]],
+) -> Callable[[Any, Request, Any], Awaitable[Response]]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Request, context: Any) -> Response:
+        started, code = time.perf_counter(), grpc.StatusCode.OK
+        _begin(context)
+        try:
+            return await method(self, request, context)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as error:
+            if _is_abort(error):
+                raise
+            code = _code_of(error)
+            await _abort(context, error)
+            raise
+        finally:
+            _finish(self, method.__name__, code, started)
+
+    return wrapper
+
+
+def streaming(
+    method: Callable[[Any, Request, Any], AsyncIterator[Response]],
+) -> Callable[[Any, Request, Any], AsyncIterator[Response]]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Request, context: Any) -> AsyncIterator[Response]:
+        started, code, sent = time.perf_counter(), grpc.StatusCode.OK, 0
+        _begin(context)
+        metrics: Metrics | None = getattr(self, "_metrics", None)
+        if metrics is not None:
+            metrics.active_streams.labels(method.__name__).inc()
+        try:
+            async for message in method(self, request, context):
+                sent += 1
+                yield message
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as error:
+            if _is_abort(error):
+                raise
+            code = _code_of(error)
+            await _abort(context, error)
+            raise
+        finally:
+            if metrics is not None:
+                metrics.active_streams.labels(method.__name__).dec()
+            _finish(self, method.__name__, code, started, f" messages={sent}")
+
+    return wrapper
+
+
+def _is_abort(error: BaseException) -> bool:
+    # grpc.aio raises AbortError from context.abort(); it must pass through untouched.
+    return isinstance(error, grpc.aio.AbortError)
+
+
+class ServiceBase:
+    """State shared by every RPC family, built once by the composition root."""
+
+    def __init__(
+        self,
+        registry: ExchangeRegistry,
+        orders: OrderService,
+        monitor: HealthMonitor,
+        info: GatewayInfo,
+        shutdown: asyncio.Event,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._metrics = metrics
+        self._registry = registry
+        # One upstream feed per (venue, symbol[, depth]) however many clients watch it.
+        self._quote_hub: StreamHub[tuple[str, Symbol], Quote] = StreamHub(
+            lambda key: registry.resolve(key[0]).watch_quotes(key[1]),
+            on_notice=self._count_notice,
+        )
+        self._book_hub: StreamHub[tuple[str, Symbol, int], OrderBook] = StreamHub(
+            lambda key: watch_book(registry.resolve(key[0]), key[1], key[2]),
+            on_notice=self._count_notice,
+        )
+        # Per feed: the last quote's answer, shared by all its subscribers, and a counter.
+        self._quote_messages: dict[tuple[str, Symbol], tuple[Quote, pb.StreamQuotesResponse]] = {}
+        self._quote_sequences: dict[tuple[str, Symbol], int] = {}
+        self._orders = orders
+        self._monitor = monitor
+        self._info = info
+        self._shutdown = shutdown
+
+    # ---- helpers -----------------------------------------------------------------
+
+    def _venue_timeout(self, context: Any) -> float:
+        remaining = context.time_remaining()
+        budget = self._info.venue_timeout_seconds
+        if remaining is not None and math.isfinite(remaining):
+            budget = min(budget, max(remaining - 0.05, 0.01))
+        return budget
+
+    async def _per_venue(
+        self,
+        backends: Sequence[ExchangeBackend],
+        call: Callable[[ExchangeBackend], Awaitable[T]],
+        context: Any,
+    ) -> tuple[list[tuple[ExchangeBackend, T]], list[pb.VenueError]]:
+        """Call every venue concurrently, each under its own deadline; split results/errors."""
+        results, failures = await gather_venues(backends, call, self._venue_timeout(context))
+        errors: list[pb.VenueError] = []
+        for backend, error in failures:
+            if not isinstance(error, TitanError | TimeoutError):
+                log.error("venue %s failed", backend.name, exc_info=error)
+            errors.append(venue_error_to_proto(backend.name, error))
+        return results, errors
+
+    def _healthy(
+        self, backends: Sequence[ExchangeBackend]
+    ) -> tuple[list[ExchangeBackend], list[str]]:
+        healthy = [b for b in backends if self._monitor.is_healthy(b.name)]
+        skipped = [b.name for b in backends if not self._monitor.is_healthy(b.name)]
+        return healthy, skipped
+
+    async def _books(
+        self, backends: Sequence[ExchangeBackend], symbol: Symbol, depth: int, context: Any
+    ) -> tuple[list[VenueBook], list[pb.VenueError]]:
+        async def fetch(backend: ExchangeBackend) -> VenueBook:
+            market = await backend.market_for_data(symbol)
+            book = await backend.order_book(symbol, depth)
+            return VenueBook(
+                backend.name,
+                book.bids,
+                book.asks,
+                market.taker_fee_rate,
+                market.step_size,
+                market.min_quantity,
+                market.min_notional,
+                book.simulated,
+            )
+
+        results, errors = await self._per_venue(backends, fetch, context)
+        return [book for _, book in results], errors
+
+    def _count_notice(self, key: tuple[Any, ...], notice: Notice) -> None:
+        if self._metrics is not None:
+            self._metrics.feed_notices.labels(key[0], notice.kind.value).inc()
+
+    def _count_subscriptions(
+        self, pairs: Sequence[tuple[ExchangeBackend, Symbol]], step: int
+    ) -> None:
+        if self._metrics is not None:
+            for backend, _ in pairs:
+                self._metrics.stream_subscriptions.labels(backend.name).inc(step)
+
+    async def _venue_and_symbol(self, exchange: str, symbol: str) -> tuple[ExchangeBackend, Symbol]:
+        backend = self._registry.resolve(exchange)
+        parsed = convert.symbol_from_proto(symbol)
+        await backend.market_for_data(parsed)
+        return backend, parsed

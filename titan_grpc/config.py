@@ -64,6 +64,20 @@ class VenueCredentials:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueBudget:
+    """Per-API-plan overrides of a venue's documented limits; None keeps the default.
+
+    Each venue reads the fields that apply to it (README, "Freshness and budgets").
+    """
+
+    weight_per_window: int | None = None  # Binance REQUEST_WEIGHT/min; KuCoin private pool/30 s
+    public_weight_per_window: int | None = None  # KuCoin public pool/30 s
+    orders_per_window: int | None = None  # Binance ORDERS/10 s
+    public_rate_per_second: float | None = None  # Coinbase public requests/s
+    private_rate_per_second: float | None = None  # Coinbase private requests/s
+
+
+@dataclass(frozen=True, slots=True)
 class VenueSettings:
     name: str
     credentials: VenueCredentials
@@ -72,6 +86,7 @@ class VenueSettings:
     ws_url: str
     # Whether the *_TESTNET/*_SANDBOX variable was set, rather than defaulted.
     testnet_explicit: bool = False
+    budget: VenueBudget = field(default_factory=VenueBudget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +108,10 @@ class Settings:
     shutdown_grace_seconds: float = 5.0
     reconcile_settle_seconds: float = 10.0
     health_interval_seconds: float = 15.0
+    # The read path (README, "Freshness and budgets").
+    read_max_age_ms: int = 1000
+    trading_reserve: float = 0.2
+    read_promote_reads: int = 20
     binance: VenueSettings = field(
         default_factory=lambda: VenueSettings("binance", VenueCredentials(), True, "", "")
     )
@@ -158,6 +177,15 @@ KNOWN_VARIABLES = (
     "TITAN_SHUTDOWN_GRACE_SECONDS",
     "TITAN_RECONCILE_SETTLE_SECONDS",
     "TITAN_HEALTH_INTERVAL_SECONDS",
+    "TITAN_READ_MAX_AGE_MS",
+    "TITAN_TRADING_RESERVE",
+    "TITAN_READ_PROMOTE_READS",
+    "BINANCE_REQUEST_WEIGHT_PER_MINUTE",
+    "BINANCE_ORDERS_PER_10S",
+    "COINBASE_PUBLIC_REQUESTS_PER_SECOND",
+    "COINBASE_PRIVATE_REQUESTS_PER_SECOND",
+    "KUCOIN_PUBLIC_WEIGHT_PER_30S",
+    "KUCOIN_PRIVATE_WEIGHT_PER_30S",
 )
 
 
@@ -213,6 +241,37 @@ class _Reader:
             return default
         if not 0 <= number <= maximum:
             self.problems.append(f"{name}: must be between 0 and {maximum}, got {value}")
+            return default
+        return number
+
+    def optional_integer(self, name: str, minimum: int, maximum: int) -> int | None:
+        return self.integer(name, 0, minimum, maximum) if self.raw(name) else None
+
+    def optional_rate(self, name: str, maximum: float) -> float | None:
+        value = self.raw(name)
+        if not value:
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            self.problems.append(f"{name}: expected a number per second, got {value!r}")
+            return None
+        if not 0 < number <= maximum:
+            self.problems.append(f"{name}: must be above 0 and at most {maximum:g}, got {value}")
+            return None
+        return number
+
+    def share(self, name: str, default: float, maximum: float) -> float:
+        value = self.raw(name)
+        if not value:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            self.problems.append(f"{name}: expected a share such as 0.2, got {value!r}")
+            return default
+        if not 0 <= number <= maximum:
+            self.problems.append(f"{name}: must be between 0 and {maximum:g}, got {value}")
             return default
         return number
 
@@ -286,6 +345,31 @@ def _auth_grants(reader: _Reader) -> tuple[AuthGrant, ...]:
     return tuple(grants)
 
 
+def _budget(reader: _Reader, name: str) -> VenueBudget:
+    if name == "binance":
+        return VenueBudget(
+            weight_per_window=reader.optional_integer(
+                "BINANCE_REQUEST_WEIGHT_PER_MINUTE", 10, 1_000_000
+            ),
+            orders_per_window=reader.optional_integer("BINANCE_ORDERS_PER_10S", 1, 100_000),
+        )
+    if name == "coinbase":
+        return VenueBudget(
+            public_rate_per_second=reader.optional_rate(
+                "COINBASE_PUBLIC_REQUESTS_PER_SECOND", 1000
+            ),
+            private_rate_per_second=reader.optional_rate(
+                "COINBASE_PRIVATE_REQUESTS_PER_SECOND", 1000
+            ),
+        )
+    return VenueBudget(
+        weight_per_window=reader.optional_integer("KUCOIN_PRIVATE_WEIGHT_PER_30S", 10, 1_000_000),
+        public_weight_per_window=reader.optional_integer(
+            "KUCOIN_PUBLIC_WEIGHT_PER_30S", 10, 1_000_000
+        ),
+    )
+
+
 def _venue(reader: _Reader, name: str, testnet_var: str, testnet_default: bool) -> VenueSettings:
     prefix = name.upper()
     return VenueSettings(
@@ -299,6 +383,7 @@ def _venue(reader: _Reader, name: str, testnet_var: str, testnet_default: bool) 
         base_url=reader.url(f"{prefix}_BASE_URL"),
         ws_url=reader.url(f"{prefix}_WS_URL"),
         testnet_explicit=bool(reader.raw(testnet_var)),
+        budget=_budget(reader, name),
     )
 
 
@@ -353,6 +438,9 @@ def load_settings(
         shutdown_grace_seconds=reader.seconds("TITAN_SHUTDOWN_GRACE_SECONDS", 5.0, 300.0),
         reconcile_settle_seconds=reader.seconds("TITAN_RECONCILE_SETTLE_SECONDS", 10.0, 3600.0),
         health_interval_seconds=reader.seconds("TITAN_HEALTH_INTERVAL_SECONDS", 15.0, 3600.0),
+        read_max_age_ms=reader.integer("TITAN_READ_MAX_AGE_MS", 1000, 0, 3_600_000),
+        trading_reserve=reader.share("TITAN_TRADING_RESERVE", 0.2, 0.9),
+        read_promote_reads=reader.integer("TITAN_READ_PROMOTE_READS", 20, 0, 1_000_000),
         binance=_venue(reader, "binance", "BINANCE_TESTNET", True),
         coinbase=_venue(reader, "coinbase", "COINBASE_SANDBOX", True),
         kucoin=_venue(reader, "kucoin", "KUCOIN_SANDBOX", True),

@@ -1,7 +1,7 @@
 """The one exception hierarchy of TITAN.
 
 Every layer raises these; the service layer maps them to gRPC status codes in exactly
-one place (``titan_grpc.status``, used by ``titan_grpc.service``). Venue adapters translate venue error codes into
+one place (``titan_grpc.status``). Venue adapters translate venue error codes into
 this tree through a table per venue, keeping the venue's own code and message.
 
     TitanError

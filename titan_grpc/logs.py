@@ -11,6 +11,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
+# The RPC being served, for per-RPC upstream metrics ("background" outside any call).
+current_rpc: ContextVar[str] = ContextVar("current_rpc", default="background")
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 

@@ -8,6 +8,9 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from titan_grpc.logs import current_rpc
+from titan_grpc.net.ratelimit import Lane
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -64,6 +67,26 @@ class Metrics:
             ["exchange"],
             registry=self.registry,
         )
+        self.budget_spent = Counter(
+            "titan_rate_limit_weight_granted",
+            "Venue request weight granted by the local budget, by venue and lane",
+            ["exchange", "lane"],
+            registry=self.registry,
+        )
+        self.read_cache = Counter(
+            "titan_read_cache",
+            "Market-data reads by how they were answered: feed (live feed), hit (cache), "
+            "shared (joined an in-flight venue request), miss (sent one), stale (budget or "
+            "venue trouble: older data, marked)",
+            ["exchange", "kind", "result"],
+            registry=self.registry,
+        )
+        self.upstream_by_rpc = Counter(
+            "titan_upstream_requests_by_rpc",
+            "Venue requests sent, by the RPC that caused them",
+            ["rpc", "exchange"],
+            registry=self.registry,
+        )
         self.venue_healthy = Gauge(
             "titan_venue_healthy",
             "1 when the health monitor considers the venue healthy",
@@ -92,6 +115,13 @@ class Metrics:
     def observe_upstream(self, exchange: str, endpoint: str, status: str, seconds: float) -> None:
         self.upstream_requests.labels(exchange, endpoint, status).inc()
         self.upstream_latency.labels(exchange).observe(seconds)
+        self.upstream_by_rpc.labels(current_rpc.get(), exchange).inc()
+
+    def observe_budget(self, exchange: str, lane: Lane, weight: int) -> None:
+        self.budget_spent.labels(exchange, lane.name.lower()).inc(weight)
+
+    def observe_read(self, exchange: str, kind: str, result: str) -> None:
+        self.read_cache.labels(exchange, kind, result).inc()
 
     def watch_gauge(self, gauge: Gauge, exchange: str, read: Callable[[], float]) -> None:
         """Let ``gauge{exchange}`` read its value at scrape time."""

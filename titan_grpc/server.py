@@ -31,6 +31,7 @@ from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.market.fallback import FallbackExchange
 from titan_grpc.market.health import HealthMonitor
 from titan_grpc.metrics import Metrics
+from titan_grpc.net.ratelimit import Budgets, LaneShares
 from titan_grpc.service import ExchangeService, GatewayInfo
 from titan_grpc.trading.journal import JournalState, OrderJournal
 from titan_grpc.trading.orders import OrderService
@@ -56,18 +57,30 @@ def check_startup_rules(settings: Settings) -> None:
 
 
 def build_backends(
-    settings: Settings, world: SimulatedWorld, metrics: Metrics | None = None
+    settings: Settings,
+    world: SimulatedWorld,
+    metrics: Metrics | None = None,
+    *,
+    budget_split: int = 1,
 ) -> dict[str, ExchangeBackend]:
     """Simulated venues by default; in real mode the real adapters plus the "mock" venue."""
     if not settings.use_real_exchanges:
         return {name: SimulatedExchange(name, world) for name in SIMULATED_VENUES}
     observer = metrics.observe_upstream if metrics is not None else None
+    budgets = Budgets(
+        LaneShares.from_reserve(settings.trading_reserve),
+        split=budget_split,
+        on_grant=metrics.observe_budget if metrics is not None else None,
+    )
     real: dict[str, ExchangeBackend] = {
-        "binance": BinanceExchange(settings.binance, request_observer=observer),
+        "binance": BinanceExchange(settings.binance, request_observer=observer, budgets=budgets),
         "coinbase": CoinbaseExchange(
-            settings.coinbase, quote_aliases=settings.quote_aliases, request_observer=observer
+            settings.coinbase,
+            quote_aliases=settings.quote_aliases,
+            request_observer=observer,
+            budgets=budgets,
         ),
-        "kucoin": KucoinExchange(settings.kucoin, request_observer=observer),
+        "kucoin": KucoinExchange(settings.kucoin, request_observer=observer, budgets=budgets),
     }
     if settings.fallback_to_mock:
         real = {
@@ -128,6 +141,7 @@ async def start_gateway(
     world: SimulatedWorld | None = None,
     backends: Mapping[str, ExchangeBackend] | None = None,
     share_port: bool = False,
+    budget_split: int = 1,
 ) -> Gateway:
     """Build and start the server on ``settings.grpc_address`` (port 0 picks a free one).
 
@@ -136,7 +150,9 @@ async def start_gateway(
     check_startup_rules(settings)
     world = world or SimulatedWorld(settings.sim_seed)
     metrics = Metrics()
-    registry = ExchangeRegistry(backends or build_backends(settings, world, metrics))
+    registry = ExchangeRegistry(
+        backends or build_backends(settings, world, metrics, budget_split=budget_split)
+    )
     journal = OrderJournal(settings.journal_path)
     try:
         await journal.open()
@@ -266,9 +282,9 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-async def serve(settings: Settings, *, share_port: bool = False) -> None:
+async def serve(settings: Settings, *, share_port: bool = False, budget_split: int = 1) -> None:
     """Run until SIGINT/SIGTERM, then shut down gracefully."""
-    gateway = await start_gateway(settings, share_port=share_port)
+    gateway = await start_gateway(settings, share_port=share_port, budget_split=budget_split)
     settle_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -12,18 +12,19 @@ from titan_grpc.config import Settings
 from titan_grpc.logs import configure_logging
 
 
-def _worker(settings: Settings) -> None:
+def _worker(settings: Settings, workers: int) -> None:
     from titan_grpc.server import serve
 
     configure_logging(settings.log_level, settings.log_format)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings, share_port=True))
+        # Each process spends 1/workers of every venue budget: together never more.
+        asyncio.run(serve(settings, share_port=True, budget_split=workers))
 
 
 def run_workers(settings: Settings, workers: int) -> int:
     """N server processes on one port; SIGTERM/SIGINT are passed on to all of them."""
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker, args=(settings,)) for _ in range(workers)]
+    processes = [context.Process(target=_worker, args=(settings, workers)) for _ in range(workers)]
     for process in processes:
         process.start()
 

@@ -118,6 +118,7 @@ class FakeBinance:
     api_key: str = API_KEY
     api_secret: str = API_SECRET
     weight_limit: int = 6000
+    order_limit: int = 50  # ORDERS per 10 s (per account), as exchangeInfo publishes
     clock: Callable[[], float] = time.time
     clock_offset_ms: int = 0
     symbols: dict[str, SymbolSpec] = field(default_factory=default_symbols)
@@ -145,6 +146,9 @@ class FakeBinance:
         self._trade_ids = itertools.count(5000)
         self._window = -1
         self._weight_used = 0
+        self._order_window = -1
+        self._orders_in_window = 0
+        self.max_weight_seen = 0  # the highest per-minute weight the venue counted
         self._banned_until = 0.0
         self._limited_until = 0.0
         self._server = LoopbackServer()
@@ -195,6 +199,8 @@ class FakeBinance:
             fault = None
         try:
             limited = self._count_weight(key)
+            if limited is None and key == ("POST", "/api/v3/order"):
+                limited = self._count_order()
             if limited is not None:
                 return limited
             if fault and fault.kind == "5xx":
@@ -228,8 +234,28 @@ class FakeBinance:
             status=status,
             text=json.dumps(body),
             content_type="application/json",
-            headers={"X-MBX-USED-WEIGHT-1M": str(self._weight_used)},
+            headers={
+                "X-MBX-USED-WEIGHT-1M": str(self._weight_used),
+                "X-MBX-ORDER-COUNT-10S": str(self._orders_in_window),
+            },
         )
+
+    def _count_order(self) -> web.Response | None:
+        window = int(self.clock() // 10)
+        if window != self._order_window:
+            self._order_window, self._orders_in_window = window, 0
+        if self._orders_in_window >= self.order_limit:
+            self.rate_limited += 1
+            message = (
+                f"Too many new orders; current limit is {self.order_limit} orders per 10 SECOND."
+            )
+            return web.Response(
+                status=429,
+                text=json.dumps({"code": -1015, "msg": message}),
+                headers={"Retry-After": "10"},
+            )
+        self._orders_in_window += 1
+        return None
 
     def _count_weight(self, key: tuple[str, str]) -> web.Response | None:
         now = self.clock()
@@ -261,6 +287,7 @@ class FakeBinance:
                 },
             )
         self._weight_used += weight
+        self.max_weight_seen = max(self.max_weight_seen, self._weight_used)
         return None
 
     def _params(self, request: web.Request, body: str) -> dict[str, str]:
@@ -339,7 +366,12 @@ class FakeBinance:
                     "intervalNum": 1,
                     "limit": self.weight_limit,
                 },
-                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 50},
+                {
+                    "rateLimitType": "ORDERS",
+                    "interval": "SECOND",
+                    "intervalNum": 10,
+                    "limit": self.order_limit,
+                },
             ],
             "symbols": [
                 {

@@ -109,7 +109,7 @@ async def test_a_rejection_is_replayed_not_resent(
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
-    venue = FakeBinance(weight_limit=1_000_000)
+    venue = FakeBinance(weight_limit=1_000_000, order_limit=1_000_000)
     await venue.start()
     try:
         yield venue

@@ -1,20 +1,89 @@
 """Client-side rate limiting, so a venue never has to tell us we went too fast.
 
 ``WindowRateLimiter`` models a per-window weight budget (Binance's REQUEST_WEIGHT per
-minute, KuCoin's pools per 30 s): each request reserves its weight before it is sent,
-the count is corrected upward from the venue's usage headers, and a ``Retry-After``
-blocks the whole venue until it passes.
+minute and ORDERS per 10 s, KuCoin's pools per 30 s): each request reserves its weight
+before it is sent, the count is corrected upward from the venue's usage headers, and a
+``Retry-After`` blocks the whole venue until it passes. ``TokenBucketLimiter`` models a
+continuously refilled request rate (Coinbase).
+
+Lanes: every budget is shared by reads and trading, and reads must never crowd out a
+cancel. The caller's lane travels in a context variable (``budget_lane``), so adapters
+need not pass it through every call: reads may use only ``1 - trading_reserve`` of a
+budget, places all but a small cancel-only share, cancels all of it; a waiting cancel is
+served before a waiting place, a place before a read. Reads made for the market-data
+cache do not wait at all (``may_wait=False``): the cache answers from what it holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Protocol
 
 from titan_grpc.errors import RateLimited
+
+
+class Lane(enum.IntEnum):
+    """Who is spending the budget; lower values are served first."""
+
+    CANCEL = 0
+    PLACE = 1
+    READ = 2
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetContext:
+    lane: Lane = Lane.READ
+    may_wait: bool = True
+
+
+_DEFAULT_CONTEXT = BudgetContext()
+_context: ContextVar[BudgetContext] = ContextVar(
+    "titan_budget_context",
+    default=_DEFAULT_CONTEXT,
+)
+
+
+def current_budget() -> BudgetContext:
+    return _context.get()
+
+
+@contextmanager
+def budget_lane(lane: Lane, *, may_wait: bool = True) -> Iterator[None]:
+    """Spend venue budget in ``lane`` for everything awaited inside the block."""
+    token = _context.set(BudgetContext(lane, may_wait))
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+@dataclass(frozen=True, slots=True)
+class LaneShares:
+    """How a budget is shared: reads never use ``trading_reserve`` of it, places never
+    use ``cancel_reserve`` (the last part, kept for cancels)."""
+
+    trading_reserve: float = 0.0
+    cancel_reserve: float = 0.0
+
+    @classmethod
+    def from_reserve(cls, trading_reserve: float) -> LaneShares:
+        # A quarter of the trading reserve is for cancels only: a flood of placements
+        # can never stop a trader from cancelling.
+        return cls(trading_reserve, trading_reserve / 4)
+
+    def ceiling(self, lane: Lane, limit: float) -> float:
+        if lane is Lane.READ:
+            return limit * (1 - self.trading_reserve)
+        if lane is Lane.PLACE:
+            return limit * (1 - self.cancel_reserve)
+        return limit
 
 
 class RateLimiter(Protocol):
@@ -28,6 +97,28 @@ class RateLimiter(Protocol):
     def usage_ratio(self) -> float: ...
 
 
+# Observes every grant: (venue, lane, weight), for metrics.
+GrantObserver = Callable[[str, Lane, int], None]
+
+
+class _Waiters:
+    """Counts waiting callers per lane so a woken reader steps aside for a waiting cancel."""
+
+    def __init__(self) -> None:
+        self._waiting = [0, 0, 0]
+
+    @contextmanager
+    def waiting(self, lane: Lane) -> Iterator[None]:
+        self._waiting[lane] += 1
+        try:
+            yield
+        finally:
+            self._waiting[lane] -= 1
+
+    def ahead_of(self, lane: Lane) -> bool:
+        return any(self._waiting[higher] for higher in range(lane))
+
+
 class WindowRateLimiter:
     def __init__(
         self,
@@ -38,72 +129,114 @@ class WindowRateLimiter:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_wait_seconds: float = 10.0,
+        shares: LaneShares = LaneShares(),
+        on_grant: GrantObserver | None = None,
     ) -> None:
         self.venue = venue
         self.limit = limit
         self.window_seconds = window_seconds
         self.max_wait_seconds = max_wait_seconds
+        self.shares = shares
+        self._on_grant = on_grant
         self._clock = clock
         self._sleep = sleep
-        self._window = self._window_index(clock())
+        self._window_end = self._aligned_end(clock())
         self._used = 0
+        # Weight the venue still counts from its previous window: our window may roll
+        # before the venue's does (clock offset), so until a header shows the venue
+        # rolled too, we do not spend past what its last usage header left.
+        self._carry = 0
+        self._last_header = 0
+        self._header_window_end = self._window_end
         self._blocked_until = 0.0
+        self._waiters = _Waiters()
 
     @property
     def used(self) -> int:
         self._roll(self._clock())
-        return self._used
+        return self._used + self._carry
 
-    def _window_index(self, now: float) -> int:
-        # Venues count in windows aligned to wall-clock boundaries (e.g. each minute).
-        return math.floor(now / self.window_seconds)
+    def _aligned_end(self, now: float) -> float:
+        # Venues count in windows aligned to wall-clock boundaries (e.g. each minute),
+        # unless they tell us otherwise (observe_reset).
+        return (math.floor(now / self.window_seconds) + 1) * self.window_seconds
 
     def _roll(self, now: float) -> None:
-        index = self._window_index(now)
-        if index != self._window:
-            self._window = index
-            self._used = 0
+        if now < self._window_end:
+            return
+        next_window = now < self._window_end + self.window_seconds
+        seen_last_window = self._header_window_end == self._window_end
+        self._carry = self._last_header if next_window and seen_last_window else 0
+        self._window_end = self._aligned_end(now)
+        self._used = 0
 
     def set_limit(self, limit: int) -> None:
         self.limit = limit
 
     async def acquire(self, weight: int) -> None:
-        """Reserve ``weight`` in the budget, waiting for the next window if needed.
-
-        Raises RateLimited without waiting when the wait would exceed max_wait_seconds.
-        """
-        if weight > self.limit:
+        """Reserve ``weight`` in the caller's lane, waiting for the next window if
+        allowed and needed. Raises RateLimited instead of waiting past max_wait_seconds
+        (at once for callers that may not wait)."""
+        context = _context.get()
+        ceiling = self.shares.ceiling(context.lane, self.limit)
+        if weight > ceiling:
             raise RateLimited(
-                f"{self.venue}: request weight {weight} exceeds the whole budget {self.limit}",
+                f"{self.venue}: request weight {weight} exceeds the {context.lane.name.lower()}"
+                f" lane's whole budget {math.floor(ceiling)}",
                 exchange=self.venue,
             )
-        while True:
-            now = self._clock()
-            if now < self._blocked_until:
-                # The venue told us to stop: fail fast, never queue behind a ban.
-                wait = self._blocked_until - now
-                raise RateLimited(
-                    f"{self.venue}: venue asked us to back off; retry in {wait:.1f}s",
-                    retry_after=wait,
-                    exchange=self.venue,
-                )
-            self._roll(now)
-            if self._used + weight <= self.limit:
-                self._used += weight
-                return
-            wait = (self._window + 1) * self.window_seconds - now
-            if wait > self.max_wait_seconds:
-                raise RateLimited(
-                    f"{self.venue}: local rate budget exhausted; retry in {wait:.1f}s",
-                    retry_after=wait,
-                    exchange=self.venue,
-                )
-            await self._sleep(max(wait, 0.001))
+        with self._waiters.waiting(context.lane):
+            while True:
+                now = self._clock()
+                if now < self._blocked_until:
+                    # The venue told us to stop: fail fast, never queue behind a ban.
+                    wait = self._blocked_until - now
+                    raise RateLimited(
+                        f"{self.venue}: venue asked us to back off; retry in {wait:.1f}s",
+                        retry_after=wait,
+                        exchange=self.venue,
+                    )
+                self._roll(now)
+                fits = self._used + self._carry + weight <= ceiling
+                if fits and not self._waiters.ahead_of(context.lane):
+                    self._used += weight
+                    if self._on_grant is not None:
+                        self._on_grant(self.venue, context.lane, weight)
+                    return
+                wait = self._window_end - now if not fits else 0.0
+                if not context.may_wait and not fits:
+                    raise RateLimited(
+                        f"{self.venue}: {context.lane.name.lower()} budget spent for this "
+                        f"window; retry in {wait:.1f}s",
+                        retry_after=wait,
+                        exchange=self.venue,
+                    )
+                if wait > self.max_wait_seconds:
+                    raise RateLimited(
+                        f"{self.venue}: local rate budget exhausted; retry in {wait:.1f}s",
+                        retry_after=wait,
+                        exchange=self.venue,
+                    )
+                # Fits but a higher lane waits: let it go first (sleep(0) yields once).
+                await self._sleep(max(wait, 0.001) if not fits else 0)
 
     def observe_used(self, used: int) -> None:
         """Correct the count from the venue's own figure (e.g. X-MBX-USED-WEIGHT-1M)."""
         self._roll(self._clock())
-        self._used = max(self._used, used)
+        if self._carry and used < self._carry:
+            self._carry = 0  # the venue rolled its window too
+        elif self._carry:
+            # Still the venue's previous window: its figure includes what we sent since.
+            self._carry = max(0, used - self._used)
+        self._used = max(self._used, used - self._carry)
+        self._last_header, self._header_window_end = used, self._window_end
+
+    def observe_reset(self, seconds: float) -> None:
+        """The venue says its window ends in ``seconds`` (KuCoin's gw-ratelimit-reset):
+        keep our count until then rather than roll at our own boundary."""
+        if 0 < seconds <= self.window_seconds:
+            self._roll(self._clock())
+            self._window_end = self._header_window_end = self._clock() + seconds
 
     def block_for(self, seconds: float) -> None:
         """Send nothing to the venue for ``seconds`` (Retry-After on 429/418)."""
@@ -125,6 +258,9 @@ class TokenBucketLimiter:
     """A request-rate budget refilled continuously (Coinbase: N requests/s, burst B).
 
     Requests wait (up to max_wait_seconds) for a token; a venue Retry-After blocks all.
+    Reads draw from their own bucket too, refilled at ``1 - trading_reserve`` of the rate,
+    and may not take the shared bucket below the trading reserve; places may not take it
+    below the cancel reserve.
     """
 
     def __init__(
@@ -136,43 +272,74 @@ class TokenBucketLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_wait_seconds: float = 10.0,
+        shares: LaneShares = LaneShares(),
+        on_grant: GrantObserver | None = None,
     ) -> None:
         self.venue = venue
         self.rate = rate_per_second
         self.burst = burst
         self.max_wait_seconds = max_wait_seconds
+        self.shares = shares
+        self._on_grant = on_grant
         self._clock = clock
         self._sleep = sleep
         self._tokens = float(burst)
+        self._read_rate = rate_per_second * (1 - shares.trading_reserve)
+        self._read_burst = burst * (1 - shares.trading_reserve)
+        self._read_tokens = self._read_burst
         self._stamp = clock()
         self._blocked_until = 0.0
+        self._waiters = _Waiters()
 
     def _refill(self, now: float) -> None:
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        elapsed = now - self._stamp
+        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
+        self._read_tokens = min(self._read_burst, self._read_tokens + elapsed * self._read_rate)
         self._stamp = now
 
+    def _shortfall(self, lane: Lane, weight: int) -> float:
+        """Seconds until ``weight`` fits in ``lane`` (0 when it fits now)."""
+        floor = self.burst - self.shares.ceiling(lane, self.burst)
+        needed = (weight + floor - self._tokens) / self.rate
+        if lane is Lane.READ:
+            needed = max(needed, (weight - self._read_tokens) / max(self._read_rate, 1e-9))
+        return max(needed, 0.0)
+
     async def acquire(self, weight: int = 1) -> None:
-        while True:
-            now = self._clock()
-            if now < self._blocked_until:
-                wait = self._blocked_until - now
-                raise RateLimited(
-                    f"{self.venue}: venue asked us to back off; retry in {wait:.1f}s",
-                    retry_after=wait,
-                    exchange=self.venue,
-                )
-            self._refill(now)
-            if self._tokens >= weight:
-                self._tokens -= weight
-                return
-            wait = (weight - self._tokens) / self.rate
-            if wait > self.max_wait_seconds:
-                raise RateLimited(
-                    f"{self.venue}: local rate budget exhausted; retry in {wait:.1f}s",
-                    retry_after=wait,
-                    exchange=self.venue,
-                )
-            await self._sleep(wait)
+        context = _context.get()
+        with self._waiters.waiting(context.lane):
+            while True:
+                now = self._clock()
+                if now < self._blocked_until:
+                    wait = self._blocked_until - now
+                    raise RateLimited(
+                        f"{self.venue}: venue asked us to back off; retry in {wait:.1f}s",
+                        retry_after=wait,
+                        exchange=self.venue,
+                    )
+                self._refill(now)
+                wait = self._shortfall(context.lane, weight)
+                if wait == 0 and not self._waiters.ahead_of(context.lane):
+                    self._tokens -= weight
+                    if context.lane is Lane.READ:
+                        self._read_tokens -= weight
+                    if self._on_grant is not None:
+                        self._on_grant(self.venue, context.lane, weight)
+                    return
+                if wait > 0 and not context.may_wait:
+                    raise RateLimited(
+                        f"{self.venue}: {context.lane.name.lower()} budget spent; "
+                        f"retry in {wait:.2f}s",
+                        retry_after=wait,
+                        exchange=self.venue,
+                    )
+                if wait > self.max_wait_seconds:
+                    raise RateLimited(
+                        f"{self.venue}: local rate budget exhausted; retry in {wait:.1f}s",
+                        retry_after=wait,
+                        exchange=self.venue,
+                    )
+                await self._sleep(wait)
 
     def block_for(self, seconds: float) -> None:
         self._blocked_until = max(self._blocked_until, self._clock() + seconds)
@@ -184,3 +351,57 @@ class TokenBucketLimiter:
             return 1.0
         self._refill(now)
         return 1.0 - self._tokens / self.burst
+
+
+@dataclass(frozen=True, slots=True)
+class Budgets:
+    """Builds a venue's limiters: its lane shares, and its part of the venue's budget
+    when several processes share one account without a shared store (``split``)."""
+
+    shares: LaneShares = LaneShares()
+    split: int = 1
+    on_grant: GrantObserver | None = None
+
+    def window(
+        self,
+        venue: str,
+        limit: int,
+        window_seconds: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_wait_seconds: float = 10.0,
+    ) -> WindowRateLimiter:
+        return WindowRateLimiter(
+            venue,
+            max(1, limit // self.split),
+            window_seconds,
+            clock=clock,
+            max_wait_seconds=max_wait_seconds,
+            shares=self.shares,
+            on_grant=self.on_grant,
+        )
+
+    def bucket(
+        self,
+        venue: str,
+        rate_per_second: float,
+        burst: int,
+        *,
+        max_wait_seconds: float = 10.0,
+    ) -> TokenBucketLimiter:
+        return TokenBucketLimiter(
+            venue,
+            rate_per_second / self.split,
+            max(1, burst // self.split),
+            max_wait_seconds=max_wait_seconds,
+            shares=self.shares,
+            on_grant=self.on_grant,
+        )
+
+    def part(self, limit: int) -> int:
+        """This process's part of a venue-published limit."""
+        return max(1, limit // self.split)
+
+
+# One process, all of each budget, no lanes: adapters built outside the server (tests, tools).
+UNSHARED = Budgets()

@@ -23,7 +23,7 @@ from titan_grpc.domain import OrderBook, Quote, Symbol
 from titan_grpc.errors import TitanError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
-from titan_grpc.logs import new_request_id, request_id
+from titan_grpc.logs import current_rpc, new_request_id, request_id
 from titan_grpc.market.health import HealthMonitor
 from titan_grpc.market.hub import Notice, StreamHub
 from titan_grpc.market.live_book import watch_book
@@ -76,11 +76,12 @@ def _code_of(error: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-def _begin(context: Any) -> None:
+def _begin(context: Any, name: str) -> None:
     """Give the call a request id (the caller's x-request-id if sane) and echo it back."""
     incoming = dict(context.invocation_metadata() or ()).get("x-request-id", "")
     rid = new_request_id(incoming if isinstance(incoming, str) else "")
     request_id.set(rid)
+    current_rpc.set(name)
     context.set_trailing_metadata((("x-request-id", rid),))
 
 
@@ -99,7 +100,7 @@ def unary(
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: Any) -> Response:
         started, code = time.perf_counter(), grpc.StatusCode.OK
-        _begin(context)
+        _begin(context, method.__name__)
         try:
             return await method(self, request, context)
         except asyncio.CancelledError:
@@ -123,7 +124,7 @@ def streaming(
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: Any) -> AsyncIterator[Response]:
         started, code, sent = time.perf_counter(), grpc.StatusCode.OK, 0
-        _begin(context)
+        _begin(context, method.__name__)
         metrics: Metrics | None = getattr(self, "_metrics", None)
         if metrics is not None:
             metrics.active_streams.labels(method.__name__).inc()

@@ -61,10 +61,9 @@ class TradingRpcs(ServiceBase):
         order_id, client_order_id = convert.order_reference_from_proto(
             request.order_id, request.client_order_id
         )
-        order = await backend.cancel_order(
-            symbol, order_id=order_id, client_order_id=client_order_id
+        order = await self._orders.cancel(
+            backend, symbol, order_id=order_id, client_order_id=client_order_id
         )
-        await self._orders.observe(backend.name, order)
         return pb.CancelOrderResponse(order=convert.order_to_proto(order))
 
     @unary

@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from titan_grpc.domain import Order, OrderRequest
+from titan_grpc.domain import Order, OrderRequest, Symbol
 from titan_grpc.errors import (
     AmbiguousOutcome,
     DuplicateOrder,
@@ -29,6 +29,7 @@ from titan_grpc.errors import (
     error_class,
 )
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
+from titan_grpc.net.ratelimit import Lane, budget_lane
 from titan_grpc.trading.journal import JournalEntry, JournalState, OrderJournal
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,32 @@ class OrderService:
 
     async def place(self, backend: ExchangeBackend, request: OrderRequest) -> Order:
         lock = self._lock_for((backend.name, request.client_order_id))
-        async with lock:
-            existing = await self.journal.record_intent(backend.name, request)
-            if existing is None:
-                return await self._send(backend, request)
-            return await self._replay(backend, existing, request)
+        # The placement lane: reads can never spend the budget a placement needs.
+        with budget_lane(Lane.PLACE):
+            async with lock:
+                return await self._place(backend, request)
+
+    async def cancel(
+        self,
+        backend: ExchangeBackend,
+        symbol: Symbol | None,
+        *,
+        order_id: str = "",
+        client_order_id: str = "",
+    ) -> Order:
+        """Cancel in the cancel lane (served before anything else), then journal it."""
+        with budget_lane(Lane.CANCEL):
+            order = await backend.cancel_order(
+                symbol, order_id=order_id, client_order_id=client_order_id
+            )
+        await self.observe(backend.name, order)
+        return order
+
+    async def _place(self, backend: ExchangeBackend, request: OrderRequest) -> Order:
+        existing = await self.journal.record_intent(backend.name, request)
+        if existing is None:
+            return await self._send(backend, request)
+        return await self._replay(backend, existing, request)
 
     async def _send(self, backend: ExchangeBackend, request: OrderRequest) -> Order:
         cid = request.client_order_id
@@ -173,6 +195,10 @@ class OrderService:
 
     async def reconcile_pending(self) -> dict[str, int]:
         """At start-up: settle INTENT/AMBIGUOUS rows and refresh open orders."""
+        with budget_lane(Lane.PLACE):
+            return await self._reconcile_pending()
+
+    async def _reconcile_pending(self) -> dict[str, int]:
         outcome = {"resolved": 0, "unsent": 0, "unreachable": 0, "skipped": 0}
         by_name = {backend.name: backend for backend in self._registry.all()}
         for entry in await self.journal.needing_reconciliation():

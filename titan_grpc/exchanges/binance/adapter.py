@@ -53,7 +53,8 @@ from titan_grpc.exchanges.common import (
 )
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.streaming import FrameStats
-from titan_grpc.net import ClockSync, RestClient, RestRequest, RetryPolicy, WindowRateLimiter
+from titan_grpc.net import ClockSync, RestClient, RestRequest, RetryPolicy
+from titan_grpc.net.ratelimit import UNSHARED, Budgets
 from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
 
@@ -90,6 +91,7 @@ class BinanceExchange(ExchangeBackend):
         recv_window_ms: int = endpoints.DEFAULT_RECV_WINDOW_MS,
         rate_limit_max_wait_seconds: float = 10.0,
         request_observer: RequestObserver | None = None,
+        budgets: Budgets = UNSHARED,
     ) -> None:
         problems = validate_credentials(settings)
         if problems:
@@ -106,10 +108,20 @@ class BinanceExchange(ExchangeBackend):
         self._secret = settings.credentials.api_secret
         self._clock = clock
         self._clock_sync = ClockSync(clock)
-        self._limiter = WindowRateLimiter(
+        # Per-plan overrides cap what exchangeInfo publishes (set_limit below).
+        self._plan = settings.budget
+        self._budgets = budgets
+        self._limiter = budgets.window(
             self.name,
-            endpoints.DEFAULT_WEIGHT_LIMIT,
+            self._plan.weight_per_window or endpoints.DEFAULT_WEIGHT_LIMIT,
             endpoints.WEIGHT_WINDOW_SECONDS,
+            clock=clock,
+            max_wait_seconds=rate_limit_max_wait_seconds,
+        )
+        self._order_limiter = budgets.window(
+            self.name,
+            self._plan.orders_per_window or endpoints.DEFAULT_ORDER_LIMIT,
+            endpoints.ORDER_WINDOW_SECONDS,
             clock=clock,
             max_wait_seconds=rate_limit_max_wait_seconds,
         )
@@ -147,7 +159,10 @@ class BinanceExchange(ExchangeBackend):
     def _observe_usage(self, headers: Mapping[str, str]) -> None:
         used = headers.get(endpoints.USED_WEIGHT_HEADER)
         if used and used.isdigit():
-            self._limiter.observe_used(int(used))
+            self._limiter.observe_used(self._budgets.part(int(used)))
+        orders = headers.get(endpoints.ORDER_COUNT_HEADER)
+        if orders and orders.isdigit():
+            self._order_limiter.observe_used(self._budgets.part(int(orders)))
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC)
@@ -233,9 +248,14 @@ class BinanceExchange(ExchangeBackend):
 
     async def _load_markets(self) -> dict[Symbol, Market]:
         info = await self._public(endpoints.EXCHANGE_INFO)
-        limit = parse.parse_weight_limit(info)
-        if limit:
-            self._limiter.set_limit(limit)
+        weight_limit = parse.parse_weight_limit(info)
+        if weight_limit:
+            capped = min(weight_limit, self._plan.weight_per_window or weight_limit)
+            self._limiter.set_limit(self._budgets.part(capped))
+        order_limit = parse.parse_order_limit(info)
+        if order_limit:
+            capped = min(order_limit, self._plan.orders_per_window or order_limit)
+            self._order_limiter.set_limit(self._budgets.part(capped))
         return parse.parse_markets(info, *self._fees)
 
     async def ticker(self, symbol: Symbol) -> Ticker:
@@ -292,6 +312,7 @@ class BinanceExchange(ExchangeBackend):
         if request.price is not None:
             params.append(("price", format_decimal(request.price)))
         params += [("newClientOrderId", request.client_order_id), ("newOrderRespType", "FULL")]
+        await self._order_limiter.acquire(1)  # the account's ORDERS count, besides weight
         try:
             data = await self._signed(endpoints.ORDER_NEW, params)
         except (AmbiguousOutcome, MalformedResponse) as error:

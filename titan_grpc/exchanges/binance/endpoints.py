@@ -16,6 +16,10 @@ TESTNET_WS_URL = "wss://stream.testnet.binance.vision"
 DEFAULT_WEIGHT_LIMIT = 6000
 WEIGHT_WINDOW_SECONDS = 60.0
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+# ORDERS: unfilled orders per 10 s per account until exchangeInfo says otherwise.
+DEFAULT_ORDER_LIMIT = 50
+ORDER_WINDOW_SECONDS = 10.0
+ORDER_COUNT_HEADER = "X-MBX-ORDER-COUNT-10S"
 DEFAULT_RECV_WINDOW_MS = 5000
 
 # Standard spot fees, used until the account's commissionRates are known.

@@ -150,16 +150,25 @@ def _http_error(response: RestResponse) -> TitanError:
     return kind(f"binance HTTP {response.status}", exchange=VENUE)
 
 
-def parse_weight_limit(info: Mapping[str, Any]) -> int | None:
-    """REQUEST_WEIGHT per one minute from exchangeInfo.rateLimits."""
+def _rate_limit(info: Mapping[str, Any], kind: str, interval: str, count: int) -> int | None:
     for limit in info.get("rateLimits", []):
         if (
-            limit.get("rateLimitType") == "REQUEST_WEIGHT"
-            and limit.get("interval") == "MINUTE"
-            and int(limit.get("intervalNum", 0)) == 1
+            limit.get("rateLimitType") == kind
+            and limit.get("interval") == interval
+            and int(limit.get("intervalNum", 0)) == count
         ):
             return int(limit["limit"])
     return None
+
+
+def parse_weight_limit(info: Mapping[str, Any]) -> int | None:
+    """REQUEST_WEIGHT per one minute from exchangeInfo.rateLimits."""
+    return _rate_limit(info, "REQUEST_WEIGHT", "MINUTE", 1)
+
+
+def parse_order_limit(info: Mapping[str, Any]) -> int | None:
+    """ORDERS per 10 seconds (per account) from exchangeInfo.rateLimits."""
+    return _rate_limit(info, "ORDERS", "SECOND", 10)
 
 
 def parse_markets(

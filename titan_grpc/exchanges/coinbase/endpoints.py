@@ -14,6 +14,12 @@ SANDBOX_WS_URL = "wss://ws-feed-public.sandbox.exchange.coinbase.com"
 PUBLIC_RATE, PUBLIC_BURST = 8.0, 12
 PRIVATE_RATE, PRIVATE_BURST = 12.0, 24
 
+
+def burst_for(rate: float, default_rate: float, default_burst: int) -> int:
+    """A configured rate keeps the default's burst-to-rate proportion."""
+    return max(1, round(rate * default_burst / default_rate))
+
+
 # Standard taker/maker fees used for routing estimates until the account's are known.
 DEFAULT_MAKER_FEE = "0.004"
 DEFAULT_TAKER_FEE = "0.006"

@@ -15,6 +15,7 @@ PUBLIC_POOL = 2000
 PRIVATE_POOL = 2000  # the smaller of Spot and Management, as one budget
 LIMIT_HEADER = "gw-ratelimit-limit"
 REMAINING_HEADER = "gw-ratelimit-remaining"
+RESET_HEADER = "gw-ratelimit-reset"  # ms until the pool's window resets
 
 DEFAULT_MAKER_FEE = "0.001"
 DEFAULT_TAKER_FEE = "0.001"

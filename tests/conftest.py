@@ -24,6 +24,8 @@ def make_settings(**overrides: object) -> Settings:
         sim_tick_ms=0,
         journal_path=":memory:",
         health_interval_seconds=0,  # tests drive health checks themselves
+        read_promote_reads=0,  # no live feeds opened behind a test's back (tests opt in)
+        read_max_age_ms=0,  # every read asks the venue unless a test opts into caching
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -147,6 +148,23 @@ def bounded(value: int, *, default: int, maximum: int, field: str) -> int:
     if value > maximum:
         raise InvalidArgument(field, f"must be at most {maximum}, got {value}")
     return value
+
+
+MAX_AGE_LIMIT_SECONDS = 86_400
+
+
+def max_age_from_proto(request: Any, field: str = "max_age") -> float | None:
+    """The caller's ``max_age`` in seconds, or None when the field is unset."""
+    if not request.HasField(field):
+        return None
+    value: Duration = getattr(request, field)
+    if value.seconds < 0 or value.nanos < 0:
+        raise InvalidArgument(field, "must not be negative")
+    if not 0 <= value.nanos < 1_000_000_000:
+        raise InvalidArgument(field, "nanos must be below one second")
+    if value.seconds > MAX_AGE_LIMIT_SECONDS:
+        raise InvalidArgument(field, f"must be at most {MAX_AGE_LIMIT_SECONDS} seconds")
+    return value.seconds + value.nanos / 1e9
 
 
 def client_order_id_from_proto(text: str, field: str = "client_order_id") -> str:

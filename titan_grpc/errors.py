@@ -22,6 +22,7 @@ this tree through a table per venue, keeping the venue's own code and message.
         ├── DuplicateOrder                    client id reused        -> ALREADY_EXISTS
         ├── OrderNotFound                                             -> NOT_FOUND
         ├── ExchangeUnavailable               network, 5xx, down      -> UNAVAILABLE
+        │   ├── VenueTimeout                  no answer in time       -> UNAVAILABLE
         │   └── MalformedResponse             unreadable answer       -> UNAVAILABLE
         └── AmbiguousOutcome                  sent, result unknown    -> UNAVAILABLE
 
@@ -163,6 +164,10 @@ class OrderNotFound(ExchangeError):
 
 class ExchangeUnavailable(ExchangeError):
     """The venue could not be reached or answered with a server error."""
+
+
+class VenueTimeout(ExchangeUnavailable):
+    """The venue did not answer in time (it may be hung: the read path suspects it)."""
 
 
 class MalformedResponse(ExchangeUnavailable):

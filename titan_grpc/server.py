@@ -30,6 +30,7 @@ from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.market.fallback import FallbackExchange
 from titan_grpc.market.health import HealthMonitor
+from titan_grpc.market.state import ReadPolicy
 from titan_grpc.metrics import Metrics
 from titan_grpc.net.ratelimit import Budgets, LaneShares
 from titan_grpc.service import ExchangeService, GatewayInfo
@@ -129,6 +130,7 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.monitor.close()
         await self.registry.close()
         await self.journal.close()
         self.metrics.close()
@@ -169,6 +171,10 @@ async def start_gateway(
         version=__version__,
         real_mode=settings.use_real_exchanges,
         quote_aliases=tuple(f"{a}:{b}" for a, b in settings.quote_aliases),
+        read_policy=ReadPolicy(
+            default_max_age_seconds=settings.read_max_age_ms / 1000,
+            promote_reads=settings.read_promote_reads,
+        ),
     )
     # so_reuseport=0 unless workers share the port on purpose: a second server must fail
     # to bind rather than silently share it.
@@ -199,6 +205,7 @@ async def start_gateway(
         gateway.metrics_port = metrics.serve(settings.metrics_address)
         log.info("metrics on http://%s/metrics", settings.metrics_address)
     gateway._tasks.append(asyncio.create_task(_refresh_journal_gauge(metrics, journal)))
+    gateway._tasks.append(asyncio.create_task(service.run_upkeep()))
     if settings.health_interval_seconds > 0:
         gateway._tasks.append(asyncio.create_task(monitor.run(settings.health_interval_seconds)))
     if settings.sim_tick_ms > 0:

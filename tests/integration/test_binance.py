@@ -9,6 +9,7 @@ from decimal import Decimal as D
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -321,18 +322,28 @@ async def test_burst_never_exceeds_the_weight_budget(stub_for: object) -> None:
     await venue.start()
     try:
         stub = await stub_for(adapter(venue, rate_limit_max_wait_seconds=0.0))  # type: ignore[operator]
-        calls = [
-            stub.GetMarketData(pb.GetMarketDataRequest(symbol="BTC-USDT", exchange="binance"))
-            for _ in range(80)
-        ]
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
-        refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
-        assert refused and all(o.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for o in refused)
-        served = len(outcomes) - len(refused)
+        request = pb.GetMarketDataRequest(
+            symbol="BTC-USDT", exchange="binance", max_age=Duration(seconds=10)
+        )
+        outcomes = await asyncio.gather(*(stub.GetMarketData(request) for _ in range(80)))
+        assert len(outcomes) == 80
+        assert venue.requests[("GET", "/api/v3/ticker/24hr")] == 1  # one shared request
+        # Callers who insist on data fresh from the venue spend the budget, then are refused.
+        fresh = pb.GetMarketDataRequest(
+            symbol="BTC-USDT", exchange="binance", max_age=Duration(seconds=0)
+        )
+        refused: grpc.aio.AioRpcError | None = None
+        for _ in range(80):
+            try:
+                await stub.GetMarketData(fresh)
+            except grpc.aio.AioRpcError as error:
+                refused = error
+                break
+        assert refused is not None and refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         # exchangeInfo (20) + 2 per ticker must fit in 120, unless a minute boundary passed.
-        assert served <= 50 * 2
+        assert venue.requests[("GET", "/api/v3/ticker/24hr")] <= 100
         assert venue.rate_limited == 0  # the venue never had to say 429
-        status = rpc_status.from_call(refused[0])  # type: ignore[arg-type]
+        status = rpc_status.from_call(refused)  # type: ignore[arg-type]
         assert status is not None
         assert any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in status.details)
     finally:
@@ -344,8 +355,11 @@ async def test_venue_429_blocks_further_requests_until_retry_after(
 ) -> None:
     await stub.GetMarketData(pb.GetMarketDataRequest(symbol="BTC-USDT", exchange="binance"))
     fake._weight_used = fake.weight_limit  # another client on our IP spent the budget
+    fresh = pb.GetMarketDataRequest(
+        symbol="BTC-USDT", exchange="binance", max_age=Duration(seconds=0)
+    )
     first = await expect_error(
-        stub.GetMarketData(pb.GetMarketDataRequest(symbol="BTC-USDT", exchange="binance")),
+        stub.GetMarketData(fresh),
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     )
     assert error_info(first).metadata["venue_code"] == "-1003"

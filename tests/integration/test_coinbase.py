@@ -8,6 +8,7 @@ from decimal import Decimal as D
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 
 from tests.conftest import make_settings
 from tests.fakes.coinbase import API_KEY, API_SECRET, PASSPHRASE, FakeCoinbase, Fault
@@ -252,13 +253,27 @@ async def test_clock_offset_is_tracked(
 async def test_rate_limits_are_respected_and_429_maps(
     fake: FakeCoinbase, stub: pb_grpc.ExchangeServiceStub
 ) -> None:
-    calls = [
-        stub.GetOrderBook(pb.GetOrderBookRequest(symbol="BTC-USD", exchange="coinbase"))
-        for _ in range(40)
-    ]
-    outcomes = await asyncio.gather(*calls, return_exceptions=True)
-    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
-    assert refused and {o.code() for o in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    request = pb.GetOrderBookRequest(
+        symbol="BTC-USD", exchange="coinbase", max_age=Duration(seconds=10)
+    )
+    outcomes = await asyncio.gather(*(stub.GetOrderBook(request) for _ in range(40)))
+    assert len(outcomes) == 40
+    assert fake.requests["GET /products/{id}/book"] == 1  # forty callers, one venue request
+    fresh = pb.GetOrderBookRequest(
+        symbol="BTC-USD", exchange="coinbase", max_age=Duration(seconds=0)
+    )
+    outcomes = await asyncio.gather(
+        *(stub.GetOrderBook(fresh) for _ in range(40)), return_exceptions=True
+    )
+    # Concurrent callers still share one request; sequential fresh reads spend the bucket.
+    for _ in range(40):
+        try:
+            await stub.GetOrderBook(fresh)
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            break
+    else:
+        raise AssertionError("the local bucket never refused a fresh read")
     assert fake.rate_limited == 0  # the local bucket held the burst back
 
 

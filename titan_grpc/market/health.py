@@ -1,7 +1,12 @@
-"""Venue health monitoring: periodic pings with hysteresis.
+"""Venue health monitoring: periodic pings with hysteresis, and suspicion at once.
 
 A venue turns unhealthy after ``failures_to_unhealthy`` failed checks in a row and
 healthy again only after ``successes_to_healthy`` good ones, so one blip does not flap it.
+
+A request that times out makes its venue *suspect* straight away: the read path stops
+sending to it (answering from held data or failing fast) while a probe pings it with
+backoff until it answers, so a hung venue costs one deadline rather than one per call
+until the next periodic check.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from titan_grpc.errors import TitanError
 from titan_grpc.exchanges.base import ExchangeBackend
 
 log = logging.getLogger(__name__)
+
+MAX_PROBE_INTERVAL_SECONDS = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +46,7 @@ class HealthMonitor:
         successes_to_healthy: int = 2,
         timeout_seconds: float = 5.0,
         on_change: Callable[[str, bool], None] = lambda name, healthy: None,
+        probe_interval_seconds: float = 0.5,
     ) -> None:
         self._backends = list(backends)
         self._failures = failures_to_unhealthy
@@ -46,6 +54,41 @@ class HealthMonitor:
         self._timeout = timeout_seconds
         self._on_change = on_change
         self._state = {b.name: VenueHealth(b.name) for b in self._backends}
+        self._probes: dict[str, asyncio.Task[None]] = {}
+        self._probe_interval = probe_interval_seconds
+
+    def is_suspect(self, exchange: str) -> bool:
+        return exchange in self._probes
+
+    def suspect(self, exchange: str, reason: str) -> None:
+        """Mark ``exchange`` suspect (a request timed out) until a probe gets an answer."""
+        if exchange in self._probes:
+            return
+        backend = next((b for b in self._backends if b.name == exchange), None)
+        if backend is None:
+            return
+        log.warning("venue %s suspect (%s): probing until it answers", exchange, reason)
+        self._probes[exchange] = asyncio.get_running_loop().create_task(self._probe(backend))
+
+    async def _probe(self, backend: ExchangeBackend) -> None:
+        delay = self._probe_interval
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(backend.ping(), self._timeout)
+                    break
+                except Exception:  # any failure: still suspect
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, MAX_PROBE_INTERVAL_SECONDS)
+        finally:
+            self._probes.pop(backend.name, None)
+        log.info("venue %s answers again", backend.name)
+
+    async def close(self) -> None:
+        probes = list(self._probes.values())
+        for probe in probes:
+            probe.cancel()
+        await asyncio.gather(*probes, return_exceptions=True)
 
     def health(self, exchange: str) -> VenueHealth:
         return self._state.get(exchange, VenueHealth(exchange))

@@ -142,6 +142,14 @@ class StreamHub(Generic[K, T]):
     def upstream_count(self) -> int:
         return len(self._upstreams)
 
+    def latest(self, key: K) -> T | None:
+        """The newest item of the running feed for ``key`` (None without one, or after a
+        gap until the feed has recovered)."""
+        upstream = self._upstreams.get(key)
+        if upstream is None or not upstream.has_last:
+            return None
+        return upstream.last
+
     def subscriber_count(self, key: K) -> int:
         upstream = self._upstreams.get(key)
         return len(upstream.subscribers) if upstream else 0

@@ -33,6 +33,7 @@ from titan_grpc.errors import (
     MalformedResponse,
     RateLimited,
     TitanError,
+    VenueTimeout,
 )
 from titan_grpc.net.ratelimit import RateLimiter
 from titan_grpc.net.retry import DEFAULT_RETRY, RetryPolicy
@@ -191,8 +192,11 @@ class RestClient:
             )
             raise _Retryable(unavailable, None) from None
         except (TimeoutError, aiohttp.ClientError) as error:
-            reason = "timed out" if isinstance(error, TimeoutError) else type(error).__name__
-            unavailable = ExchangeUnavailable(f"{self.venue}: {reason}", exchange=self.venue)
+            timed_out = isinstance(error, TimeoutError)
+            reason = "timed out" if timed_out else type(error).__name__
+            unavailable = (VenueTimeout if timed_out else ExchangeUnavailable)(
+                f"{self.venue}: {reason}", exchange=self.venue
+            )
             ambiguous = AmbiguousOutcome(
                 f"{self.venue}: {reason} after sending; outcome unknown", exchange=self.venue
             )

@@ -13,13 +13,13 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
 
 from titan_grpc import convert
-from titan_grpc.domain import OrderBook, Quote, Symbol
+from titan_grpc.domain import OrderBook, Quote, Symbol, Ticker
 from titan_grpc.errors import TitanError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
@@ -28,6 +28,7 @@ from titan_grpc.market.health import HealthMonitor
 from titan_grpc.market.hub import Notice, StreamHub
 from titan_grpc.market.live_book import watch_book
 from titan_grpc.market.pricing import VenueBook
+from titan_grpc.market.state import Freshness, MarketState, ReadPolicy
 from titan_grpc.market.venues import gather_venues
 from titan_grpc.metrics import Metrics
 from titan_grpc.status import to_grpc_status, venue_error_to_proto
@@ -51,6 +52,7 @@ class GatewayInfo:
     real_mode: bool
     quote_aliases: tuple[str, ...] = ()
     venue_timeout_seconds: float = 10.0
+    read_policy: ReadPolicy = field(default_factory=ReadPolicy)
 
 
 def _log_rpc(name: str, code: grpc.StatusCode, started: float, extra: str = "") -> None:
@@ -180,10 +182,24 @@ class ServiceBase:
         # Per feed: the last quote's answer, shared by all its subscribers, and a counter.
         self._quote_messages: dict[tuple[str, Symbol], tuple[Quote, pb.StreamQuotesResponse]] = {}
         self._quote_sequences: dict[tuple[str, Symbol], int] = {}
+        # Every market-data read goes through the read path (market/state.py).
+        self._market = MarketState(
+            self._quote_hub,
+            self._book_hub,
+            info.read_policy,
+            watch=monitor,
+            observe=metrics.observe_read if metrics is not None else None,
+        )
+        # Per market: the last ticker's answer, built once per ticker and shared.
+        self._ticker_answers: dict[tuple[str, Symbol], tuple[Ticker, Any]] = {}
         self._orders = orders
         self._monitor = monitor
         self._info = info
         self._shutdown = shutdown
+
+    async def run_upkeep(self) -> None:
+        """Background upkeep of the read path (drops idle promoted feeds)."""
+        await self._market.run()
 
     # ---- helpers -----------------------------------------------------------------
 
@@ -217,11 +233,16 @@ class ServiceBase:
         return healthy, skipped
 
     async def _books(
-        self, backends: Sequence[ExchangeBackend], symbol: Symbol, depth: int, context: Any
+        self,
+        backends: Sequence[ExchangeBackend],
+        symbol: Symbol,
+        depth: int,
+        freshness: Freshness,
+        context: Any,
     ) -> tuple[list[VenueBook], list[pb.VenueError]]:
         async def fetch(backend: ExchangeBackend) -> VenueBook:
             market = await backend.market_for_data(symbol)
-            book = await backend.order_book(symbol, depth)
+            book = await self._market.order_book(backend, symbol, depth, freshness)
             return VenueBook(
                 backend.name,
                 book.bids,

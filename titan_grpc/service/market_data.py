@@ -21,9 +21,17 @@ class MarketDataRpcs(ServiceBase):
     async def GetMarketData(
         self, request: pb.GetMarketDataRequest, context: Any
     ) -> pb.GetMarketDataResponse:
+        freshness = self._market.freshness(convert.max_age_from_proto(request))
         backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
-        ticker = await backend.ticker(symbol)
-        return pb.GetMarketDataResponse(ticker=convert.ticker_to_proto(ticker))
+        ticker = await self._market.ticker(backend, symbol, freshness)
+        key = (backend.name, symbol)
+        answered = self._ticker_answers.get(key)
+        if answered is not None and answered[0] is ticker:
+            response: pb.GetMarketDataResponse = answered[1]
+            return response  # built once per ticker, shared by every caller
+        response = pb.GetMarketDataResponse(ticker=convert.ticker_to_proto(ticker))
+        self._ticker_answers[key] = (ticker, response)
+        return response
 
     @unary
     async def GetOrderBook(
@@ -32,8 +40,9 @@ class MarketDataRpcs(ServiceBase):
         depth = convert.bounded(
             request.depth, default=DEFAULT_DEPTH, maximum=MAX_DEPTH, field="depth"
         )
+        freshness = self._market.freshness(convert.max_age_from_proto(request))
         backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
-        book = await backend.order_book(symbol, depth)
+        book = await self._market.order_book(backend, symbol, depth, freshness)
         return pb.GetOrderBookResponse(book=convert.book_to_proto(book))
 
     @unary
@@ -44,5 +53,7 @@ class MarketDataRpcs(ServiceBase):
             request.limit, default=DEFAULT_TRADES, maximum=MAX_TRADES, field="limit"
         )
         backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
-        trades = await backend.recent_trades(symbol, limit)
+        trades = await self._market.recent_trades(
+            backend, symbol, limit, self._market.freshness(None)
+        )
         return convert.recent_trades_to_proto(trades)

@@ -29,8 +29,11 @@ class MultiVenueRpcs(ServiceBase):
         self, request: pb.GetAggregatedMarketDataRequest, context: Any
     ) -> pb.GetAggregatedMarketDataResponse:
         symbol = convert.symbol_from_proto(request.symbol)
+        freshness = self._market.freshness(convert.max_age_from_proto(request))
         backends, skipped = self._healthy(self._registry.resolve_many(request.exchanges))
-        results, errors = await self._per_venue(backends, lambda b: b.ticker(symbol), context)
+        results, errors = await self._per_venue(
+            backends, lambda b: self._market.ticker(b, symbol, freshness), context
+        )
         tickers = [ticker for _, ticker in results]
         view = consolidate(tickers)
         return pb.GetAggregatedMarketDataResponse(
@@ -54,8 +57,9 @@ class MultiVenueRpcs(ServiceBase):
         symbol = convert.symbol_from_proto(request.symbol)
         side = convert.side_from_proto(request.side)
         quantity = parse_decimal(request.quantity, "quantity", required=False)
+        freshness = self._market.freshness(convert.max_age_from_proto(request))
         backends, skipped = self._healthy(self._registry.resolve_many(request.exchanges))
-        books, errors = await self._books(backends, symbol, ROUTING_DEPTH, context)
+        books, errors = await self._books(backends, symbol, ROUTING_DEPTH, freshness, context)
         prices = venue_prices(books, side, quantity)
         complete = [p for p in prices if quantity is None or p.available_quantity >= quantity]
         return pb.FindBestPriceResponse(
@@ -80,8 +84,9 @@ class MultiVenueRpcs(ServiceBase):
         if order_type is OrderType.MARKET and limit is not None:
             raise InvalidArgument("price", "must be empty for market orders")
         assert quantity is not None
+        freshness = self._market.freshness(convert.max_age_from_proto(request))
         backends, skipped = self._healthy(self._registry.resolve_many(request.exchanges))
-        books, errors = await self._books(backends, symbol, ROUTING_DEPTH, context)
+        books, errors = await self._books(backends, symbol, ROUTING_DEPTH, freshness, context)
         answer = convert.route_plan_to_proto(symbol, plan_route(books, side, quantity, limit))
         answer.errors.extend(errors)
         answer.skipped_exchanges.extend(skipped)
@@ -101,7 +106,10 @@ class MultiVenueRpcs(ServiceBase):
         async def prices_on(backend: ExchangeBackend) -> list[MarketPrice]:
             listed = await backend.markets()
             symbols = [symbol for symbol in wanted if symbol in listed]
-            tickers = await asyncio.gather(*(backend.ticker(s) for s in symbols))
+            freshness = self._market.freshness(None)
+            tickers = await asyncio.gather(
+                *(self._market.ticker(backend, s, freshness) for s in symbols)
+            )
             return [p for t in tickers if (p := market_price(t)) is not None]
 
         priced, price_errors = await self._per_venue(backends, prices_on, context)

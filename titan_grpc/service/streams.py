@@ -70,6 +70,7 @@ class StreamRpcs(ServiceBase):
 
     def end_streams(self) -> None:
         """End every open stream (server shutdown): each sends SHUTDOWN and finishes."""
+        self._market.close()
         self._quote_hub.end_all()
         self._book_hub.end_all()
 

@@ -149,6 +149,7 @@ class FakeBinance:
         self._order_window = -1
         self._orders_in_window = 0
         self.max_weight_seen = 0  # the highest per-minute weight the venue counted
+        self._weight_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._banned_until = 0.0
         self._limited_until = 0.0
         self._server = LoopbackServer()
@@ -177,6 +178,14 @@ class FakeBinance:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._order_waiters.append((count, waiter))
+        await waiter
+
+    async def wait_for_weight(self, weight: int) -> None:
+        """Return once the venue has counted ``weight`` within one minute."""
+        if self.max_weight_seen >= weight:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._weight_waiters.append((weight, waiter))
         await waiter
 
     def orders_per_client_id(self) -> Counter[str]:
@@ -288,6 +297,10 @@ class FakeBinance:
             )
         self._weight_used += weight
         self.max_weight_seen = max(self.max_weight_seen, self._weight_used)
+        for waiting in [w for w in self._weight_waiters if w[0] <= self.max_weight_seen]:
+            self._weight_waiters.remove(waiting)
+            if not waiting[1].done():
+                waiting[1].set_result(None)
         return None
 
     def _params(self, request: web.Request, body: str) -> dict[str, str]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from titan_grpc.errors import RateLimited
-from titan_grpc.net.ratelimit import WindowRateLimiter
+from titan_grpc.net.ratelimit import Lane, LaneShares, WindowRateLimiter, budget_lane
 
 
 class FakeTime:
@@ -72,3 +74,82 @@ async def test_refuses_instead_of_waiting_too_long() -> None:
     assert time.slept == []
     with pytest.raises(RateLimited):
         await budget.acquire(11)  # larger than the whole budget
+
+
+def laned(time: FakeTime, limit: int = 100, reserve: float = 0.2) -> WindowRateLimiter:
+    return WindowRateLimiter(
+        "venue",
+        limit,
+        60.0,
+        clock=time.clock,
+        sleep=time.sleep,
+        max_wait_seconds=120.0,
+        shares=LaneShares.from_reserve(reserve),
+    )
+
+
+async def test_reads_never_spend_the_trading_reserve_and_places_leave_cancels_theirs() -> None:
+    time = FakeTime(600.0)
+    budget = laned(time)
+    with budget_lane(Lane.READ, may_wait=False):
+        for _ in range(80):
+            await budget.acquire(1)
+        with pytest.raises(RateLimited) as refused:
+            await budget.acquire(1)  # the read lane is spent: refused at once, no wait
+    assert refused.value.retry_after == pytest.approx(60.0) and time.slept == []
+    with budget_lane(Lane.PLACE):
+        for _ in range(15):
+            await budget.acquire(1)  # places use what reads may not, up to 95 %
+    with budget_lane(Lane.CANCEL):
+        for _ in range(5):
+            await budget.acquire(1)  # the last 5 % is for cancels only
+    assert budget.used == 100 and time.slept == []
+
+
+class SteppedTime(FakeTime):
+    """Time moves only when the test moves it; sleeping just yields to other tasks."""
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        await asyncio.sleep(0)
+
+
+async def test_a_waiting_cancel_goes_before_a_waiting_read() -> None:
+    time = SteppedTime(600.0)
+    budget = laned(time, limit=10, reserve=0.0)
+    for _ in range(10):
+        await budget.acquire(1)
+    order: list[str] = []
+
+    async def spend(lane: Lane, name: str) -> None:
+        with budget_lane(lane):
+            await budget.acquire(10)
+            order.append(name)
+
+    # Both wait for the next window, the read first; only one of them fits in it.
+    read = asyncio.create_task(spend(Lane.READ, "read"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    cancel = asyncio.create_task(spend(Lane.CANCEL, "cancel"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    time.now += 60.0
+    await cancel
+    assert order == ["cancel"]
+    read.cancel()
+
+
+async def test_after_our_window_rolls_we_do_not_burst_past_the_venues_last_header() -> None:
+    time = FakeTime(659.0)
+    budget = limiter(time, limit=100)
+    await budget.acquire(10)
+    budget.observe_used(90)  # the venue counted 90 (other clients on our IP too)
+    time.now = 660.5  # our minute rolled; the venue's (its clock lags ours) has not yet
+    assert budget.used == 90  # still the venue's figure, not 0
+    await budget.acquire(10)
+    assert time.slept == []
+    with pytest.raises(RateLimited):
+        budget.max_wait_seconds = 0.0
+        await budget.acquire(5)
+    budget.observe_used(12)  # the venue rolled too: its count restarted
+    assert budget.used == 12

@@ -6,6 +6,7 @@ Money is always ``Decimal``. Nothing here knows about gRPC, protobuf or HTTP.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -113,6 +114,7 @@ class Symbol:
         return self.canonical
 
 
+@functools.lru_cache(maxsize=4096)  # hot path: the same few symbols on every read
 def parse_symbol(text: str, field_name: str = "symbol") -> Symbol:
     """Parse ``BTC-USDT``, ``BTC/USDT``, ``btc_usdt`` or ``BTCUSDT`` into a Symbol."""
     raw = text.strip()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 from titan_grpc.logs import current_rpc
 from titan_grpc.net.ratelimit import Lane
@@ -17,19 +21,10 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.rpc_requests = Counter(
-            "titan_rpc_requests",
-            "RPCs handled, by method and status code",
-            ["method", "code"],
-            registry=self.registry,
-        )
-        self.rpc_latency = Histogram(
-            "titan_rpc_duration_seconds",
-            "RPC handling time, by method",
-            ["method"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        # Per-call figures are tallied in plain dicts on the event loop (no locks, no
+        # label look-ups per call) and exported when Prometheus scrapes (_Tallies).
+        self._tallies = _Tallies()
+        self.registry.register(self._tallies)
         self.active_streams = Gauge(
             "titan_active_streams",
             "Open server streams, by method",
@@ -67,26 +62,6 @@ class Metrics:
             ["exchange"],
             registry=self.registry,
         )
-        self.budget_spent = Counter(
-            "titan_rate_limit_weight_granted",
-            "Venue request weight granted by the local budget, by venue and lane",
-            ["exchange", "lane"],
-            registry=self.registry,
-        )
-        self.read_cache = Counter(
-            "titan_read_cache",
-            "Market-data reads by how they were answered: feed (live feed), hit (cache), "
-            "shared (joined an in-flight venue request), miss (sent one), stale (budget or "
-            "venue trouble: older data, marked)",
-            ["exchange", "kind", "result"],
-            registry=self.registry,
-        )
-        self.upstream_by_rpc = Counter(
-            "titan_upstream_requests_by_rpc",
-            "Venue requests sent, by the RPC that caused them",
-            ["rpc", "exchange"],
-            registry=self.registry,
-        )
         self.venue_healthy = Gauge(
             "titan_venue_healthy",
             "1 when the health monitor considers the venue healthy",
@@ -98,30 +73,35 @@ class Metrics:
             "Journaled orders whose outcome is not known yet",
             registry=self.registry,
         )
-        self._rpc_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
-        # labels() resolves a child under a lock; keep the children per method and code.
+        tallies = self._tallies
         key = (method, code)
-        children = self._rpc_children.get(key)
-        if children is None:
-            children = (self.rpc_requests.labels(method, code), self.rpc_latency.labels(method))
-            self._rpc_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        tallies.rpc_requests[key] = tallies.rpc_requests.get(key, 0) + 1
+        latency = tallies.rpc_latency.get(method)
+        if latency is None:
+            latency = tallies.rpc_latency[method] = [0.0] + [0] * (len(LATENCY_BUCKETS) + 1)
+        latency[0] += seconds
+        latency[1 + bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
     def observe_upstream(self, exchange: str, endpoint: str, status: str, seconds: float) -> None:
         self.upstream_requests.labels(exchange, endpoint, status).inc()
         self.upstream_latency.labels(exchange).observe(seconds)
-        self.upstream_by_rpc.labels(current_rpc.get(), exchange).inc()
+        key = (current_rpc.get(), exchange)
+        by_rpc = self._tallies.upstream_by_rpc
+        by_rpc[key] = by_rpc.get(key, 0) + 1
 
     def observe_budget(self, exchange: str, lane: Lane, weight: int) -> None:
-        self.budget_spent.labels(exchange, lane.name.lower()).inc(weight)
+        key = (exchange, lane.name.lower())
+        spent = self._tallies.budget_spent
+        spent[key] = spent.get(key, 0) + weight
 
     def observe_read(self, exchange: str, kind: str, result: str) -> None:
-        self.read_cache.labels(exchange, kind, result).inc()
+        key = (exchange, kind, result)
+        reads = self._tallies.read_cache
+        reads[key] = reads.get(key, 0) + 1
 
     def watch_gauge(self, gauge: Gauge, exchange: str, read: Callable[[], float]) -> None:
         """Let ``gauge{exchange}`` read its value at scrape time."""
@@ -139,3 +119,70 @@ class Metrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class _Tallies:
+    """Counters kept as plain dicts by the event loop and exported at scrape time.
+
+    A scrape runs in the metrics server's thread: it copies each dict first (one C-level
+    copy under the GIL), so it never sees a dict change size mid-iteration.
+    """
+
+    def __init__(self) -> None:
+        self.rpc_requests: dict[tuple[str, str], int] = {}
+        # method -> [sum of seconds, count per bucket..., count above the last bucket]
+        self.rpc_latency: dict[str, list[float]] = {}
+        self.upstream_by_rpc: dict[tuple[str, str], int] = {}
+        self.budget_spent: dict[tuple[str, str], int] = {}
+        self.read_cache: dict[tuple[str, str, str], int] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        yield _counter(
+            "titan_rpc_requests",
+            "RPCs handled, by method and status code",
+            ["method", "code"],
+            self.rpc_requests,
+        )
+        latency = HistogramMetricFamily(
+            "titan_rpc_duration_seconds", "RPC handling time, by method", labels=["method"]
+        )
+        for method, counts in list(self.rpc_latency.items()):
+            cumulative, buckets = 0.0, []
+            for bound, count in zip((*LATENCY_BUCKETS, math.inf), counts[1:], strict=True):
+                cumulative += count
+                buckets.append((_bound(bound), cumulative))
+            latency.add_metric([method], buckets, counts[0])
+        yield latency
+        yield _counter(
+            "titan_upstream_requests_by_rpc",
+            "Venue requests sent, by the RPC that caused them",
+            ["rpc", "exchange"],
+            self.upstream_by_rpc,
+        )
+        yield _counter(
+            "titan_rate_limit_weight_granted",
+            "Venue request weight granted by the local budget, by venue and lane",
+            ["exchange", "lane"],
+            self.budget_spent,
+        )
+        yield _counter(
+            "titan_read_cache",
+            "Market-data reads by how they were answered: feed (live feed), hit (cache), "
+            "shared (joined an in-flight venue request), miss (sent one), stale (held data, "
+            "marked, when the venue could not be asked)",
+            ["exchange", "kind", "result"],
+            self.read_cache,
+        )
+
+
+def _counter(
+    name: str, documentation: str, labels: list[str], values: dict[Any, int]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for key, value in list(values.items()):
+        family.add_metric(list(key), value)
+    return family
+
+
+def _bound(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else repr(float(bound))

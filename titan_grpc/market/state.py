@@ -75,10 +75,11 @@ ReadObserver = Callable[[str, str, str], None]  # (exchange, kind, result)
 
 
 class _Slot(Generic[T]):
-    __slots__ = ("inflight", "value")
+    __slots__ = ("inflight", "received", "value")
 
     def __init__(self) -> None:
         self.value: T | None = None
+        self.received = 0.0  # the value's received_time, as a timestamp
         self.inflight: asyncio.Task[T] | None = None
 
 
@@ -143,7 +144,7 @@ class MarketState:
         if quote is not None and _received(quote) >= oldest:
             stats = slot.value
             stats_oldest = started - self.policy.ticker_stats_max_age_seconds
-            if stats is not None and _received(stats) >= stats_oldest:
+            if stats is not None and slot.received >= stats_oldest:
                 self._note(backend.name, "ticker", "feed")
                 return self._with_quote(key, stats, quote)
         return await self._read(
@@ -200,7 +201,7 @@ class MarketState:
         fetch: Callable[[], Awaitable[T]],
     ) -> T:
         held = slot.value
-        if held is not None and _received(held) >= oldest:
+        if held is not None and slot.received >= oldest:
             self._note(backend.name, kind, "hit")
             return held
         if self._watch is not None and self._watch.is_suspect(backend.name):
@@ -244,7 +245,7 @@ class MarketState:
             raise
         finally:
             slot.inflight = None
-        slot.value = value
+        slot.value, slot.received = value, _received(value)
         return value
 
     def _held_or_raise(

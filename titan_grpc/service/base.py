@@ -44,6 +44,7 @@ DEFAULT_DEPTH, MAX_DEPTH = 20, 1000
 DEFAULT_TRADES, MAX_TRADES = 50, 1000
 DEFAULT_HISTORY, MAX_HISTORY = 100, 1000
 ROUTING_DEPTH = 100
+MAX_RESOLVED = 10_000  # remembered (exchange, symbol) request strings
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +57,9 @@ class GatewayInfo:
 
 
 def _log_rpc(name: str, code: grpc.StatusCode, started: float, extra: str = "") -> None:
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    log.info("rpc=%s code=%s duration_ms=%.1f%s", name, code.name, elapsed_ms, extra)
+    if log.isEnabledFor(logging.INFO):
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        log.info("rpc=%s code=%s duration_ms=%.1f%s", name, code.name, elapsed_ms, extra)
 
 
 async def _abort(
@@ -80,8 +82,11 @@ def _code_of(error: BaseException) -> grpc.StatusCode:
 
 def _begin(context: Any, name: str) -> None:
     """Give the call a request id (the caller's x-request-id if sane) and echo it back."""
-    incoming = dict(context.invocation_metadata() or ()).get("x-request-id", "")
-    rid = new_request_id(incoming if isinstance(incoming, str) else "")
+    incoming = ""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and isinstance(value, str):
+            incoming = value
+    rid = new_request_id(incoming)
     request_id.set(rid)
     current_rpc.set(name)
     context.set_trailing_metadata((("x-request-id", rid),))
@@ -190,6 +195,7 @@ class ServiceBase:
             watch=monitor,
             observe=metrics.observe_read if metrics is not None else None,
         )
+        self._resolved: dict[tuple[str, str], tuple[ExchangeBackend, Symbol]] = {}
         # Per market: the last ticker's answer, built once per ticker and shared.
         self._ticker_answers: dict[tuple[str, Symbol], tuple[Ticker, Any]] = {}
         self._orders = orders
@@ -269,7 +275,15 @@ class ServiceBase:
                 self._metrics.stream_subscriptions.labels(backend.name).inc(step)
 
     async def _venue_and_symbol(self, exchange: str, symbol: str) -> tuple[ExchangeBackend, Symbol]:
+        resolved = self._resolved.get((exchange, symbol))
+        if resolved is not None:
+            return resolved
         backend = self._registry.resolve(exchange)
         parsed = convert.symbol_from_proto(symbol)
         await backend.market_for_data(parsed)
+        # Remembered once the venue lists it (the adapter still answers UnknownSymbol if
+        # the market is delisted later); bounded, as callers choose the strings.
+        if len(self._resolved) >= MAX_RESOLVED:
+            self._resolved.clear()
+        self._resolved[(exchange, symbol)] = (backend, parsed)
         return backend, parsed

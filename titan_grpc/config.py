@@ -112,6 +112,7 @@ class Settings:
     read_max_age_ms: int = 1000
     trading_reserve: float = 0.2
     read_promote_reads: int = 20
+    portfolio_interval_ms: int = 1000
     binance: VenueSettings = field(
         default_factory=lambda: VenueSettings("binance", VenueCredentials(), True, "", "")
     )
@@ -441,6 +442,7 @@ def load_settings(
         read_max_age_ms=reader.integer("TITAN_READ_MAX_AGE_MS", 1000, 0, 3_600_000),
         trading_reserve=reader.share("TITAN_TRADING_RESERVE", 0.2, 0.9),
         read_promote_reads=reader.integer("TITAN_READ_PROMOTE_READS", 20, 0, 1_000_000),
+        portfolio_interval_ms=reader.integer("TITAN_PORTFOLIO_INTERVAL_MS", 1000, 0, 3_600_000),
         binance=_venue(reader, "binance", "BINANCE_TESTNET", True),
         coinbase=_venue(reader, "coinbase", "COINBASE_SANDBOX", True),
         kucoin=_venue(reader, "kucoin", "KUCOIN_SANDBOX", True),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from titan_grpc.domain import (
     Balance,
+    BalanceUpdate,
     Fill,
     LedgerEntry,
     LedgerEntryType,
@@ -26,6 +28,7 @@ from titan_grpc.domain import (
     OrderBook,
     OrderStatus,
     OrderType,
+    OrderUpdate,
     PriceLevel,
     PublicTrade,
     Quote,
@@ -523,4 +526,38 @@ def valuation_to_proto(
             )
             for u in valuation.unpriced
         ],
+    )
+
+
+def order_update_to_proto(update: OrderUpdate) -> pb.OrderUpdate:
+    order = order_to_proto(replace(update.order, fills=()))
+    order.placed_by_gateway = update.placed_by_gateway
+    return pb.OrderUpdate(
+        kind=pb.ORDER_UPDATE_KIND_FILL if update.fill else pb.ORDER_UPDATE_KIND_STATE,
+        order=order,
+        fill=fill_to_proto(update.fill) if update.fill else None,
+        venue_time=timestamp(update.venue_time),
+    )
+
+
+def balance_update_to_proto(update: BalanceUpdate, simulated: bool) -> pb.BalanceUpdate:
+    return pb.BalanceUpdate(
+        exchange=update.exchange,
+        simulated=simulated,
+        balances=[balance_to_proto(balance) for balance in update.balances],
+        venue_time=timestamp(update.venue_time),
+    )
+
+
+def portfolio_value_to_proto(
+    valuation: Valuation, simulated: dict[str, bool], time: datetime
+) -> pb.PortfolioValue:
+    answer = valuation_to_proto(valuation, simulated)
+    return pb.PortfolioValue(
+        quote_asset=answer.quote_asset,
+        total_value=answer.total_value,
+        venues=answer.venues,
+        assets=answer.assets,
+        unpriced=answer.unpriced,
+        time=timestamp(time),
     )

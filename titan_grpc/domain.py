@@ -432,3 +432,42 @@ class ConnectionCheck:
 @dataclass(frozen=True, slots=True)
 class AuthCheck:
     permissions: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """One change of one of the account's orders, from a venue's private feed.
+
+    ``order`` is the order as it stands after the change (cumulative filled quantity,
+    quote quantity, fee); ``fill`` is set when the change is a fill (each fill is
+    reported once, in venue order per order). ``placed_by_gateway`` is filled in by the
+    gateway (the venue does not know)."""
+
+    order: Order
+    fill: Fill | None
+    venue_time: datetime
+    placed_by_gateway: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceUpdate:
+    """New totals of the assets that changed on one venue account."""
+
+    exchange: str
+    balances: tuple[Balance, ...]
+    venue_time: datetime
+
+
+AccountEvent = OrderUpdate | BalanceUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFeedConnected:
+    """Yielded by a private feed each time it is (re)subscribed: what follows is live;
+    what changed before must be fetched from the venue (REST catch-up)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRecovered:
+    """Yielded in-band by a feed that has caught up after a FeedInterrupted, when the
+    next item may not come soon (the hub sends RECOVERED at once)."""

@@ -175,6 +175,7 @@ async def start_gateway(
             default_max_age_seconds=settings.read_max_age_ms / 1000,
             promote_reads=settings.read_promote_reads,
         ),
+        portfolio_interval_seconds=settings.portfolio_interval_ms / 1000,
     )
     # so_reuseport=0 unless workers share the port on purpose: a second server must fail
     # to bind rather than silently share it.

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Protocol
 
 from titan_grpc.domain import (
+    AccountEvent,
+    AccountFeedConnected,
     AuthCheck,
     Balance,
     BookDiff,
@@ -30,7 +32,7 @@ from titan_grpc.domain import (
     Symbol,
     Ticker,
 )
-from titan_grpc.errors import FeatureUnavailable, UnknownSymbol
+from titan_grpc.errors import FeatureUnavailable, TitanError, UnknownSymbol
 
 
 class BookFeed(Protocol):
@@ -138,6 +140,16 @@ class ExchangeBackend(abc.ABC):
         keep books themselves (simulated). Venues with a ``book_feed`` are served by the
         market layer's book keeper instead and need not implement this."""
         raise FeatureUnavailable(f"{self.name} serves live books through its book feed")
+
+    def account_feed_error(self) -> TitanError | None:
+        """Why ``watch_account`` cannot run on this venue now (None: it can)."""
+        return FeatureUnavailable(f"{self.name} has no private account feed in this build")
+
+    def watch_account(self) -> AsyncIterator[AccountEvent | AccountFeedConnected | FeedInterrupted]:
+        """The account's private feed: AccountFeedConnected on every (re)subscription
+        (changes before it must be fetched by REST), then order updates (each fill once,
+        in venue order) and balance changes; FeedInterrupted when the connection dropped."""
+        raise FeatureUnavailable(f"{self.name} has no private account feed")
 
     async def book_feed(self, symbol: Symbol) -> BookFeed | None:
         """The venue's raw L2 stream for ``symbol``, or None when ``watch_order_book``

@@ -6,7 +6,13 @@ to the newest quote instead of queueing) plus a few notices, so it can neither d
 others nor grow memory. When the upstream fails, subscribers get a GAP notice, the
 upstream is reopened with backoff and jitter, and a RECOVERED notice follows its first
 item. An upstream that resyncs itself reports a gap in-band (``FeedInterrupted``) and
-carries on; subscribers see the same GAP then RECOVERED notices.
+carries on; subscribers see the same GAP then RECOVERED notices (``FeedRecovered`` in-band
+sends RECOVERED without waiting for the next item).
+
+A hub built with ``queue_limit`` does not conflate: each subscriber gets every item once,
+in order, through a bounded queue (order updates and fills). A subscriber that falls
+``queue_limit`` items behind loses its queue but never silently: it gets a GAP notice,
+the hub's ``catch_up`` items for the key (the current state), then RECOVERED.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ import enum
 import logging
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from titan_grpc.domain import FeedInterrupted
+from titan_grpc.domain import FeedInterrupted, FeedRecovered
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +64,48 @@ class Subscription(Generic[K, T]):
     with a single event however many feeds it follows: no task or queue per message.
     """
 
-    def __init__(self, hub: StreamHub[K, T], keys: tuple[K, ...]) -> None:
+    def __init__(
+        self, hub: StreamHub[K, T], keys: tuple[K, ...], queue_limit: int | None = None
+    ) -> None:
         self._hub = hub
         self.keys = keys
         self._latest: dict[K, T] = {}
         self._notices: deque[tuple[K, Notice]] = deque(maxlen=NOTICES_KEPT * len(keys))
+        # Queue mode (no conflation): items and notices in arrival order.
+        self._queue_limit = queue_limit
+        self._queue: deque[HubEvent[K, T]] = deque()
         self._ready = asyncio.Event()
         self._ended = False
         self.conflated = 0  # items replaced before this subscriber read them
+        self.overflows = 0  # queue mode: times this subscriber fell too far behind
 
     def _offer(self, key: K, item: T) -> None:
+        if self._queue_limit is not None:
+            if len(self._queue) >= self._queue_limit:
+                self._overflow(key)
+            else:
+                self._queue.append(HubEvent(key, item=item))
+            self._ready.set()
+            return
         if key in self._latest:
             self.conflated += 1
         self._latest[key] = item
         self._ready.set()
 
+    def _overflow(self, key: K) -> None:
+        """Too far behind: the queue goes, replaced by GAP, the current state, RECOVERED."""
+        self.overflows += 1
+        self._queue.clear()
+        self._queue.append(HubEvent(key, notice=Notice(NoticeKind.GAP, "subscriber too slow")))
+        for current in self._hub._catch_up_items(key):
+            self._queue.append(HubEvent(key, item=current))
+        self._queue.append(HubEvent(key, notice=Notice(NoticeKind.RECOVERED, "caught up")))
+
     def _notify(self, key: K, notice: Notice) -> None:
+        if self._queue_limit is not None:
+            self._queue.append(HubEvent(key, notice=notice))
+            self._ready.set()
+            return
         if notice.kind is NoticeKind.GAP:
             # An unread item from before the gap must not be delivered after its notice.
             self._latest.pop(key, None)
@@ -94,7 +126,9 @@ class Subscription(Generic[K, T]):
             while True:
                 # Notices first, checked again after every item handed out: a GAP that
                 # arrived while an item was being written must precede the next item.
-                if self._notices:
+                if self._queue:
+                    yield self._queue.popleft()
+                elif self._notices:
                     key, notice = self._notices.popleft()
                     yield HubEvent(key, notice=notice)
                 elif self._latest:
@@ -123,14 +157,18 @@ class _Upstream(Generic[K, T]):
 class StreamHub(Generic[K, T]):
     def __init__(
         self,
-        opener: Callable[[K], AsyncIterator[T | FeedInterrupted]],
+        opener: Callable[[K], AsyncIterator[T | FeedInterrupted | FeedRecovered]],
         *,
         base_backoff_seconds: float = 0.5,
         max_backoff_seconds: float = 15.0,
         rng: random.Random | None = None,
         on_notice: Callable[[K, Notice], None] | None = None,
+        queue_limit: int | None = None,
+        catch_up: Callable[[K], Sequence[T]] | None = None,
     ) -> None:
         self._opener = opener
+        self._queue_limit = queue_limit
+        self._catch_up = catch_up
         self._on_notice = on_notice
         self._upstreams: dict[K, _Upstream[K, T]] = {}
         self._subscriptions: set[Subscription[K, T]] = set()
@@ -156,7 +194,9 @@ class StreamHub(Generic[K, T]):
 
     def subscribe(self, *keys: K) -> Subscription[K, T]:
         """Join the feeds of ``keys`` (opening each that has no subscriber yet)."""
-        subscription: Subscription[K, T] = Subscription(self, tuple(dict.fromkeys(keys)))
+        subscription: Subscription[K, T] = Subscription(
+            self, tuple(dict.fromkeys(keys)), self._queue_limit
+        )
         self._subscriptions.add(subscription)
         for key in subscription.keys:
             upstream = self._upstreams.get(key)
@@ -165,9 +205,12 @@ class StreamHub(Generic[K, T]):
                 self._upstreams[key] = upstream
                 upstream.task = asyncio.create_task(self._pump(upstream))
             upstream.subscribers.add(subscription)
-            if upstream.has_last:
+            if upstream.has_last and self._queue_limit is None:
                 subscription._offer(key, upstream.last)  # type: ignore[arg-type]
         return subscription
+
+    def _catch_up_items(self, key: K) -> Sequence[T]:
+        return self._catch_up(key) if self._catch_up is not None else ()
 
     def end_all(self) -> None:
         """End every subscriber's iteration (server shutdown)."""
@@ -200,6 +243,13 @@ class StreamHub(Generic[K, T]):
                         log.warning("feed %s interrupted (%s)", upstream.key, item.reason)
                         message = f"feed interrupted: {item.reason}"
                         self._broadcast(upstream, Notice(NoticeKind.GAP, message))
+                        continue
+                    if isinstance(item, FeedRecovered):
+                        if recovering:
+                            recovering, failures = False, 0
+                            self._broadcast(
+                                upstream, Notice(NoticeKind.RECOVERED, "feed recovered")
+                            )
                         continue
                     if recovering:
                         recovering, failures = False, 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.service.account import AccountRpcs
+from titan_grpc.service.account_streams import AccountStreamRpcs
 from titan_grpc.service.base import GatewayInfo
 from titan_grpc.service.market_data import MarketDataRpcs
 from titan_grpc.service.multi_venue import MultiVenueRpcs
@@ -23,6 +24,7 @@ class ExchangeService(
     TradingRpcs,
     MultiVenueRpcs,
     StreamRpcs,
+    AccountStreamRpcs,
     pb_grpc.ExchangeServiceServicer,
 ):
     """titan.v1.ExchangeService."""

@@ -24,6 +24,7 @@ from titan_grpc.errors import TitanError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.logs import current_rpc, new_request_id, request_id
+from titan_grpc.market.account import AccountFeeds
 from titan_grpc.market.health import HealthMonitor
 from titan_grpc.market.hub import Notice, StreamHub
 from titan_grpc.market.live_book import watch_book
@@ -54,6 +55,7 @@ class GatewayInfo:
     quote_aliases: tuple[str, ...] = ()
     venue_timeout_seconds: float = 10.0
     read_policy: ReadPolicy = field(default_factory=ReadPolicy)
+    portfolio_interval_seconds: float = 1.0  # StreamPortfolioValue: at most one per interval
 
 
 def _log_rpc(name: str, code: grpc.StatusCode, started: float, extra: str = "") -> None:
@@ -199,13 +201,23 @@ class ServiceBase:
         # Per market: the last ticker's answer, built once per ticker and shared.
         self._ticker_answers: dict[tuple[str, Symbol], tuple[Ticker, Any]] = {}
         self._orders = orders
+        # One private feed per venue account (market/account.py); the journal learns
+        # from it before subscribers hear of a change.
+        self._accounts = AccountFeeds(
+            registry, orders.learn, on_notice=lambda venue, n: self._count_notice((venue,), n)
+        )
+        self._last_update_message: tuple[object, pb.StreamOrderUpdatesResponse] | None = None
         self._monitor = monitor
         self._info = info
         self._shutdown = shutdown
 
     async def run_upkeep(self) -> None:
-        """Background upkeep of the read path (drops idle promoted feeds)."""
-        await self._market.run()
+        """Background upkeep of the read path (drops idle promoted feeds); closes the
+        private feeds when cancelled (server stop)."""
+        try:
+            await self._market.run()
+        finally:
+            await self._accounts.close()
 
     # ---- helpers -----------------------------------------------------------------
 

@@ -73,6 +73,7 @@ class StreamRpcs(ServiceBase):
         self._market.close()
         self._quote_hub.end_all()
         self._book_hub.end_all()
+        self._accounts.end_all()
 
     @streaming
     async def StreamOrderBook(

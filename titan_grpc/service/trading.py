@@ -50,6 +50,8 @@ class TradingRpcs(ServiceBase):
                 post_only=request.post_only,
             ),
         )
+        if order.status.is_open and backend.account_feed_error() is None:
+            self._accounts.keep_open(backend.name)  # the journal follows it from the feed
         return pb.PlaceOrderResponse(order=convert.order_to_proto(order))
 
     @unary
@@ -75,6 +77,10 @@ class TradingRpcs(ServiceBase):
         order_id, client_order_id = convert.order_reference_from_proto(
             request.order_id, request.client_order_id
         )
+        # A live private feed already knows the order's current state: no venue request.
+        known = self._accounts.known_order(backend.name, order_id, client_order_id)
+        if known is not None and (symbol is None or known.symbol == symbol):
+            return pb.GetOrderStatusResponse(order=convert.order_to_proto(known))
         order = await backend.get_order(symbol, order_id=order_id, client_order_id=client_order_id)
         await self._orders.observe(backend.name, order)
         return pb.GetOrderStatusResponse(order=convert.order_to_proto(order))

@@ -193,6 +193,33 @@ class OrderService:
         if await self.journal.get(exchange, order.client_order_id) is not None:
             await self.journal.record_order(exchange, order.client_order_id, order)
 
+    async def learn(self, exchange: str, order: Order) -> bool:
+        """The private feed reported ``order``: journal its state (an ambiguous placement
+        is resolved here). Answers whether TITAN placed it (it is in the journal).
+
+        Waits for a placement of the same id in flight, so the feed never races the
+        placement's own record; a state older than the journal's is not written back."""
+        if not order.client_order_id:
+            return False
+        async with self._lock_for((exchange, order.client_order_id)):
+            entry = await self.journal.get(exchange, order.client_order_id)
+            if entry is None:
+                return False
+            known = entry.order
+            if entry.state is JournalState.ACCEPTED and known is not None:
+                same = (known.status, known.filled_quantity) == (
+                    order.status,
+                    order.filled_quantity,
+                )
+                older = order.filled_quantity < known.filled_quantity or (
+                    not known.status.is_open and order.status.is_open
+                )
+                if same or older:
+                    return True
+            if entry.state is not JournalState.REJECTED or known is None:
+                await self.journal.record_order(exchange, order.client_order_id, order)
+            return True
+
     async def reconcile_pending(self) -> dict[str, int]:
         """At start-up: settle INTENT/AMBIGUOUS rows and refresh open orders."""
         with budget_lane(Lane.PLACE):

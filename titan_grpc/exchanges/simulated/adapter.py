@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
 
 from titan_grpc.domain import (
     MONEY_CONTEXT,
+    AccountEvent,
+    AccountFeedConnected,
     AuthCheck,
     Balance,
     ConnectionCheck,
+    FeedInterrupted,
     Fill,
     LedgerEntry,
     Market,
@@ -26,6 +30,10 @@ from titan_grpc.exchanges.base import ExchangeBackend
 from titan_grpc.exchanges.simulated.world import SimulatedWorld
 from titan_grpc.exchanges.streaming import quote_from_ticker
 
+# Events a private-feed reader may fall behind by before it is treated as a dropped
+# connection (FeedInterrupted, then caught up from the engine like a real venue's REST).
+ACCOUNT_FEED_BACKLOG = 10_000
+
 
 class SimulatedExchange(ExchangeBackend):
     simulated = True
@@ -34,6 +42,8 @@ class SimulatedExchange(ExchangeBackend):
         self.name = name
         self._world = world
         self._engine = world.engine(name)
+        self.account_connections = 0  # private-feed (re)subscriptions, for tests
+        self._account_queues: list[asyncio.Queue[AccountEvent | None]] = []
 
     async def ping(self) -> ConnectionCheck:
         return ConnectionCheck(latency_seconds=0.0, venue_time=self._world.clock())
@@ -164,3 +174,36 @@ class SimulatedExchange(ExchangeBackend):
                 yield self._order_book(symbol, depth)
         finally:
             self._world.active_watchers -= 1
+
+    def account_feed_error(self) -> None:
+        return None
+
+    async def watch_account(
+        self,
+    ) -> AsyncIterator[AccountEvent | AccountFeedConnected | FeedInterrupted]:
+        while True:
+            queue: asyncio.Queue[AccountEvent | None] = asyncio.Queue()
+
+            def listen(
+                event: AccountEvent, queue: asyncio.Queue[AccountEvent | None] = queue
+            ) -> None:
+                # A reader that falls this far behind is dropped, as a venue would.
+                queue.put_nowait(event if queue.qsize() < ACCOUNT_FEED_BACKLOG else None)
+
+            self._engine.account_listeners.append(listen)
+            self._account_queues.append(queue)
+            self.account_connections += 1
+            try:
+                yield AccountFeedConnected()
+                while (event := await queue.get()) is not None:
+                    yield event
+            finally:
+                self._engine.account_listeners.remove(listen)
+                self._account_queues.remove(queue)
+            yield FeedInterrupted("simulated private feed dropped")
+
+    def drop_account_feeds(self) -> None:
+        """Drop every open private-feed connection (tests: a connection lost mid-fill);
+        events after the drop reach subscribers only through the catch-up."""
+        for queue in self._account_queues:
+            queue.put_nowait(None)

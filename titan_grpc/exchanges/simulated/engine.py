@@ -11,6 +11,8 @@ Rules (all arithmetic in Decimal):
   quote asset, rounded half-up to 8 decimals per fill.
 * An order that would spend more than the free balance is rejected (InsufficientFunds)
   before anything moves.
+* Listeners (the private feed) hear every order change and fill as it happens, in the
+  venue's order (new, fills, final state), then the balances that moved.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from decimal import ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 from titan_grpc.domain import (
     MONEY_CONTEXT,
     ZERO,
+    AccountEvent,
     Balance,
+    BalanceUpdate,
     Fill,
     LedgerEntry,
     LedgerEntryType,
@@ -35,6 +39,7 @@ from titan_grpc.domain import (
     OrderRequest,
     OrderStatus,
     OrderType,
+    OrderUpdate,
     PriceLevel,
     PublicTrade,
     Side,
@@ -102,6 +107,7 @@ class _OrderRecord:
     fills: list[Fill] = field(default_factory=list)
     reason: str = ""
     locked_amount: Decimal = ZERO  # quote for resting buys, base for resting sells
+    reported: OrderStatus | None = None  # last status told to the private feed
 
     @property
     def remaining(self) -> Decimal:
@@ -159,6 +165,9 @@ class MatchingEngine:
         self._by_client_id: dict[str, str] = {}
         self._fills: list[Fill] = []
         self._ledger: list[LedgerEntry] = []
+        # The private feed: called synchronously with every account event.
+        self.account_listeners: list[Callable[[AccountEvent], None]] = []
+        self._moved_assets: set[str] = set()
         prefix = exchange[:3].upper()
         self._order_ids = (f"SIM-{prefix}-{n:08d}" for n in itertools.count(1))
         self._trade_ids = (f"{prefix}-T{n:010d}" for n in itertools.count(1))
@@ -232,7 +241,10 @@ class MatchingEngine:
 
     def place(self, request: OrderRequest) -> Order:
         with localcontext(MONEY_CONTEXT):
-            return self._place(request)
+            try:
+                return self._place(request)
+            finally:
+                self._report_balances()
 
     def _place(self, request: OrderRequest) -> Order:
         market = self.market(request.symbol)
@@ -275,6 +287,7 @@ class MatchingEngine:
         )
         self._orders[record.order_id] = record
         self._by_client_id[request.client_order_id] = record.order_id
+        self._report(record)
         for price, quantity in planned:
             self._take(record, opposite, price, quantity)
         if record.remaining == 0:
@@ -289,6 +302,7 @@ class MatchingEngine:
             record.reason = self._expiry_reason(record, tif)
         if planned:
             book.sequence += 1
+        self._report(record)
         self._on_change()
         return self._snapshot(record)
 
@@ -302,6 +316,8 @@ class MatchingEngine:
         record.status = OrderStatus.CANCELED
         record.reason = "cancelled by request"
         record.updated = self._clock()
+        self._report(record)
+        self._report_balances()
         self._on_change()
         return self._snapshot(record)
 
@@ -400,6 +416,7 @@ class MatchingEngine:
             amount, asset = record.remaining, market.symbol.base
         self._free[asset] = self._free.get(asset, ZERO) - amount
         self._locked[asset] = self._locked.get(asset, ZERO) + amount
+        self._moved_assets.add(asset)
         record.locked_amount = amount
 
     def _release_lock(self, record: _OrderRecord) -> None:
@@ -409,6 +426,7 @@ class MatchingEngine:
         asset = symbol.quote if record.request.side is Side.BUY else symbol.base
         self._locked[asset] -= record.locked_amount
         self._free[asset] = self._free.get(asset, ZERO) + record.locked_amount
+        self._moved_assets.add(asset)
         record.locked_amount = ZERO
 
     def _take(
@@ -443,6 +461,7 @@ class MatchingEngine:
                 self.record_public_trade(symbol, request.price, quantity, request.side.opposite)
                 record.status = OrderStatus.FILLED
                 changed = True
+        self._report_balances()
         if changed:
             self._on_change()
 
@@ -482,15 +501,41 @@ class MatchingEngine:
         record.filled_quote += notional
         record.fee += fee
         record.updated = now
+        record.status = (
+            OrderStatus.FILLED if record.remaining == 0 else OrderStatus.PARTIALLY_FILLED
+        )
+        self._report(record, fill)
 
     def _adjust(
         self, asset: str, amount: Decimal, kind: LedgerEntryType, reference: str, now: datetime
     ) -> None:
         self._free[asset] = self._free.get(asset, ZERO) + amount
+        self._moved_assets.add(asset)
         total = self._free[asset] + self._locked.get(asset, ZERO)
         self._ledger.append(
             LedgerEntry(next(self._ledger_ids), asset, amount, total, kind, reference, now)
         )
+
+    def _report(self, record: _OrderRecord, fill: Fill | None = None) -> None:
+        """Tell the private feed about a fill, or a status it has not heard yet."""
+        if not self.account_listeners or (fill is None and record.reported is record.status):
+            return
+        record.reported = record.status
+        event = OrderUpdate(self._snapshot(record), fill, record.updated)
+        for listener in list(self.account_listeners):
+            listener(event)
+
+    def _report_balances(self) -> None:
+        moved, self._moved_assets = self._moved_assets, set()
+        if not moved or not self.account_listeners:
+            return
+        balances = tuple(
+            Balance(asset, self._free.get(asset, ZERO), self._locked.get(asset, ZERO))
+            for asset in sorted(moved)
+        )
+        event = BalanceUpdate(self.exchange, balances, self._clock())
+        for listener in list(self.account_listeners):
+            listener(event)
 
     def _find(self, order_id: str, client_order_id: str) -> _OrderRecord:
         key = order_id or self._by_client_id.get(client_order_id, "")

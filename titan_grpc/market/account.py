@@ -1,0 +1,371 @@
+"""The account's private feeds: one per venue account however many subscribers.
+
+``AccountTracker`` (pure) keeps what the feed has told so far — every order's state and
+the fills already delivered, the balances — and turns what a venue reports into the
+changes worth sending: a fill seen twice (the live feed, then the REST catch-up) goes
+out once; a state the subscribers already know goes out not at all.
+
+``account_feed`` runs one venue's private feed through its tracker: on every
+(re)subscription it fetches the open orders, the fills of orders that moved and the
+balances (REST, the read lane), emits what changed while it was not listening, and
+tells the journal about every order change (``learn``) before subscribers see it.
+
+``AccountFeeds`` shares these feeds through a non-conflating hub (every fill reaches
+every subscriber once, in order) and keeps a venue's feed open while TITAN has open
+orders there, even with nobody listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from titan_grpc.domain import (
+    MONEY_CONTEXT,
+    ZERO,
+    AccountEvent,
+    AccountFeedConnected,
+    Balance,
+    BalanceUpdate,
+    FeedInterrupted,
+    FeedRecovered,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderUpdate,
+    Symbol,
+)
+from titan_grpc.errors import OrderNotFound, TitanError
+from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
+from titan_grpc.market.hub import Notice, StreamHub, Subscription
+
+log = logging.getLogger(__name__)
+
+ORDERS_KEPT = 1000  # finished orders remembered per venue (open ones are always kept)
+QUEUE_LIMIT = 10_000  # updates a subscriber may lag behind before a GAP and catch-up
+RECENT_FILLS = 100  # per symbol, fetched after a gap to find orders that ran meanwhile
+
+Learn = Callable[[str, Order], Awaitable[bool]]
+
+
+def _state(order: Order) -> tuple[OrderStatus, object, object]:
+    return order.status, order.filled_quantity, order.fee
+
+
+def _is_older(new: Order, known: Order) -> bool:
+    """True when ``new`` is a state the order has already moved past."""
+    if new.filled_quantity < known.filled_quantity:
+        return True
+    return not known.status.is_open and new.status.is_open
+
+
+def after_fill(order: Order, fill: Fill) -> Order:
+    """``order`` as it stands once ``fill`` is added (a catch-up rebuilding the states a
+    live feed would have shown between fills)."""
+    filled = order.filled_quantity + fill.quantity
+    status = OrderStatus.FILLED if filled >= order.quantity else OrderStatus.PARTIALLY_FILLED
+    return replace(
+        order,
+        status=status,
+        filled_quantity=filled,
+        filled_quote_quantity=MONEY_CONTEXT.add(order.filled_quote_quantity, fill.quote_quantity),
+        fee=(order.fee or ZERO) + fill.fee,
+        updated_time=fill.time,
+        fills=(*order.fills, fill),
+    )
+
+
+class AccountTracker:
+    """What one venue account's feed has delivered so far (pure; no I/O)."""
+
+    def __init__(self, exchange: str) -> None:
+        self.exchange = exchange
+        self._orders: OrderedDict[str, Order] = OrderedDict()
+        self._by_client_id: dict[str, str] = {}
+        self._balances: dict[str, Balance] = {}
+        self.seeded = False
+        self.live = False  # subscribed and caught up: the tracker is current
+        self.last_event_time: datetime | None = None
+
+    # ---- reads -------------------------------------------------------------------
+
+    def order(self, order_id: str = "", client_order_id: str = "") -> Order | None:
+        if not order_id:
+            order_id = self._by_client_id.get(client_order_id, "")
+        found = self._orders.get(order_id)
+        if found is not None and client_order_id and found.client_order_id != client_order_id:
+            return None
+        return found
+
+    def open_orders(self) -> list[Order]:
+        return [order for order in self._orders.values() if order.status.is_open]
+
+    def symbols(self) -> list[Symbol]:
+        return sorted({order.symbol for order in self._orders.values()}, key=str)
+
+    def balances(self) -> list[Balance]:
+        return sorted(self._balances.values(), key=lambda b: b.asset)
+
+    def snapshot(self) -> list[AccountEvent]:
+        """The current state as updates with no fill (a lagging subscriber's catch-up)."""
+        events: list[AccountEvent] = [
+            OrderUpdate(replace(order, fills=()), None, order.updated_time)
+            for order in self._orders.values()
+        ]
+        if self._balances and self.last_event_time is not None:
+            events.append(
+                BalanceUpdate(self.exchange, tuple(self.balances()), self.last_event_time)
+            )
+        return events
+
+    # ---- changes -----------------------------------------------------------------
+
+    def apply(self, update: OrderUpdate) -> OrderUpdate | None:
+        """The update to send for what the venue reported, or None if nothing is new."""
+        order, fill = update.order, update.fill
+        known = self._orders.get(order.order_id)
+        seen = known.fills if known is not None else ()
+        if fill is not None and any(f.trade_id == fill.trade_id for f in seen):
+            fill = None  # delivered already (live feed, then catch-up)
+        if fill is None and known is not None:
+            if _state(order) == _state(known) or _is_older(order, known):
+                return None
+        fills = (*seen, fill) if fill is not None else seen
+        fee = order.fee
+        if fee is None and fills:
+            fee = sum((f.fee for f in fills), ZERO)
+        merged = replace(order, fills=fills, fee=fee)
+        self._remember(merged)
+        self.last_event_time = update.venue_time
+        return replace(update, order=merged, fill=fill)
+
+    def apply_balances(
+        self, update: BalanceUpdate, *, complete: bool = False
+    ) -> BalanceUpdate | None:
+        """The balances that changed; ``complete`` says the update lists every asset (an
+        asset missing from it is now zero)."""
+        changed = [b for b in update.balances if self._balances.get(b.asset) != b]
+        if complete:
+            given = {b.asset for b in update.balances}
+            changed += [Balance(a, ZERO, ZERO) for a in self._balances if a not in given]
+        for balance in changed:
+            self._balances[balance.asset] = balance
+        self.last_event_time = update.venue_time
+        return replace(update, balances=tuple(changed)) if changed else None
+
+    def _remember(self, order: Order) -> None:
+        self._orders[order.order_id] = order
+        self._orders.move_to_end(order.order_id)
+        if order.client_order_id:
+            self._by_client_id[order.client_order_id] = order.order_id
+        finished = len(self._orders) - len(self.open_orders())
+        while finished > ORDERS_KEPT:
+            for oid, old in self._orders.items():
+                if not old.status.is_open:
+                    del self._orders[oid]
+                    self._by_client_id.pop(old.client_order_id, None)
+                    finished -= 1
+                    break
+
+
+async def catch_up(backend: ExchangeBackend, tracker: AccountTracker) -> list[AccountEvent]:
+    """What changed on the account while its feed was not listening (REST): fills of the
+    orders that moved, in venue order, then their current state, then the balances."""
+    current: dict[str, Order] = {o.order_id: o for o in await backend.open_orders(None)}
+    for known in tracker.open_orders():  # finished meanwhile: ask for the final state
+        if known.order_id not in current:
+            with contextlib.suppress(OrderNotFound):
+                current[known.order_id] = await backend.get_order(
+                    known.symbol, order_id=known.order_id
+                )
+    since = tracker.last_event_time
+    if tracker.seeded and since is not None:  # orders that began and ended meanwhile
+        for symbol in tracker.symbols():
+            for fill in await backend.my_trades(symbol, limit=RECENT_FILLS):
+                if (
+                    fill.time >= since
+                    and fill.order_id not in current
+                    and tracker.order(fill.order_id) is None
+                ):
+                    with contextlib.suppress(OrderNotFound):
+                        current[fill.order_id] = await backend.get_order(
+                            symbol, order_id=fill.order_id
+                        )
+    events: list[AccountEvent] = []
+    for order in sorted(current.values(), key=lambda o: o.created_time):
+        tracked = tracker.order(order.order_id)
+        base: Order = (
+            tracked
+            if tracked is not None
+            else replace(
+                order,
+                status=OrderStatus.NEW,
+                filled_quantity=ZERO,
+                filled_quote_quantity=ZERO,
+                fee=None,
+                fills=(),
+            )
+        )
+        if tracker.seeded and order.filled_quantity > base.filled_quantity:
+            fills = order.fills or tuple(
+                await backend.my_trades(order.symbol, order_id=order.order_id, limit=1000)
+            )
+            seen = {f.trade_id for f in base.fills}
+            # Fills from before the tracker knew the order have ids it never saw; the
+            # quantity it already counted tells them apart.
+            counted, running = base.filled_quantity, ZERO
+            for fill in sorted(fills, key=lambda f: (f.time, f.trade_id)):
+                running += fill.quantity
+                if fill.trade_id in seen or running <= counted:
+                    continue
+                base = after_fill(base, fill)
+                sent = tracker.apply(OrderUpdate(base, fill, fill.time))
+                if sent is not None:
+                    events.append(sent)
+        sent = tracker.apply(OrderUpdate(order, None, order.updated_time))
+        if sent is not None:
+            events.append(sent)
+    balances = await backend.balances()
+    moved = tracker.apply_balances(
+        BalanceUpdate(backend.name, tuple(balances), datetime.now(UTC)),
+        complete=True,
+    )
+    if moved is not None:
+        events.append(moved)
+    return events
+
+
+async def account_feed(
+    backend: ExchangeBackend,
+    tracker: AccountTracker,
+    learn: Learn,
+    on_synced: Callable[[], None] = lambda: None,
+) -> AsyncIterator[AccountEvent | FeedInterrupted | FeedRecovered]:
+    """One venue's private feed through its tracker, caught up after every reconnect.
+
+    The first subscription only seeds the tracker (nothing happened "since" before it),
+    except that the journal still learns the orders' current state."""
+    try:
+        async for item in backend.watch_account():
+            if isinstance(item, FeedInterrupted):
+                tracker.live = False
+                yield item
+                continue
+            if isinstance(item, AccountFeedConnected):
+                first = not tracker.seeded
+                events = await catch_up(backend, tracker)
+                tracker.seeded, tracker.live = True, True
+                yield FeedRecovered()
+                for event in events:
+                    sent = await _learned(backend.name, event, learn)
+                    if not first:
+                        yield sent
+                on_synced()
+                continue
+            if isinstance(item, OrderUpdate):
+                update = tracker.apply(item)
+                if update is not None:
+                    yield await _learned(backend.name, update, learn)
+                    if not update.order.status.is_open:
+                        on_synced()
+            elif isinstance(item, BalanceUpdate):
+                moved = tracker.apply_balances(item)
+                if moved is not None:
+                    yield moved
+    finally:
+        tracker.live = False
+
+
+async def _learned(exchange: str, event: AccountEvent, learn: Learn) -> AccountEvent:
+    if not isinstance(event, OrderUpdate):
+        return event
+    try:
+        placed = await learn(exchange, event.order)
+    except TitanError as error:  # the journal must not stop the feed
+        log.warning("journal could not learn order %s: %s", event.order.order_id, error)
+        placed = False
+    return replace(event, placed_by_gateway=placed)
+
+
+class AccountFeeds:
+    """The private feeds of every venue account, shared by all subscribers."""
+
+    def __init__(
+        self,
+        registry: ExchangeRegistry,
+        learn: Learn,
+        *,
+        on_notice: Callable[[str, Notice], None] | None = None,
+        queue_limit: int = QUEUE_LIMIT,
+    ) -> None:
+        self._registry = registry
+        self._learn = learn
+        self._trackers: dict[str, AccountTracker] = {}
+        self._keepers: dict[str, asyncio.Task[None]] = {}
+        self.hub: StreamHub[str, AccountEvent] = StreamHub(
+            self._open,
+            on_notice=on_notice,
+            queue_limit=queue_limit,
+            catch_up=lambda venue: self.tracker(venue).snapshot(),
+        )
+
+    def tracker(self, venue: str) -> AccountTracker:
+        tracker = self._trackers.get(venue)
+        if tracker is None:
+            tracker = self._trackers[venue] = AccountTracker(venue)
+        return tracker
+
+    def _open(self, venue: str) -> AsyncIterator[AccountEvent | FeedInterrupted | FeedRecovered]:
+        backend = self._registry.resolve(venue)
+        return account_feed(
+            backend, self.tracker(venue), self._learn, lambda: self._release_keeper(venue)
+        )
+
+    def subscribe(self, venues: Sequence[str]) -> Subscription[str, AccountEvent]:
+        return self.hub.subscribe(*venues)
+
+    def known_order(self, venue: str, order_id: str, client_order_id: str) -> Order | None:
+        """The order as the live feed knows it; None unless the feed is open and current."""
+        tracker = self._trackers.get(venue)
+        if tracker is None or not tracker.live or self.hub.subscriber_count(venue) == 0:
+            return None
+        return tracker.order(order_id, client_order_id)
+
+    def keep_open(self, venue: str) -> None:
+        """Hold the venue's feed open while TITAN has open orders there."""
+        if venue in self._keepers:
+            return
+        subscription = self.hub.subscribe(venue)
+        self._keepers[venue] = asyncio.create_task(self._drain(venue, subscription))
+
+    async def _drain(self, venue: str, subscription: Subscription[str, AccountEvent]) -> None:
+        try:
+            async for _ in subscription:
+                pass
+        finally:
+            subscription.close()
+            if self._keepers.get(venue) is asyncio.current_task():
+                del self._keepers[venue]
+
+    def _release_keeper(self, venue: str) -> None:
+        task = self._keepers.get(venue)
+        if task is not None and not self.tracker(venue).open_orders():
+            del self._keepers[venue]
+            # Not from inside the feed's own task: the last one out cancels it.
+            asyncio.get_running_loop().call_soon(task.cancel)
+
+    def end_all(self) -> None:
+        self.hub.end_all()
+
+    async def close(self) -> None:
+        keepers = list(self._keepers.values())
+        self._keepers.clear()
+        for task in keepers:
+            task.cancel()
+        await asyncio.gather(*keepers, return_exceptions=True)
+        await self.hub.close()

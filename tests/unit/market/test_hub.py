@@ -181,3 +181,26 @@ async def test_a_gap_during_a_slow_write_still_precedes_the_next_item() -> None:
         2,
     ]
     subscription.close()
+
+
+async def test_queue_mode_delivers_every_item_and_a_laggard_gets_gap_catch_up_recovered() -> None:
+    feeds = Feeds()
+    hub: StreamHub[str, int] = StreamHub(feeds.open, queue_limit=5, catch_up=lambda key: [100])
+    stalled, fast = hub.subscribe("acct"), hub.subscribe("acct")
+    fast_events = aiter(fast)
+    await settle()
+    for item in range(8):
+        feeds.push("acct", item)
+        assert (await next_event(fast_events)).item == item  # no conflation
+    events = aiter(stalled)
+    got = [await next_event(events) for _ in range(5)]
+    # Five queued, the sixth overflowed: the queue went, GAP, the current state, RECOVERED,
+    # then what came after.
+    assert got[0].notice is not None and got[0].notice.kind is NoticeKind.GAP
+    assert got[1].item == 100
+    assert got[2].notice is not None and got[2].notice.kind is NoticeKind.RECOVERED
+    assert [e.item for e in got[3:]] == [6, 7]
+    assert stalled.overflows == 1
+    stalled.close()
+    fast.close()
+    await hub.close()

@@ -47,17 +47,17 @@ def adapter(gateway: Gateway, venue: str = VENUE) -> SimulatedExchange:
     return backend
 
 
-async def until(condition: Callable[[], bool], limit_seconds: float = 10.0) -> None:
-    """Wait for a state the gateway reaches on its own (polling; no timing assumed)."""
-    async with asyncio.timeout(limit_seconds):
-        while not condition():
-            await asyncio.sleep(0.005)
+async def until(gateway: Gateway, condition: Callable[[], bool]) -> None:
+    """Wait for a state the private feeds reach on their own (woken by the feeds)."""
+    async with asyncio.timeout(10):
+        await accounts_of(gateway).wait_until(condition)
 
 
 async def live_with(gateway: Gateway, subscribers: int, venue: str = VENUE) -> None:
     feeds = accounts_of(gateway)
     await until(
-        lambda: feeds.tracker(venue).live and feeds.hub.subscriber_count(venue) >= subscribers
+        gateway,
+        lambda: feeds.tracker(venue).live and feeds.hub.subscriber_count(venue) >= subscribers,
     )
 
 
@@ -231,21 +231,15 @@ async def test_feed_stays_open_for_open_orders_and_the_journal_follows(
     bid, _, _ = best(world)
     order = await place_limit_buy(stub, bid - 200, "0.02", "kept")
     feeds = accounts_of(gateway)
-    await until(lambda: feeds.tracker(VENUE).live)  # opened with nobody listening
+    await until(gateway, lambda: feeds.tracker(VENUE).live)  # opened with nobody listening
     move_through(world, bid - 200)
-    journal = gateway.journal
-
-    async def journal_status() -> str:
-        entry = await journal.get(VENUE, "kept")
-        assert entry is not None and entry.order is not None
-        return entry.order.status.value
-
-    async with asyncio.timeout(10):
-        while await journal_status() != "filled":
-            await asyncio.sleep(0.005)
-    # No open orders left and nobody listening: the private feed closes.
-    await until(lambda: feeds.hub.subscriber_count(VENUE) == 0)
-    assert order.order_id
+    # The journal learns the fill before anyone could hear of it; then, no open orders
+    # left and nobody listening, the private feed closes.
+    await until(gateway, lambda: feeds.hub.subscriber_count(VENUE) == 0)
+    entry = await gateway.journal.get(VENUE, "kept")
+    assert entry is not None and entry.order is not None
+    assert entry.order.status.value == "filled"
+    assert entry.order.order_id == order.order_id
 
 
 async def test_balances_and_portfolio_value_follow_a_trade(

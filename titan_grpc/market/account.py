@@ -244,7 +244,7 @@ async def account_feed(
     backend: ExchangeBackend,
     tracker: AccountTracker,
     learn: Learn,
-    on_synced: Callable[[], None] = lambda: None,
+    on_progress: Callable[[], None] = lambda: None,
 ) -> AsyncIterator[AccountEvent | FeedInterrupted | FeedRecovered]:
     """One venue's private feed through its tracker, caught up after every reconnect.
 
@@ -265,14 +265,14 @@ async def account_feed(
                     sent = await _learned(backend.name, event, learn)
                     if not first:
                         yield sent
-                on_synced()
+                on_progress()
                 continue
             if isinstance(item, OrderUpdate):
                 update = tracker.apply(item)
                 if update is not None:
-                    yield await _learned(backend.name, update, learn)
-                    if not update.order.status.is_open:
-                        on_synced()
+                    learned = await _learned(backend.name, update, learn)
+                    on_progress()
+                    yield learned
             elif isinstance(item, BalanceUpdate):
                 moved = tracker.apply_balances(item)
                 if moved is not None:
@@ -307,6 +307,7 @@ class AccountFeeds:
         self._learn = learn
         self._trackers: dict[str, AccountTracker] = {}
         self._keepers: dict[str, asyncio.Task[None]] = {}
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self.hub: StreamHub[str, AccountEvent] = StreamHub(
             self._open,
             on_notice=on_notice,
@@ -323,11 +324,34 @@ class AccountFeeds:
     def _open(self, venue: str) -> AsyncIterator[AccountEvent | FeedInterrupted | FeedRecovered]:
         backend = self._registry.resolve(venue)
         return account_feed(
-            backend, self.tracker(venue), self._learn, lambda: self._release_keeper(venue)
+            backend, self.tracker(venue), self._learn, lambda: self._progress(venue)
         )
 
     def subscribe(self, venues: Sequence[str]) -> Subscription[str, AccountEvent]:
-        return self.hub.subscribe(*venues)
+        subscription = self.hub.subscribe(*venues)
+        self._poke()
+        return subscription
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` holds; checked whenever a feed subscribes, catches
+        up, learns an order change or lets a subscriber go (tests, operators' tools)."""
+        if condition():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((condition, waiter))
+        try:
+            await waiter
+        finally:
+            self._waiters = [(c, w) for c, w in self._waiters if w is not waiter]
+
+    def _poke(self) -> None:
+        for condition, waiter in list(self._waiters):
+            if not waiter.done() and condition():
+                waiter.set_result(None)
+
+    def _progress(self, venue: str) -> None:
+        self._release_keeper(venue)
+        self._poke()
 
     def known_order(self, venue: str, order_id: str, client_order_id: str) -> Order | None:
         """The order as the live feed knows it; None unless the feed is open and current."""
@@ -351,6 +375,7 @@ class AccountFeeds:
             subscription.close()
             if self._keepers.get(venue) is asyncio.current_task():
                 del self._keepers[venue]
+            self._poke()
 
     def _release_keeper(self, venue: str) -> None:
         task = self._keepers.get(venue)

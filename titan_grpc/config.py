@@ -87,6 +87,9 @@ class VenueSettings:
     # Whether the *_TESTNET/*_SANDBOX variable was set, rather than defaulted.
     testnet_explicit: bool = False
     budget: VenueBudget = field(default_factory=VenueBudget)
+    # Binance's private feed is on its WebSocket API host (BINANCE_WS_API_URL, the full
+    # URL including /ws-api/v3).
+    ws_api_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +388,7 @@ def _venue(reader: _Reader, name: str, testnet_var: str, testnet_default: bool) 
         ws_url=reader.url(f"{prefix}_WS_URL"),
         testnet_explicit=bool(reader.raw(testnet_var)),
         budget=_budget(reader, name),
+        ws_api_url=reader.url(f"{prefix}_WS_API_URL") if name == "binance" else "",
     )
 
 

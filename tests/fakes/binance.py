@@ -154,6 +154,8 @@ class FakeBinance:
         self._limited_until = 0.0
         self._server = LoopbackServer()
         self._order_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # The private feed (FakeBinanceUserData) hears every user data event here.
+        self.account_listeners: list[Callable[[dict[str, Any]], None]] = []
         self.url = ""
 
     # ---- life cycle --------------------------------------------------------------
@@ -638,6 +640,7 @@ class FakeBinance:
             "fills": fill_rows,
         }
         self.orders[order_id] = order
+        self._report_placement(order, fill_rows)
         for count, waiter in self._order_waiters:
             if len(self.orders) >= count and not waiter.done():
                 waiter.set_result(None)
@@ -688,6 +691,8 @@ class FakeBinance:
             self.balances[spec.base][0] += remaining
         order["status"] = "CANCELED"
         order["updateTime"] = self.now_ms()
+        self._report(order, "CANCELED", cancel_client_id=f"web_{next(self._order_ids)}")
+        self._report_balances(spec.base, spec.quote)
         return {**self._public_order(order), "origClientOrderId": order["clientOrderId"]}
 
     def _open_orders(self, p: dict[str, str]) -> Any:
@@ -706,3 +711,136 @@ class FakeBinance:
         if "orderId" in p:
             rows = [t for t in rows if t["orderId"] == int(p["orderId"])]
         return rows[-int(p.get("limit", "500")) :]
+
+    # ---- user data (the private feed's events, as Binance's executionReport etc.) ------
+
+    def fill_resting(self, order_id: int, quantity: D | None = None) -> dict[str, Any]:
+        """The market trades against a resting order at its price (maker): ``quantity``
+        of it, all that is left by default."""
+        order = self.orders[order_id]
+        assert order["status"] in ("NEW", "PARTIALLY_FILLED")
+        spec = self.symbols[order["symbol"]]
+        price, executed = D(order["price"]), D(order["executedQty"])
+        qty = quantity if quantity is not None else D(order["origQty"]) - executed
+        fee = (price * qty * self.maker_fee).quantize(D("0.00000001"))
+        base, quote = self.balances[spec.base], self.balances[spec.quote]
+        if order["side"] == "BUY":
+            quote[1] -= price * qty
+            quote[0] -= fee
+            base[0] += qty
+        else:
+            base[1] -= qty
+            quote[0] += price * qty - fee
+        now = self.now_ms()
+        trade_id = next(self._trade_ids)
+        self.trades.append(
+            {
+                "symbol": order["symbol"],
+                "id": trade_id,
+                "orderId": order_id,
+                "price": f"{price:f}",
+                "qty": f"{qty:f}",
+                "quoteQty": f"{price * qty:f}",
+                "commission": f"{fee:f}",
+                "commissionAsset": spec.quote,
+                "time": now,
+                "isBuyer": order["side"] == "BUY",
+                "isMaker": True,
+                "isBestMatch": True,
+            }
+        )
+        executed += qty
+        order["executedQty"] = f"{executed:f}"
+        order["cummulativeQuoteQty"] = f"{D(order['cummulativeQuoteQty']) + price * qty:f}"
+        order["status"] = "FILLED" if executed == D(order["origQty"]) else "PARTIALLY_FILLED"
+        order["updateTime"] = now
+        self._report(order, "TRADE", last=(price, qty, fee, trade_id, True))
+        self._report_balances(spec.base, spec.quote)
+        return order
+
+    def _report_placement(self, order: dict[str, Any], fill_rows: list[dict[str, Any]]) -> None:
+        """NEW, one TRADE per fill (cumulative as of that fill), then EXPIRED if the
+        remainder did not rest: the order Binance's user data stream reports them in."""
+        spec = self.symbols[order["symbol"]]
+        final = dict(order)
+        self._report(
+            {**order, "status": "NEW", "executedQty": "0", "cummulativeQuoteQty": "0"}, "NEW"
+        )
+        executed, cost = D(0), D(0)
+        for row in fill_rows:
+            price, qty = D(row["price"]), D(row["qty"])
+            executed, cost = executed + qty, cost + price * qty
+            status = "FILLED" if executed == D(order["origQty"]) else "PARTIALLY_FILLED"
+            state = {**order, "status": status, "executedQty": f"{executed:f}"}
+            state["cummulativeQuoteQty"] = f"{cost:f}"
+            self._report(
+                state, "TRADE", last=(price, qty, D(row["commission"]), row["tradeId"], False)
+            )
+        if final["status"] == "EXPIRED":
+            self._report(final, "EXPIRED")
+        self._report_balances(spec.base, spec.quote)
+
+    def _report(
+        self,
+        order: dict[str, Any],
+        execution: str,
+        *,
+        last: tuple[D, D, D, int, bool] | None = None,
+        cancel_client_id: str = "",
+    ) -> None:
+        if not self.account_listeners:
+            return
+        spec = self.symbols[order["symbol"]]
+        price, qty, fee, trade_id, maker = last or (D(0), D(0), D(0), -1, False)
+        now = self.now_ms()
+        self._emit(
+            {
+                "e": "executionReport",
+                "E": now,
+                "s": order["symbol"],
+                "c": cancel_client_id or order["clientOrderId"],
+                "S": order["side"],
+                "o": order["type"],
+                "f": order["timeInForce"],
+                "q": order["origQty"],
+                "p": order["price"],
+                "P": "0.00000000",
+                "F": "0.00000000",
+                "g": -1,
+                "C": order["clientOrderId"] if cancel_client_id else "",
+                "x": execution,
+                "X": order["status"],
+                "r": "NONE",
+                "i": order["orderId"],
+                "l": f"{qty:f}",
+                "z": order["executedQty"],
+                "L": f"{price:f}",
+                "n": f"{fee:f}",
+                "N": spec.quote if last else None,
+                "T": now,
+                "t": trade_id,
+                "w": order["status"] in ("NEW", "PARTIALLY_FILLED"),
+                "m": maker,
+                "M": False,
+                "O": order["time"],
+                "Z": order["cummulativeQuoteQty"],
+                "Y": f"{price * qty:f}",
+                "Q": "0.00000000",
+                "W": order["time"],
+                "V": "EXPIRE_MAKER",
+            }
+        )
+
+    def _report_balances(self, *assets: str) -> None:
+        if not self.account_listeners:
+            return
+        now = self.now_ms()
+        rows = [
+            {"a": a, "f": f"{self.balances[a][0]:f}", "l": f"{self.balances[a][1]:f}"}
+            for a in assets
+        ]
+        self._emit({"e": "outboundAccountPosition", "E": now, "u": now, "B": rows})
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        for listener in list(self.account_listeners):
+            listener(event)

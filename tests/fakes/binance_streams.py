@@ -5,10 +5,20 @@ its update id and publishes the matching ``depthUpdate`` diff, so a REST depth s
 and the stream always agree the way Binance's do. Streams are named in the URL
 (``/stream?streams=btcusdt@depth@100ms/...``) and frames come wrapped as
 ``{"stream", "data"}``. Faults come from ``FakeFeedServer``.
+
+``FakeBinanceUserData`` is the WebSocket API host's private feed: it checks
+``userDataStream.subscribe.signature`` as Binance documents (apiKey, a timestamp inside
+recvWindow, HMAC-SHA256 hex over every other param sorted by name as ``k=v&...``) and
+sends the REST fake's account events as ``{"subscriptionId", "event"}`` in order.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import itertools
 import time
 from collections.abc import Iterable
 from decimal import Decimal as D
@@ -16,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.binance import FakeBinance
+from tests.fakes.binance import API_KEY, FakeBinance
 from tests.fakes.ws import FakeFeedServer, FeedConnection, Level, apply_levels, top_levels
 
 
@@ -105,3 +115,99 @@ class FakeBinanceStreams:
                 "M": True,
             },
         )
+
+
+class FakeBinanceUserData:
+    def __init__(self, rest: FakeBinance, api_key: str = API_KEY) -> None:
+        self.rest = rest
+        self.api_key = api_key
+        self.server = FakeFeedServer("/ws-api/v3", self._greet, self._answer)
+        self.subscriptions: dict[FeedConnection, int] = {}
+        self.refusals: list[int] = []
+        self.deliver = True  # False: events are lost on the way (a cut connection)
+        self._ids = itertools.count(0)
+        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._pump: asyncio.Task[None] | None = None
+        rest.account_listeners.append(self._events.put_nowait)
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}/ws-api/v3"
+
+    async def start(self) -> str:
+        await self.server.start()
+        self._pump = asyncio.create_task(self._deliver())
+        return self.url
+
+    async def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        await self.server.stop()
+
+    def subscribed(self) -> int:
+        return sum(1 for c in self.server.connections if c in self.subscriptions)
+
+    async def _greet(self, connection: FeedConnection, request: web.Request) -> None:
+        return None
+
+    async def _answer(self, connection: FeedConnection, frame: Any) -> None:
+        request_id = frame.get("id")
+        if frame.get("method") != "userDataStream.subscribe.signature":
+            await self._error(connection, request_id, -1100, "Unknown method.")
+            return
+        params = dict(frame.get("params") or {})
+        signature = str(params.pop("signature", ""))
+        if params.get("apiKey") != self.api_key:
+            await self._error(
+                connection, request_id, -2015, "Invalid API-key, IP, or permissions for action."
+            )
+            return
+        timestamp = params.get("timestamp")
+        window = int(params.get("recvWindow", 5000))
+        now = self.rest.now_ms()
+        if not isinstance(timestamp, int) or not (
+            timestamp < now + 1000 and now - timestamp <= window
+        ):
+            await self._error(
+                connection,
+                request_id,
+                -1021,
+                "Timestamp for this request is outside of the recvWindow.",
+            )
+            return
+        payload = "&".join(f"{name}={params[name]}" for name in sorted(params))
+        expected = hmac.new(
+            self.rest.api_secret.encode(), payload.encode(), hashlib.sha256
+        ).hexdigest()
+        if not hmac.compare_digest(expected, signature.lower()):
+            await self._error(
+                connection, request_id, -1022, "Signature for this request is not valid."
+            )
+            return
+        subscription = next(self._ids)
+        self.subscriptions[connection] = subscription
+        await connection.send(
+            {"id": request_id, "status": 200, "result": {"subscriptionId": subscription}}
+        )
+
+    async def _error(
+        self, connection: FeedConnection, request_id: Any, code: int, message: str
+    ) -> None:
+        self.refusals.append(code)
+        await connection.send(
+            {"id": request_id, "status": 400, "error": {"code": code, "msg": message}}
+        )
+
+    async def _deliver(self) -> None:
+        while True:
+            event = await self._events.get()
+            if not self.deliver:
+                continue
+            for connection, subscription in list(self.subscriptions.items()):
+                if connection in self.server.connections:
+                    await connection.send({"subscriptionId": subscription, "event": event})
+
+    async def wait_subscribed(self, count: int = 1) -> None:
+        await self.server.wait_until(lambda: self.subscribed() >= count)

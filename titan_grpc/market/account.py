@@ -53,8 +53,12 @@ RECENT_FILLS = 100  # per symbol, fetched after a gap to find orders that ran me
 Learn = Callable[[str, Order], Awaitable[bool]]
 
 
-def _state(order: Order) -> tuple[OrderStatus, object, object]:
-    return order.status, order.filled_quantity, order.fee
+def _same_state(new: Order, known: Order) -> bool:
+    """Nothing a subscriber sees has changed (a report without the fee, as order
+    queries and execution reports give, does not change the summed fee)."""
+    return (new.status, new.filled_quantity) == (known.status, known.filled_quantity) and (
+        new.fee is None or new.fee == known.fee
+    )
 
 
 def _is_older(new: Order, known: Order) -> bool:
@@ -133,13 +137,14 @@ class AccountTracker:
         if fill is not None and any(f.trade_id == fill.trade_id for f in seen):
             fill = None  # delivered already (live feed, then catch-up)
         if fill is None and known is not None:
-            if _state(order) == _state(known) or _is_older(order, known):
+            if _same_state(order, known) or _is_older(order, known):
                 return None
         fills = (*seen, fill) if fill is not None else seen
-        fee = order.fee
+        fee, fee_asset = order.fee, order.fee_asset
         if fee is None and fills:
-            fee = sum((f.fee for f in fills), ZERO)
-        merged = replace(order, fills=fills, fee=fee)
+            fee_asset = fills[0].fee_asset  # summed in one asset, as the REST answers do
+            fee = sum((f.fee for f in fills if f.fee_asset == fee_asset), ZERO)
+        merged = replace(order, fills=fills, fee=fee, fee_asset=fee_asset)
         self._remember(merged)
         self.last_event_time = update.venue_time
         return replace(update, order=merged, fill=fill)

@@ -13,6 +13,8 @@ from typing import Any
 
 from titan_grpc.config import VenueSettings
 from titan_grpc.domain import (
+    AccountEvent,
+    AccountFeedConnected,
     AuthCheck,
     Balance,
     FeedInterrupted,
@@ -41,6 +43,7 @@ from titan_grpc.errors import (
     NotConfigured,
     OrderNotCancelable,
     OrderNotFound,
+    TitanError,
 )
 from titan_grpc.exchanges.base import BookFeed, ExchangeBackend
 from titan_grpc.exchanges.binance import auth, endpoints, parse, stream
@@ -102,6 +105,9 @@ class BinanceExchange(ExchangeBackend):
         )
         self._ws_url = settings.ws_url or (
             endpoints.TESTNET_WS_URL if settings.testnet else endpoints.LIVE_WS_URL
+        )
+        self._ws_api_url = settings.ws_api_url or (
+            endpoints.TESTNET_WS_API_URL if settings.testnet else endpoints.LIVE_WS_API_URL
         )
         self.frame_stats = FrameStats()
         self._key = settings.credentials.api_key
@@ -425,3 +431,30 @@ class BinanceExchange(ExchangeBackend):
         market = await self.market(symbol)
         fetch = functools.partial(self.order_book, symbol, stream.SNAPSHOT_DEPTH)
         return stream.book_feed(self._ws_url, market.venue_symbol, fetch, self.frame_stats)
+
+    def account_feed_error(self) -> TitanError | None:
+        if not self.credentials_configured:
+            return NotConfigured(
+                "binance: the account streams need BINANCE_API_KEY and BINANCE_API_SECRET",
+                variable="BINANCE_API_KEY",
+            )
+        return None
+
+    async def watch_account(
+        self,
+    ) -> AsyncIterator[AccountEvent | AccountFeedConnected | FeedInterrupted]:
+        self._require_keys()
+        if not self._clock_sync.synced:
+            await self.server_time()
+
+        async def by_venue_symbol() -> dict[str, Market]:
+            return {m.venue_symbol: m for m in (await self.markets()).values()}
+
+        async for item in stream.watch_account(
+            self._ws_api_url,
+            lambda: (self._key.reveal(), self._secret.reveal()),
+            self._clock_sync.now_ms,
+            by_venue_symbol,
+            self.frame_stats,
+        ):
+            yield item

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import quote, urlencode
 
 
@@ -26,3 +26,14 @@ def signed_query(
         [*params, ("recvWindow", str(recv_window_ms)), ("timestamp", str(timestamp_ms))]
     )
     return f"{query}&signature={sign(secret, query)}"
+
+
+def signed_ws_params(
+    params: Mapping[str, str | int], api_key: str, secret: str, timestamp_ms: int
+) -> dict[str, str | int]:
+    """A WebSocket API request's params with apiKey, timestamp and signature: the HMAC
+    covers every other param as ``name=value`` sorted by name, joined by ``&``
+    (WebSocket API "SIGNED request example (HMAC)")."""
+    unsigned: dict[str, str | int] = {**params, "apiKey": api_key, "timestamp": timestamp_ms}
+    payload = "&".join(f"{name}={unsigned[name]}" for name in sorted(unsigned))
+    return {**unsigned, "signature": sign(secret, payload)}

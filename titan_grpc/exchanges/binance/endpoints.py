@@ -11,6 +11,9 @@ LIVE_REST_URL = "https://api.binance.com"
 TESTNET_REST_URL = "https://testnet.binance.vision"
 LIVE_WS_URL = "wss://stream.binance.com:9443"
 TESTNET_WS_URL = "wss://stream.testnet.binance.vision"
+# The WebSocket API (private feed: userDataStream.subscribe.signature), full URLs.
+LIVE_WS_API_URL = "wss://ws-api.binance.com:443/ws-api/v3"
+TESTNET_WS_API_URL = "wss://ws-api.testnet.binance.vision/ws-api/v3"
 
 # REQUEST_WEIGHT per minute until exchangeInfo.rateLimits says otherwise (6000 today).
 DEFAULT_WEIGHT_LIMIT = 6000

@@ -10,6 +10,7 @@ from typing import Any
 from titan_grpc.domain import (
     ZERO,
     Balance,
+    BalanceUpdate,
     Fill,
     Liquidity,
     Market,
@@ -17,6 +18,7 @@ from titan_grpc.domain import (
     OrderBook,
     OrderStatus,
     OrderType,
+    OrderUpdate,
     PriceLevel,
     PublicTrade,
     Side,
@@ -345,3 +347,62 @@ def parse_my_trade(row: Mapping[str, Any], market: Market) -> Fill:
         liquidity=Liquidity.MAKER if row.get("isMaker") else Liquidity.TAKER,
         time=from_ms(row["time"]) or datetime.now(UTC),
     )
+
+
+def parse_execution_report(event: Mapping[str, Any], market: Market) -> OrderUpdate:
+    """A user data ``executionReport``: the order as it stands (cumulative ``z``/``Z``)
+    and, for execution type TRADE, the fill (``t``, ``L``, ``l``, ``n``, ``N``, ``m``).
+    On cancels ``C`` holds the order's own client id (``c`` is the cancel request's)."""
+    side = Side.BUY if event["S"] == "BUY" else Side.SELL
+    order_id = str(event["i"])
+    client_order_id = (
+        str(event.get("C") or event["c"]) if event["x"] == "CANCELED" else str(event["c"])
+    )
+    venue_time = from_ms(event.get("T")) or from_ms(event.get("E")) or datetime.now(UTC)
+    price = decimal(event.get("p", "0"))
+    fill = None
+    if event["x"] == "TRADE":
+        fill = Fill(
+            trade_id=str(event["t"]),
+            order_id=order_id,
+            client_order_id=client_order_id,
+            symbol=market.symbol,
+            side=side,
+            price=decimal(event["L"]),
+            quantity=decimal(event["l"]),
+            fee=decimal(event["n"]),
+            fee_asset=str(event.get("N") or ""),
+            liquidity=Liquidity.MAKER if event.get("m") else Liquidity.TAKER,
+            time=venue_time,
+        )
+    order = Order(
+        exchange=VENUE,
+        symbol=market.symbol,
+        venue_symbol=market.venue_symbol,
+        order_id=order_id,
+        client_order_id=client_order_id,
+        side=side,
+        type=OrderType.MARKET if event.get("o") == "MARKET" else OrderType.LIMIT,
+        time_in_force=_TIME_IN_FORCE.get(str(event.get("f")), TimeInForce.GTC),
+        status=_STATUSES.get(str(event["X"]), OrderStatus.PENDING),
+        price=price if price > 0 else None,
+        quantity=decimal(event["q"]),
+        filled_quantity=decimal(event["z"]),
+        filled_quote_quantity=max(decimal(event.get("Z", "0")), ZERO),
+        fee=None,  # the report carries this fill's commission only; the tracker sums them
+        fee_asset=fill.fee_asset if fill else "",
+        created_time=from_ms(event.get("O")) or venue_time,
+        updated_time=venue_time,
+        simulated=False,
+        status_reason="" if event.get("r") in (None, "NONE") else str(event["r"]),
+    )
+    return OrderUpdate(order, fill, venue_time)
+
+
+def parse_account_position(event: Mapping[str, Any]) -> BalanceUpdate:
+    """``outboundAccountPosition``: the new free/locked of every asset that changed (a
+    ``balanceUpdate`` delta is always followed by one)."""
+    balances = tuple(
+        Balance(str(row["a"]), decimal(row["f"]), decimal(row["l"])) for row in event["B"]
+    )
+    return BalanceUpdate(VENUE, balances, from_ms(event.get("u")) or datetime.now(UTC))

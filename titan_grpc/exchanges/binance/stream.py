@@ -7,28 +7,54 @@ quiet market still answers at once. Books: ``<sym>@depth@100ms`` diff events
 snapshot (``lastUpdateId``) as Binance documents. Stream names are lower-case; the
 streams are named in the URL, so reconnecting re-subscribes. Binance pings every ~20 s
 (aiohttp answers) and ends connections after 24 h (a reconnect like any other).
+
+The account's private feed is on the WebSocket API host (the listenKey endpoints are
+retired): ``userDataStream.subscribe.signature`` signed like any SIGNED WebSocket API
+request, then ``{"subscriptionId", "event"}`` frames: ``executionReport`` (orders, fills)
+and ``outboundAccountPosition`` (balances). ``eventStreamTerminated`` ends the
+subscription: the connection is dropped and reopened (a gap, caught up by REST).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from titan_grpc.domain import (
+    AccountEvent,
+    AccountFeedConnected,
     BookDiff,
     FeedInterrupted,
+    Market,
     OrderBook,
     Quote,
     Ticker,
 )
-from titan_grpc.exchanges.binance.parse import decimal, from_ms, levels
+from titan_grpc.exchanges.binance.auth import signed_ws_params
+from titan_grpc.exchanges.binance.parse import (
+    decimal,
+    from_ms,
+    levels,
+    parse_account_position,
+    parse_execution_report,
+)
 from titan_grpc.exchanges.streaming import (
+    FRAME_ERRORS,
     FrameStats,
     QuoteUpdate,
     SequencedBookFeed,
     quote_feed,
 )
-from titan_grpc.net.ws import WebSocketClient, WsEndpoint
+from titan_grpc.net.ws import (
+    WebSocketClient,
+    WsConnected,
+    WsConnection,
+    WsEndpoint,
+    WsGap,
+    WsHandshakeError,
+    WsUnreadable,
+)
 
 VENUE = "binance"
 SNAPSHOT_DEPTH = 1000  # deep enough that removals near the top never expose unknown levels
@@ -108,3 +134,96 @@ def book_feed(
     return SequencedBookFeed(
         VENUE, venue_symbol, client.events, read_depth_frame, fetch_snapshot, stats
     )
+
+
+class UserDataStream:
+    """The WsProtocol of the private feed: one signed ``userDataStream.subscribe.signature``
+    per connection (a fresh timestamp each time), answered before any event."""
+
+    def __init__(
+        self,
+        ws_api_url: str,
+        credentials: Callable[[], tuple[str, str]],
+        timestamp_ms: Callable[[], int],
+    ) -> None:
+        self._url = ws_api_url
+        self._credentials = credentials
+        self._timestamp_ms = timestamp_ms
+        self._ids = itertools.count(1)
+
+    async def endpoint(self) -> WsEndpoint:
+        return WsEndpoint(self._url)
+
+    async def open(self, connection: WsConnection) -> None:
+        api_key, secret = self._credentials()
+        request_id = f"titan-uds-{next(self._ids)}"
+        params = signed_ws_params({}, api_key, secret, self._timestamp_ms())
+        await connection.send_json(
+            {"id": request_id, "method": "userDataStream.subscribe.signature", "params": params}
+        )
+        while True:
+            answer = await connection.receive_json()
+            if isinstance(answer, dict) and answer.get("id") == request_id:
+                break
+        if answer.get("status") != 200:
+            error = answer.get("error") or {}
+            raise WsHandshakeError(
+                f"userDataStream.subscribe.signature refused: {error.get('code')} "
+                f"{error.get('msg', '')}".strip()
+            )
+
+    def ping_message(self) -> Any:
+        return None
+
+
+def read_user_frame(frame: Any, markets: Mapping[str, Market]) -> AccountEvent | str | None:
+    """An account event, ``"terminated"`` when the venue ended the subscription, or None
+    for frames that are neither (answers, unknown events, markets TITAN does not list)."""
+    if not isinstance(frame, dict) or "event" not in frame:
+        return None
+    event = frame["event"]
+    kind = event.get("e")
+    if kind == "executionReport":
+        market = markets.get(str(event["s"]))
+        return parse_execution_report(event, market) if market is not None else None
+    if kind == "outboundAccountPosition":
+        return parse_account_position(event)
+    if kind == "eventStreamTerminated":
+        return "terminated"
+    return None  # balanceUpdate (a delta) is followed by outboundAccountPosition
+
+
+async def watch_account(
+    ws_api_url: str,
+    credentials: Callable[[], tuple[str, str]],
+    timestamp_ms: Callable[[], int],
+    markets: Callable[[], Awaitable[Mapping[str, Market]]],
+    stats: FrameStats,
+) -> AsyncIterator[AccountEvent | AccountFeedConnected | FeedInterrupted]:
+    client = WebSocketClient(
+        VENUE,
+        UserDataStream(ws_api_url, credentials, timestamp_ms),
+        heartbeat_seconds=HEARTBEAT_SECONDS,
+    )
+    by_venue_symbol = await markets()
+    async for event in client.events():
+        if isinstance(event, WsGap):
+            yield FeedInterrupted(event.reason)
+            continue
+        if isinstance(event, WsConnected):
+            yield AccountFeedConnected()
+            continue
+        if isinstance(event, WsUnreadable):
+            # No sequence numbers: a frame we could not read may have been a fill.
+            await client.reconnect("unreadable private frame")
+            continue
+        try:
+            item = read_user_frame(event.data, by_venue_symbol)
+        except FRAME_ERRORS as error:
+            stats.skip(VENUE, "user data", error)
+            await client.reconnect("malformed private frame")  # caught up after reconnect
+            continue
+        if item == "terminated":
+            await client.reconnect("user data stream terminated by the venue")
+        elif item is not None and not isinstance(item, str):
+            yield item

@@ -98,6 +98,7 @@ class FakeCoinbase:
         }
     )
     taker_fee: D = D("0.006")
+    maker_fee: D = D("0.004")
 
     def __post_init__(self) -> None:
         self.requests: Counter[str] = Counter()
@@ -113,6 +114,9 @@ class FakeCoinbase:
         self._second = -1
         self._public_this_second = 0
         self._server = LoopbackServer()
+        # The user channel (FakeCoinbaseStreams) hears our orders' full-channel messages.
+        self.account_listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._user_sequence = itertools.count(1)
         self.url = ""
 
     async def start(self) -> str:
@@ -333,6 +337,8 @@ class FakeCoinbase:
                 done_reason="canceled",
                 done_at=datetime.fromtimestamp(self.now(), UTC).isoformat(),
             )
+            remaining = D(order["size"]) - D(order["filled_size"])
+            self._user(order, "done", reason="canceled", remaining_size=f"{remaining:f}")
             return order["id"], {}
         if route == "GET /orders":
             statuses = {v for k, v in multi if k == "status"} or {"open", "pending", "active"}
@@ -478,7 +484,90 @@ class FakeCoinbase:
         if done:
             order.update(done_reason="filled" if remaining == 0 else "canceled", done_at=stamp)
         self.orders[order_id] = order
+        self._user(order, "received", client_oid=client_oid, order_type=kind, size=f"{size:f}",
+                   **({"price": f"{price:f}"} if price is not None else {}))  # fmt: skip
+        for row in self.fills[-len(fills) :] if fills else []:
+            self._user_match(order, row, taker=True)
+        if done:
+            self._user(order, "done", reason=order["done_reason"], remaining_size=f"{remaining:f}")
+        else:
+            self._user(order, "open", remaining_size=f"{remaining:f}")
         return order
+
+    # ---- the user channel (our orders' full-channel messages) -------------------------
+
+    def fill_resting(self, order_id: str, quantity: D | None = None) -> dict[str, Any]:
+        """The market trades against a resting order at its price (maker)."""
+        order = self.orders[order_id]
+        assert order["status"] == "open"
+        product = self.products[order["product_id"]]
+        price, filled = D(order["price"]), D(order["filled_size"])
+        qty = quantity if quantity is not None else D(order["size"]) - filled
+        fee = (price * qty * self.maker_fee).quantize(D("0.0000000001"))
+        base, quote = self.balances[product.base], self.balances[product.quote]
+        if order["side"] == "buy":
+            quote[1] -= price * qty
+            quote[0] -= fee
+            base[0] += qty
+        else:
+            base[1] -= qty
+            quote[0] += price * qty - fee
+        stamp = datetime.fromtimestamp(self.now(), UTC).isoformat()
+        row = {
+            "trade_id": next(self._trade_ids),
+            "product_id": order["product_id"],
+            "order_id": order_id,
+            "liquidity": "M",
+            "price": f"{price:f}",
+            "size": f"{qty:f}",
+            "fee": f"{fee:f}",
+            "created_at": stamp,
+            "side": order["side"],
+            "settled": True,
+        }
+        self.fills.append(row)
+        filled += qty
+        order["filled_size"] = f"{filled:f}"
+        order["executed_value"] = f"{D(order['executed_value']) + price * qty:f}"
+        order["fill_fees"] = f"{D(order['fill_fees']) + fee:f}"
+        self._user_match(order, row, taker=False)
+        if filled == D(order["size"]):
+            order.update(status="done", done_reason="filled", done_at=stamp, settled=True)
+            self._user(order, "done", reason="filled", remaining_size="0")
+        return order
+
+    def _user_match(self, order: dict[str, Any], row: dict[str, Any], *, taker: bool) -> None:
+        rate = self.taker_fee if taker else self.maker_fee
+        other = str(uuid.uuid4())
+        self._user(
+            order,
+            "match",
+            trade_id=row["trade_id"],
+            maker_order_id=other if taker else order["id"],
+            taker_order_id=order["id"] if taker else other,
+            side=("sell" if order["side"] == "buy" else "buy") if taker else order["side"],
+            size=row["size"],
+            price=row["price"],
+            **{"taker_fee_rate" if taker else "maker_fee_rate": f"{rate:f}"},
+        )
+
+    def _user(self, order: dict[str, Any], kind: str, **fields: Any) -> None:
+        if not self.account_listeners:
+            return
+        message = {
+            "type": kind,
+            "product_id": order["product_id"],
+            "sequence": next(self._user_sequence),
+            "time": datetime.fromtimestamp(self.now(), UTC).isoformat().replace("+00:00", "Z"),
+            "user_id": "fake-user",
+            "profile_id": "fake-profile",
+            "side": order["side"],
+            **fields,
+        }
+        if kind != "match":
+            message["order_id"] = order["id"]
+        for listener in list(self.account_listeners):
+            listener(message)
 
     def _ledger_entry(self, currency: str, amount: D, kind: str, order_id: str) -> None:
         balance = sum(self.balances[currency], D(0))

@@ -9,7 +9,9 @@ channels); the server confirms with ``subscriptions`` or answers ``error``, acce
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import time
@@ -24,6 +26,7 @@ from tests.fakes.coinbase import FakeCoinbase
 from tests.fakes.ws import FakeFeedServer, FeedConnection, Level, apply_levels, top_levels
 
 PUBLIC_CHANNELS = {"ticker", "heartbeat", "level2_batch"}
+AUTHENTICATED_CHANNELS = {"level2", "user"}
 
 
 def _now() -> str:
@@ -38,12 +41,32 @@ class FakeCoinbaseStreams:
         self.snapshots_sent = 0
         self.signed_subscriptions = 0
         self.refused_subscriptions = 0
+        self.deliver = True  # False: user channel messages are lost (a cut connection)
+        self._user_messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._pump: asyncio.Task[None] | None = None
+        rest.account_listeners.append(self._user_messages.put_nowait)
 
     async def start(self) -> str:
-        return await self.server.start()
+        url = await self.server.start()
+        self._pump = asyncio.create_task(self._deliver_user())
+        return url
 
     async def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
         await self.server.stop()
+
+    async def _deliver_user(self) -> None:
+        """Our orders' messages to the user channel's subscribers, in order."""
+        while True:
+            message = await self._user_messages.get()
+            if self.deliver:
+                await self.server.publish(f"user:{message['product_id']}", message)
+
+    def user_subscribers(self) -> int:
+        return sum(any(t.startswith("user:") for t in c.topics) for c in self.server.connections)
 
     async def _greet(self, connection: FeedConnection, request: web.Request) -> None:
         return None
@@ -52,14 +75,21 @@ class FakeCoinbaseStreams:
         if frame.get("type") != "subscribe":
             await connection.send({"type": "error", "message": "Failed to subscribe"})
             return
-        products, channels = frame.get("product_ids", []), frame.get("channels", [])
-        unknown = [p for p in products if p not in self.rest.products]
-        if unknown or not products:
+        products = frame.get("product_ids", [])
+        # A channel is a name (for product_ids) or {"name", "product_ids"} of its own.
+        channels = [
+            (c, products) if isinstance(c, str) else (c.get("name"), c.get("product_ids", []))
+            for c in frame.get("channels", [])
+        ]
+        wanted = {p for _, listed in channels for p in listed}
+        unknown = [p for p in wanted if p not in self.rest.products]
+        if unknown or not wanted:
             await connection.send(
                 {"type": "error", "message": "Failed to subscribe", "reason": f"{unknown}"}
             )
             return
-        if "level2" in channels:
+        names = {name for name, _ in channels}
+        if names & AUTHENTICATED_CHANNELS:
             refusal = self._authentication_problem(frame)
             if refusal:
                 self.refused_subscriptions += 1
@@ -67,17 +97,19 @@ class FakeCoinbaseStreams:
                     {"type": "error", "message": "Failed to subscribe", "reason": refusal}
                 )
                 return
-        if not set(channels) <= PUBLIC_CHANNELS | {"level2"}:
+        if not names <= PUBLIC_CHANNELS | AUTHENTICATED_CHANNELS:
             await connection.send({"type": "error", "message": "Failed to subscribe"})
             return
-        for channel in channels:
+        for name, listed in channels:
             # level2 and level2_batch carry the same messages: one topic for both.
-            topic = "level2_batch" if channel == "level2" else channel
-            connection.topics.update(f"{topic}:{product}" for product in products)
-        listed = [{"name": c, "product_ids": products} for c in channels]
-        await connection.send({"type": "subscriptions", "channels": listed})
-        if "level2_batch" in channels or "level2" in channels:
-            for product in products:
+            topic = "level2_batch" if name == "level2" else name
+            connection.topics.update(f"{topic}:{product}" for product in listed)
+        answer = [{"name": name, "product_ids": listed} for name, listed in channels]
+        await connection.send({"type": "subscriptions", "channels": answer})
+        for name, listed in channels:
+            if name not in ("level2_batch", "level2"):
+                continue
+            for product in listed:
                 book = self.rest.products[product]
                 self.snapshots_sent += 1
                 await connection.send(
@@ -93,7 +125,7 @@ class FakeCoinbaseStreams:
         """Why a signed subscription is refused ("" when it is fine): the fields of a
         signed ``GET /users/self/verify``, checked as the REST fake checks headers."""
         if not all(frame.get(name) for name in ("signature", "key", "passphrase", "timestamp")):
-            return "level2 channel requires authentication"
+            return "channel requires authentication"
         if frame["key"] != self.rest.api_key or frame["passphrase"] != self.rest.passphrase:
             return "invalid API key or passphrase"
         if abs(self.rest.now() - float(frame["timestamp"])) > 30:

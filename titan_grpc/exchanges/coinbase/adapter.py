@@ -20,8 +20,11 @@ from urllib.parse import quote, urlencode
 
 from titan_grpc.config import VenueSettings
 from titan_grpc.domain import (
+    AccountEvent,
+    AccountFeedConnected,
     AuthCheck,
     Balance,
+    BalanceUpdate,
     FeedInterrupted,
     Fill,
     LedgerEntry,
@@ -46,6 +49,7 @@ from titan_grpc.errors import (
     NotConfigured,
     OrderNotCancelable,
     OrderNotFound,
+    TitanError,
 )
 from titan_grpc.exchanges.base import BookFeed, ExchangeBackend, find_market
 from titan_grpc.exchanges.coinbase import auth, endpoints, parse, stream
@@ -503,3 +507,39 @@ class CoinbaseExchange(ExchangeBackend):
             credentials.passphrase.reveal(),
             f"{self._clock_sync.now_ms() / 1000:.3f}",
         )
+
+    def account_feed_error(self) -> TitanError | None:
+        if not self.credentials_configured:
+            return NotConfigured(
+                "coinbase: the account streams need COINBASE_API_KEY, COINBASE_API_SECRET "
+                "and COINBASE_PASSPHRASE",
+                variable="COINBASE_API_KEY",
+            )
+        return None
+
+    async def watch_account(
+        self,
+    ) -> AsyncIterator[AccountEvent | AccountFeedConnected | FeedInterrupted]:
+        if not self._clock_sync.synced:
+            await self.server_time()
+
+        async def by_product() -> dict[str, Market]:
+            return {m.venue_symbol: m for m in (await self.markets()).values()}
+
+        async def fetch_order(order_id: str) -> Order:
+            return await self.get_order(None, order_id=order_id)
+
+        async def fetch_balances() -> BalanceUpdate:
+            return BalanceUpdate(self.name, tuple(await self.balances()), self._now())
+
+        async for item in stream.watch_account(
+            self._ws_url,
+            self._feed_auth,
+            by_product,
+            lambda venue_oid: self._client_ids.get(venue_oid, venue_oid),
+            fetch_order,
+            fetch_balances,
+            self.frame_stats,
+            self._ws_idle_timeout,
+        ):
+            yield item

@@ -89,6 +89,8 @@ class FakeKucoin:
     # What bullet-public hands out (the streams fake sets the endpoint when it starts).
     ws_endpoint: str = "ws://127.0.0.1:9/endpoint"
     ws_token: str = "fake-public-token"
+    ws_private_token: str = "fake-private-token"  # what bullet-private hands out
+    maker_fee: D = D("0.001")
     ping_interval_ms: int = 18000
     ping_timeout_ms: int = 10000
 
@@ -104,6 +106,8 @@ class FakeKucoin:
         self._window_start = 0.0
         self._used = 0
         self._server = LoopbackServer()
+        # The private feed (FakeKucoinStreams) hears orderChange and balance messages here.
+        self.account_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.url = ""
 
     async def start(self) -> str:
@@ -227,7 +231,7 @@ class FakeKucoin:
     def _dispatch(self, route: str, arg: str, p: dict[str, str], body: str) -> Any:
         if route == "GET /api/v1/timestamp":
             return self.now_ms()
-        if route == "POST /api/v1/bullet-public":
+        if route in ("POST /api/v1/bullet-public", "POST /api/v1/bullet-private"):
             server = {
                 "endpoint": self.ws_endpoint,
                 "encrypt": True,
@@ -235,7 +239,9 @@ class FakeKucoin:
                 "pingInterval": self.ping_interval_ms,
                 "pingTimeout": self.ping_timeout_ms,
             }
-            return {"token": self.ws_token, "instanceServers": [server]}
+            private = route == "POST /api/v1/bullet-private"
+            token = self.ws_private_token if private else self.ws_token
+            return {"token": token, "instanceServers": [server]}
         if route == "GET /api/v2/symbols":
             return [
                 {
@@ -359,6 +365,8 @@ class FakeKucoin:
                 cancelledSize=f"{D(order['size']) - D(order['dealSize']):f}",
                 lastUpdatedAt=self.now_ms(),
             )
+            self._order_change(order, "canceled")
+            self._balance_changes(order)
             return {"orderId": order["id"]}
         if route == "GET /api/v1/hf/orders/active":
             self._spec(p)
@@ -497,7 +505,132 @@ class FakeKucoin:
             "createdAt": now,
             "lastUpdatedAt": now,
         }
+        order = self.orders[order_id]
+        self._order_change({**order, "dealSize": "0"}, "received")
+        done = D(0)
+        for row in self.fills[-len(fills) :] if fills else []:
+            done += D(row["size"])
+            self._order_change({**order, "dealSize": f"{done:f}"}, "match", row)
+        if rests:
+            self._order_change(order, "open")
+        elif remaining == 0:
+            self._order_change(order, "filled")
+        else:
+            self._order_change(order, "canceled")
+        self._balance_changes(order)
         return {"orderId": order_id, "clientOid": o["clientOid"]}
+
+    # ---- the private feed's messages ---------------------------------------------------
+
+    def fill_resting(self, order_id: str, quantity: D | None = None) -> dict[str, Any]:
+        """The market trades against a resting order at its price (maker)."""
+        order = self.orders[order_id]
+        assert order["active"]
+        spec = self.symbols[order["symbol"]]
+        price, dealt = D(order["price"]), D(order["dealSize"])
+        qty = quantity if quantity is not None else D(order["size"]) - dealt
+        fee = (price * qty * self.maker_fee).quantize(D("0.00000001"))
+        base, quote = self.balances[spec.base], self.balances[spec.quote]
+        if order["side"] == "buy":
+            quote[1] -= price * qty
+            quote[0] -= fee
+            base[0] += qty
+        else:
+            base[1] -= qty
+            quote[0] += price * qty - fee
+        now = self.now_ms()
+        row = {
+            "id": next(self._ids),
+            "orderId": order_id,
+            "tradeId": next(self._ids),
+            "symbol": order["symbol"],
+            "side": order["side"],
+            "liquidity": "maker",
+            "price": f"{price:f}",
+            "size": f"{qty:f}",
+            "funds": f"{price * qty:f}",
+            "fee": f"{fee:f}",
+            "feeCurrency": spec.quote,
+            "createdAt": now,
+        }
+        self.fills.append(row)
+        dealt += qty
+        order.update(
+            dealSize=f"{dealt:f}",
+            dealFunds=f"{D(order['dealFunds']) + price * qty:f}",
+            fee=f"{D(order['fee']) + fee:f}",
+            lastUpdatedAt=now,
+        )
+        self._order_change(order, "match", row)
+        if dealt == D(order["size"]):
+            order.update(active=False, inOrderBook=False)
+            self._order_change(order, "filled")
+        self._balance_changes(order)
+        return order
+
+    def _order_change(
+        self, order: dict[str, Any], kind: str, fill: dict[str, Any] | None = None
+    ) -> None:
+        if not self.account_listeners:
+            return
+        size, dealt = D(order["size"]), D(order["dealSize"])
+        canceled = size - dealt if kind == "canceled" else D(0)
+        data: dict[str, Any] = {
+            "symbol": order["symbol"],
+            "orderType": order["type"],
+            "side": order["side"],
+            "orderId": order["id"],
+            "type": kind,
+            "orderTime": order["createdAt"] * 1_000_000,
+            "size": order["size"],
+            "originSize": order["size"],
+            "filledSize": f"{dealt:f}",
+            "price": order["price"],
+            "clientOid": order["clientOid"],
+            "remainSize": f"{size - dealt - canceled:f}",
+            "canceledSize": f"{canceled:f}",
+            "status": {"received": "new", "open": "open", "match": "match"}.get(kind, "done"),
+            "ts": self.now_ms() * 1_000_000,
+        }
+        if fill is not None:
+            data.update(
+                matchPrice=fill["price"],
+                matchSize=fill["size"],
+                tradeId=str(fill["tradeId"]),
+                liquidity=fill["liquidity"],
+            )
+        self._private("/spotMarket/tradeOrdersV2", "orderChange", data)
+
+    def _balance_changes(self, order: dict[str, Any]) -> None:
+        spec = self.symbols[order["symbol"]]
+        for currency in (spec.base, spec.quote):
+            free, held = self.balances[currency]
+            self._private(
+                "/account/balance",
+                "account.balance",
+                {
+                    "total": f"{free + held:f}",
+                    "available": f"{free:f}",
+                    "availableChange": "0",
+                    "currency": currency,
+                    "hold": f"{held:f}",
+                    "holdChange": "0",
+                    "relationEvent": "trade.setted",
+                    "relationEventId": order["id"],
+                    "time": str(self.now_ms()),
+                },
+            )
+
+    def _private(self, topic: str, subject: str, data: dict[str, Any]) -> None:
+        message = {
+            "type": "message",
+            "topic": topic,
+            "subject": subject,
+            "channelType": "private",
+            "data": data,
+        }
+        for listener in list(self.account_listeners):
+            listener(topic, message)
 
     def _release(self, order: dict[str, Any]) -> None:
         spec = self.symbols[order["symbol"]]

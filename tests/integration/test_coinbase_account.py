@@ -119,7 +119,7 @@ async def test_user_channel_fills_once_in_order_across_a_cut_connection(venue: V
 
 
 async def test_a_cancel_is_reported_with_our_client_id(venue: Venue) -> None:
-    rest, streams, gateway, stub = venue
+    _, streams, gateway, stub = venue
     call = stub.StreamOrderUpdates(pb.StreamOrderUpdatesRequest(symbols=["BTC-USD"]))
     await live(gateway, streams, 1)
     order = await place(stub, "42000", "0.01", "cb-cancel")

@@ -40,7 +40,7 @@ from titan_grpc.domain import (
     OrderUpdate,
     Symbol,
 )
-from titan_grpc.errors import OrderNotFound, TitanError
+from titan_grpc.errors import InvalidArgument, OrderNotFound, TitanError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.market.hub import Notice, StreamHub, Subscription
 
@@ -181,7 +181,13 @@ class AccountTracker:
 async def catch_up(backend: ExchangeBackend, tracker: AccountTracker) -> list[AccountEvent]:
     """What changed on the account while its feed was not listening (REST): fills of the
     orders that moved, in venue order, then their current state, then the balances."""
-    current: dict[str, Order] = {o.order_id: o for o in await backend.open_orders(None)}
+    try:
+        open_now = await backend.open_orders(None)
+    except InvalidArgument:  # a venue that lists open orders per symbol (KuCoin)
+        open_now = []
+        for symbol in tracker.symbols():
+            open_now += await backend.open_orders(symbol)
+    current: dict[str, Order] = {o.order_id: o for o in open_now}
     for known in tracker.open_orders():  # finished meanwhile: ask for the final state
         if known.order_id not in current:
             with contextlib.suppress(OrderNotFound):

@@ -17,6 +17,8 @@ from urllib.parse import quote, urlencode
 
 from titan_grpc.config import VenueSettings
 from titan_grpc.domain import (
+    AccountEvent,
+    AccountFeedConnected,
     AuthCheck,
     Balance,
     FeedInterrupted,
@@ -43,6 +45,7 @@ from titan_grpc.errors import (
     NotConfigured,
     OrderNotCancelable,
     OrderNotFound,
+    TitanError,
 )
 from titan_grpc.exchanges.base import BookFeed, ExchangeBackend
 from titan_grpc.exchanges.common import (
@@ -448,3 +451,33 @@ class KucoinExchange(ExchangeBackend):
         else:
             fetch = functools.partial(self.order_book, symbol, stream.SNAPSHOT_DEPTH)
         return stream.book_feed(market.venue_symbol, self._bullet, fetch, self.frame_stats)
+
+    def account_feed_error(self) -> TitanError | None:
+        if not self._credentials.api_key:
+            return NotConfigured(
+                "kucoin: the account streams need KUCOIN_API_KEY, KUCOIN_API_SECRET "
+                "and KUCOIN_PASSPHRASE",
+                variable="KUCOIN_API_KEY",
+            )
+        if not self._live_trading:
+            return NotConfigured(
+                "kucoin: KuCoin has no sandbox; set KUCOIN_SANDBOX=false to use your keys on "
+                "live KuCoin",
+                variable="KUCOIN_SANDBOX",
+            )
+        return None
+
+    async def watch_account(
+        self,
+    ) -> AsyncIterator[AccountEvent | AccountFeedConnected | FeedInterrupted]:
+        async def bullet() -> Any:
+            return await self._signed(endpoints.BULLET_PRIVATE)
+
+        async def by_symbol() -> dict[str, Market]:
+            return {m.venue_symbol: m for m in (await self.markets()).values()}
+
+        async def fetch_order(market: Market, order_id: str) -> Order:
+            return await self.get_order(market.symbol, order_id=order_id)
+
+        async for item in stream.watch_account(bullet, by_symbol, fetch_order, self.frame_stats):
+            yield item

@@ -46,6 +46,7 @@ FULL_BOOK = Endpoint("GET", "/api/v3/market/orderbook/level2", 3, signed=True)
 HISTORIES = Endpoint("GET", "/api/v1/market/histories", 3)
 # A WebSocket token + server list; a POST, but it creates nothing, so it may be retried.
 BULLET_PUBLIC = Endpoint("POST", "/api/v1/bullet-public", 10)
+BULLET_PRIVATE = Endpoint("POST", "/api/v1/bullet-private", 10, signed=True)
 ACCOUNTS = Endpoint("GET", "/api/v1/accounts", 5, signed=True)
 LEDGERS = Endpoint("GET", "/api/v1/accounts/ledgers", 2, signed=True)
 ORDER_NEW = Endpoint("POST", "/api/v1/hf/orders", 1, signed=True, idempotent=False)

@@ -10,6 +10,10 @@ Quotes: ``/market/ticker:SYM`` (best bid/ask with sizes, last price, ``sequence`
 from the REST ticker on every connect. Books: ``/market/level2:SYM`` changes
 ``[price, size, sequence]`` with ``sequenceStart``/``sequenceEnd``; the market layer keeps
 the book and realigns it from the REST ``level2_100`` snapshot's ``sequence``.
+
+The account's private feed takes a ``bullet-private`` token (signed) and subscribes
+``/spotMarket/tradeOrdersV2`` (orderChange: received/open/match/filled/canceled/update
+with the cumulative ``filledSize``) and ``/account/balance`` with ``privateChannel``.
 """
 
 from __future__ import annotations
@@ -17,16 +21,33 @@ from __future__ import annotations
 import functools
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from titan_grpc.domain import (
+    MONEY_CONTEXT,
+    ZERO,
+    AccountEvent,
+    AccountFeedConnected,
+    Balance,
+    BalanceUpdate,
     BookDiff,
     FeedInterrupted,
+    Fill,
+    Liquidity,
+    Market,
+    Order,
     OrderBook,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
     PriceLevel,
     Quote,
+    Side,
     Ticker,
+    TimeInForce,
 )
 from titan_grpc.exchanges.kucoin.parse import decimal, from_ms
 from titan_grpc.exchanges.streaming import (
@@ -38,9 +59,12 @@ from titan_grpc.exchanges.streaming import (
 )
 from titan_grpc.net.ws import (
     WebSocketClient,
+    WsConnected,
     WsConnection,
     WsEndpoint,
+    WsGap,
     WsHandshakeError,
+    WsUnreadable,
 )
 
 VENUE = "kucoin"
@@ -48,11 +72,18 @@ SNAPSHOT_DEPTH = 100  # level2_100: the deepest public snapshot (the full book n
 
 
 class BulletProtocol:
-    """The WsProtocol of one KuCoin public topic."""
+    """The WsProtocol of KuCoin topics on one bullet connection (public, or private with
+    a bullet-private token and ``privateChannel``)."""
 
-    def __init__(self, topic: str, fetch_bullet: Callable[[], Awaitable[Any]]) -> None:
-        self._topic = topic
+    def __init__(
+        self,
+        topic: str | Sequence[str],
+        fetch_bullet: Callable[[], Awaitable[Any]],
+        private: bool = False,
+    ) -> None:
+        self._topics = [topic] if isinstance(topic, str) else list(topic)
         self._fetch_bullet = fetch_bullet
+        self._private = private
         self._ids = itertools.count(1)
 
     async def endpoint(self) -> WsEndpoint:
@@ -63,7 +94,7 @@ class BulletProtocol:
             interval = int(server["pingInterval"]) / 1000
             timeout = int(server["pingTimeout"]) / 1000
         except FRAME_ERRORS as error:
-            reason = f"unusable bullet-public answer ({type(error).__name__})"
+            reason = f"unusable bullet answer ({type(error).__name__})"
             raise WsHandshakeError(reason) from None
         return WsEndpoint(
             url, app_ping_interval_seconds=interval, idle_timeout_seconds=interval + timeout
@@ -73,23 +104,24 @@ class BulletProtocol:
         welcome = await connection.receive_json()
         if not isinstance(welcome, dict) or welcome.get("type") != "welcome":
             raise WsHandshakeError(f"expected welcome, got {str(welcome)[:80]}")
-        request_id = str(next(self._ids))
-        await connection.send_json(
-            {
-                "id": request_id,
-                "type": "subscribe",
-                "topic": self._topic,
-                "privateChannel": False,
-                "response": True,
-            }
-        )
-        while True:
-            answer = await connection.receive_json()
-            if not isinstance(answer, dict) or answer.get("id") != request_id:
-                continue  # data for other topics, pongs
-            if answer.get("type") == "ack":
-                return
-            raise WsHandshakeError(f"subscribe refused: {str(answer.get('data'))[:120]}")
+        for topic in self._topics:
+            request_id = str(next(self._ids))
+            await connection.send_json(
+                {
+                    "id": request_id,
+                    "type": "subscribe",
+                    "topic": topic,
+                    "privateChannel": self._private,
+                    "response": True,
+                }
+            )
+            while True:
+                answer = await connection.receive_json()
+                if not isinstance(answer, dict) or answer.get("id") != request_id:
+                    continue  # data for other topics, pongs
+                if answer.get("type") == "ack":
+                    break
+                raise WsHandshakeError(f"subscribe refused: {str(answer.get('data'))[:120]}")
 
     def ping_message(self) -> Any:
         return {"id": str(next(self._ids)), "type": "ping"}
@@ -168,3 +200,150 @@ def book_feed(
         fetch_snapshot,
         stats,
     )
+
+
+ORDER_TOPIC = "/spotMarket/tradeOrdersV2"
+BALANCE_TOPIC = "/account/balance"
+_ORDER_EVENTS = {"received", "open", "match", "filled", "canceled", "update"}
+
+
+class PrivateOrders:
+    """The account's orders as ``orderChange`` messages move them (pure). The messages
+    carry the cumulative filled size but neither the filled funds nor the fee: those are
+    summed here from the matches (the fee at the account's rate for the liquidity side),
+    from the order's REST state when the feed meets an order it has not seen received."""
+
+    def __init__(self, markets: Mapping[str, Market]) -> None:
+        self._markets = markets
+        self._orders: dict[str, Order] = {}
+
+    def needs_baseline(self, frame: Any) -> tuple[Market, str] | None:
+        data = _data(frame, ORDER_TOPIC)
+        if data is None or data.get("type") == "received":
+            return None
+        market = self._markets.get(str(data.get("symbol")))
+        order_id = str(data.get("orderId", ""))
+        if market is None or not order_id or order_id in self._orders:
+            return None
+        return market, order_id
+
+    def baseline(self, order: Order) -> None:
+        self._orders[order.order_id] = order
+
+    def apply(self, frame: Any) -> AccountEvent | None:
+        balance = _data(frame, BALANCE_TOPIC)
+        if balance is not None:
+            row = Balance(
+                str(balance["currency"]), decimal(balance["available"]), decimal(balance["hold"])
+            )
+            return BalanceUpdate(VENUE, (row,), from_ms(balance.get("time")) or datetime.now(UTC))
+        data = _data(frame, ORDER_TOPIC)
+        if data is None or data.get("type") not in _ORDER_EVENTS:
+            return None
+        market = self._markets.get(str(data.get("symbol")))
+        if market is None:
+            return None
+        kind = data["type"]
+        time = _ns(data.get("ts")) or datetime.now(UTC)
+        order_id = str(data["orderId"])
+        known = self._orders.get(order_id)
+        if known is None:
+            price = decimal(data.get("price") or "0")
+            known = Order(
+                exchange=VENUE,
+                symbol=market.symbol,
+                venue_symbol=market.venue_symbol,
+                order_id=order_id,
+                client_order_id=str(data.get("clientOid") or ""),
+                side=Side.BUY if data["side"] == "buy" else Side.SELL,
+                type=OrderType.MARKET if data.get("orderType") == "market" else OrderType.LIMIT,
+                time_in_force=TimeInForce.GTC,
+                status=OrderStatus.NEW,
+                price=price if price > 0 else None,
+                quantity=decimal(data.get("originSize") or data.get("size") or "0"),
+                filled_quantity=ZERO,
+                filled_quote_quantity=ZERO,
+                fee=ZERO,
+                fee_asset=market.symbol.quote,
+                created_time=_ns(data.get("orderTime")) or time,
+                updated_time=time,
+                simulated=False,
+            )
+        filled = decimal(data.get("filledSize") or "0")
+        fill = None
+        quote, fee = known.filled_quote_quantity, known.fee or ZERO
+        if kind == "match":
+            price, size = decimal(data["matchPrice"]), decimal(data["matchSize"])
+            maker = data.get("liquidity") == "maker"
+            rate = market.maker_fee_rate if maker else market.taker_fee_rate
+            fill = Fill(
+                trade_id=str(data["tradeId"]),
+                order_id=order_id,
+                client_order_id=known.client_order_id,
+                symbol=market.symbol,
+                side=known.side,
+                price=price,
+                quantity=size,
+                fee=MONEY_CONTEXT.multiply(MONEY_CONTEXT.multiply(price, size), rate),
+                fee_asset=market.symbol.quote,
+                liquidity=Liquidity.MAKER if maker else Liquidity.TAKER,
+                time=time,
+            )
+            quote, fee = quote + price * size, fee + fill.fee
+        if kind == "canceled":
+            status = OrderStatus.CANCELED
+        elif kind == "filled" or (known.quantity and filled >= known.quantity):
+            status = OrderStatus.FILLED
+        else:
+            status = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.NEW
+        order = replace(
+            known,
+            status=status,
+            filled_quantity=max(filled, known.filled_quantity),
+            filled_quote_quantity=quote,
+            fee=fee,
+            updated_time=time,
+        )
+        if status.is_open:
+            self._orders[order_id] = order
+        else:
+            self._orders.pop(order_id, None)
+        return OrderUpdate(order, fill, time)
+
+
+def _ns(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value) / 1e9, tz=UTC) if value else None
+
+
+async def watch_account(
+    fetch_bullet: Callable[[], Awaitable[Any]],
+    markets: Callable[[], Awaitable[Mapping[str, Market]]],
+    fetch_order: Callable[[Market, str], Awaitable[Order]],
+    stats: FrameStats,
+) -> AsyncIterator[AccountEvent | AccountFeedConnected | FeedInterrupted]:
+    by_symbol = await markets()
+    protocol = BulletProtocol([ORDER_TOPIC, BALANCE_TOPIC], fetch_bullet, private=True)
+    client = WebSocketClient(VENUE, protocol, heartbeat_seconds=None)
+    orders = PrivateOrders(by_symbol)
+    async for event in client.events():
+        if isinstance(event, WsGap):
+            yield FeedInterrupted(event.reason)
+            continue
+        if isinstance(event, WsConnected):
+            orders = PrivateOrders(by_symbol)  # the catch-up restates them
+            yield AccountFeedConnected()
+            continue
+        if isinstance(event, WsUnreadable):
+            await client.reconnect("unreadable private frame")
+            continue
+        try:
+            wanted = orders.needs_baseline(event.data)
+            if wanted is not None:
+                orders.baseline(await fetch_order(*wanted))
+            item = orders.apply(event.data)
+        except FRAME_ERRORS as error:
+            stats.skip(VENUE, "private", error)
+            await client.reconnect("malformed private message")
+            continue
+        if item is not None:
+            yield item

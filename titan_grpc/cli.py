@@ -189,7 +189,7 @@ def _balances(client: TitanClient, args: argparse.Namespace) -> tuple[Message, T
 
 
 def _portfolio(client: TitanClient, args: argparse.Namespace) -> tuple[Message, Table]:
-    answer = client.portfolio(args.quote or "")
+    answer = client.portfolio(args.quote or "", args.exchange or ())
     rows = [
         (a.exchange, a.asset, a.quantity, a.price, a.value, a.price_path) for a in answer.assets
     ]
@@ -259,6 +259,63 @@ def _watch(client: TitanClient, args: argparse.Namespace, console: Console) -> i
     return 0
 
 
+_UPDATE_KINDS = {pb.ORDER_UPDATE_KIND_STATE: "state", pb.ORDER_UPDATE_KIND_FILL: "fill"}
+
+
+def _notice_line(notice: pb.StreamNotice) -> str:
+    kind = pb.StreamNoticeKind.Name(notice.kind).removeprefix("STREAM_NOTICE_KIND_").lower()
+    return f"[bold yellow]{notice.exchange or 'server'} {kind}: {notice.message}[/]"
+
+
+def _orders_watch(client: TitanClient, args: argparse.Namespace, console: Console) -> int:
+    """One line per order change or fill, as the venues' private feeds report them."""
+    received = 0
+    for message in client.stream_order_updates(args.exchange or (), args.symbol or ()):
+        if message.HasField("notice"):
+            console.print(_notice_line(message.notice))
+            continue
+        update = message.update
+        received += 1
+        if args.json:
+            console.print_json(json.dumps(_as_dict(update)))
+        else:
+            order = update.order
+            fill = (
+                f" fill {update.fill.quantity} @ {update.fill.price} fee {update.fill.fee}"
+                if update.HasField("fill")
+                else ""
+            )
+            status = pb.OrderStatus.Name(order.status).removeprefix("ORDER_STATUS_").lower()
+            mine = "" if order.placed_by_gateway else " (not placed by TITAN)"
+            console.print(
+                f"{order.exchange} {order.symbol} {order.client_order_id or order.order_id} "
+                f"{_UPDATE_KINDS.get(update.kind, '?')} {status} filled {order.filled_quantity}"
+                f"/{order.quantity}{fill}{mine}"
+            )
+        if args.count and received >= args.count:
+            break
+    return 0
+
+
+def _portfolio_watch(client: TitanClient, args: argparse.Namespace, console: Console) -> int:
+    """The portfolio's value each time a balance or a price it uses moves."""
+    received = 0
+    for message in client.stream_portfolio_value(args.quote or "", args.exchange or ()):
+        if message.HasField("notice"):
+            console.print(_notice_line(message.notice))
+            continue
+        value = message.value
+        received += 1
+        if args.json:
+            console.print_json(json.dumps(_as_dict(value)))
+        else:
+            venues = ", ".join(f"{v.exchange} {v.value}" for v in value.venues)
+            console.print(f"{value.total_value} {value.quote_asset}  ({venues})")
+        if args.count and received >= args.count:
+            break
+    return 0
+
+
 Command = Callable[[TitanClient, argparse.Namespace], tuple[Message, Table]]
 COMMANDS: dict[str, Command] = {
     "status": _status,
@@ -313,8 +370,16 @@ def add_client_commands(commands: Any) -> None:
     order.add_argument("--client-order-id", default="")
     balances = command("balances", "balances per venue")
     balances.add_argument("--exchange", action="append")
-    portfolio = command("portfolio", "portfolio value in one quote asset")
+    portfolio = command("portfolio", "portfolio value in one quote asset ('watch': live)")
+    portfolio.add_argument("action", nargs="?", choices=["watch"])
     portfolio.add_argument("--quote", default="")
+    portfolio.add_argument("--exchange", action="append")
+    portfolio.add_argument("--count", type=int, default=0, help="watch: stop after N values")
+    orders = command("orders", "the account's order changes and fills, live")
+    orders.add_argument("action", choices=["watch"])
+    orders.add_argument("--exchange", action="append")
+    orders.add_argument("--symbol", action="append")
+    orders.add_argument("--count", type=int, default=0, help="stop after N updates (0 = never)")
     watch = command("watch", "live quote board")
     watch.add_argument("symbols", nargs="+")
     watch.add_argument("--exchange", action="append")
@@ -327,6 +392,10 @@ def run_client_command(args: argparse.Namespace) -> int:
         try:
             if args.command == "watch":
                 return _watch(client, args, console)
+            if args.command == "orders":
+                return _orders_watch(client, args, console)
+            if args.command == "portfolio" and args.action == "watch":
+                return _portfolio_watch(client, args, console)
             message, table = COMMANDS[args.command](client, args)
         except grpc.RpcError as error:
             code = error.code().name if isinstance(error, grpc.Call) else "ERROR"

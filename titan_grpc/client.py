@@ -167,3 +167,28 @@ class TitanClient:
             request, metadata=self._metadata
         )
         return stream
+
+    def stream_order_updates(
+        self, exchanges: Sequence[str] = (), symbols: Sequence[str] = ()
+    ) -> Iterator[pb.StreamOrderUpdatesResponse]:
+        request = pb.StreamOrderUpdatesRequest(exchanges=list(exchanges), symbols=list(symbols))
+        stream: Iterator[pb.StreamOrderUpdatesResponse] = self.stub.StreamOrderUpdates(
+            request, metadata=self._metadata
+        )
+        return stream
+
+    def stream_balances(self, exchanges: Sequence[str] = ()) -> Iterator[pb.StreamBalancesResponse]:
+        request = pb.StreamBalancesRequest(exchanges=list(exchanges))
+        stream: Iterator[pb.StreamBalancesResponse] = self.stub.StreamBalances(
+            request, metadata=self._metadata
+        )
+        return stream
+
+    def stream_portfolio_value(
+        self, quote_asset: str = "", exchanges: Sequence[str] = ()
+    ) -> Iterator[pb.StreamPortfolioValueResponse]:
+        request = pb.StreamPortfolioValueRequest(quote_asset=quote_asset, exchanges=list(exchanges))
+        stream: Iterator[pb.StreamPortfolioValueResponse] = self.stub.StreamPortfolioValue(
+            request, metadata=self._metadata
+        )
+        return stream

@@ -296,3 +296,40 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
     assert refused.returncode == 1 and refused.stderr.startswith(
         "titan-grpc: INVALID_ARGUMENT: quantity:"
     )
+
+
+def test_cli_watches_orders_and_the_portfolio(served: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = served
+    value = titan(port, "portfolio", "watch", "--count", "1", "--exchange", "kucoin")
+    assert value.returncode == 0, value.stderr
+    assert "USDT" in value.stdout and "kucoin" in value.stdout
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "titan_grpc", "orders", "watch", "--address",
+         f"127.0.0.1:{port}", "--exchange", "coinbase", "--count", "1", "--json"],
+        cwd=ROOT, env=server_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.ExchangeServiceStub(channel)
+            # The watcher's first update is whichever order the feed sees once it is live.
+            for n in range(200):
+                if watcher.poll() is not None:
+                    break
+                stub.PlaceOrder(
+                    pb.PlaceOrderRequest(
+                        exchange="coinbase",
+                        symbol="BTC-USDT",
+                        side=pb.SIDE_BUY,
+                        type=pb.ORDER_TYPE_LIMIT,
+                        quantity="0.001",
+                        price="10000",
+                        client_order_id=f"watch-{n}",
+                    )
+                )
+        out, err = watcher.communicate(timeout=30)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 0, err
+    update = json.loads(out)
+    assert update["kind"] == "ORDER_UPDATE_KIND_STATE"
+    assert update["order"]["placed_by_gateway"] is True

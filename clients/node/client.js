@@ -4,6 +4,9 @@
 //   const titan = connect("127.0.0.1:50051", { token: process.env.TITAN_TOKEN });
 //   const status = await titan.call("GetStatus", {});
 //   for await (const message of titan.stream("StreamQuotes", { symbols: ["BTC-USDT"] })) { ... }
+//   for await (const { update, notice } of titan.stream("StreamOrderUpdates", { exchanges: [] })) {
+//     // update.kind is ORDER_UPDATE_KIND_STATE or _FILL; update.fill is set for fills
+//   }
 "use strict";
 
 const path = require("node:path");

@@ -112,3 +112,19 @@ test("streams N quotes", async () => {
   assert.ok(quotes.every((q) => q.symbol === "BTC-USDT" && q.source.simulated));
   assert.deepEqual(new Set(quotes.map((q) => q.exchange)), new Set(["binance", "kucoin"]));
 });
+
+test("streams the live portfolio value", async () => {
+  const call = titan.stream("StreamPortfolioValue", { quote_asset: "USDT", exchanges: ["kucoin"] });
+  const value = await new Promise((resolve, reject) => {
+    call.on("data", (message) => {
+      if (message.value) {
+        call.cancel();
+        resolve(message.value);
+      }
+    });
+    call.on("error", (error) => (error.code === grpc.status.CANCELLED ? undefined : reject(error)));
+  });
+  assert.equal(value.quote_asset, "USDT");
+  assert.match(value.total_value, /^\d+(\.\d+)?$/);
+  assert.deepEqual(value.venues.map((v) => v.exchange), ["kucoin"]);
+});

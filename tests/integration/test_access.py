@@ -85,6 +85,16 @@ async def test_tokens_and_scopes(secured: Gateway) -> None:
         )
         assert (await stream.read()).quote.symbol == "BTC-USDT"
         stream.cancel()
+        # The account streams need the read scope.
+        value = pb.StreamPortfolioValueRequest(exchanges=["kucoin"])
+        await expect_error(stub.StreamPortfolioValue(value).read(), grpc.StatusCode.UNAUTHENTICATED)
+        await expect_error(
+            stub.StreamOrderUpdates(pb.StreamOrderUpdatesRequest()).read(),
+            grpc.StatusCode.UNAUTHENTICATED,
+        )
+        portfolio = stub.StreamPortfolioValue(value, metadata=bearer(READER))
+        assert (await portfolio.read()).value.quote_asset == "USDT"
+        portfolio.cancel()
 
 
 async def test_health_and_reflection_stay_open(secured: Gateway) -> None:

@@ -369,7 +369,10 @@ class AccountFeeds:
         tracker = self._trackers.get(venue)
         if tracker is None or not tracker.live or self.hub.subscriber_count(venue) == 0:
             return None
-        return tracker.order(order_id, client_order_id)
+        order = tracker.order(order_id, client_order_id)
+        if order is None or sum((f.quantity for f in order.fills), ZERO) != order.filled_quantity:
+            return None  # fills from before the feed knew the order: the venue has them
+        return order
 
     def keep_open(self, venue: str) -> None:
         """Hold the venue's feed open while TITAN has open orders there."""

@@ -284,3 +284,24 @@ async def test_bad_symbols_are_refused_with_invalid_argument(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call.read()
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_portfolio_value_follows_a_used_price(
+    gateway: Gateway, stub: pb_grpc.ExchangeServiceStub, world: SimulatedWorld
+) -> None:
+    portfolio = stub.StreamPortfolioValue(
+        pb.StreamPortfolioValueRequest(quote_asset="USDT", exchanges=[VENUE])
+    )
+    async with asyncio.timeout(10):
+        first = (await portfolio.read()).value
+        btc = next(a for a in first.assets if a.asset == "BTC")
+        assert btc.price_path == f"BTC-USDT@{VENUE}"
+        world.advance()  # every simulated price moves
+        bids, asks, _ = world.engine(VENUE).book(BTC_USDT, 1)
+        mid = ((bids[0].price + asks[0].price) / 2).quantize(D("1e-8"))
+        while True:  # values follow as each used price's quote arrives
+            moved = (await portfolio.read()).value
+            if D(next(a for a in moved.assets if a.asset == "BTC").price) == mid:
+                break
+    assert moved.total_value != first.total_value
+    portfolio.cancel()

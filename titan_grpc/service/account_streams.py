@@ -14,9 +14,10 @@ from titan_grpc import convert
 from titan_grpc.domain import MONEY_CONTEXT, Balance, BalanceUpdate, OrderUpdate, Quote, Symbol
 from titan_grpc.exchanges import ExchangeBackend
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
-from titan_grpc.market.hub import Notice, NoticeKind
+from titan_grpc.market.hub import Notice, NoticeKind, Subscription
 from titan_grpc.market.portfolio import (
     MarketPrice,
+    Valuation,
     market_price,
     portfolio_symbols,
     value_portfolio,
@@ -135,32 +136,42 @@ class AccountStreamRpcs(ServiceBase):
         account = self._accounts.subscribe(list(simulated))
         if self._shutdown.is_set():
             account.end()
-        # Balances and prices as of now, then kept current from the feeds.
-        held, _ = await self._per_venue(backends, lambda b: b.balances(), context)
-        balances: dict[str, dict[str, Balance]] = {
-            backend.name: {b.asset: b for b in found} for backend, found in held
-        }
-        assets = {asset for found in balances.values() for asset in found}
-        wanted = portfolio_symbols(assets, quote)
-        pairs: list[tuple[ExchangeBackend, Symbol]] = []
+        # Balances as the live feed knows them (else asked once), then kept current.
+        balances: dict[str, dict[str, Balance]] = {}
+        asking = []
         for backend in backends:
-            listed = await backend.markets()
-            pairs += [(backend, symbol) for symbol in wanted if symbol in listed]
+            tracker = self._accounts.tracker(backend.name)
+            if tracker.live:
+                balances[backend.name] = {b.asset: b for b in tracker.balances()}
+            else:
+                asking.append(backend)
+        held, _ = await self._per_venue(asking, lambda b: b.balances(), context)
+        balances.update({backend.name: {b.asset: b for b in found} for backend, found in held})
         prices: dict[tuple[str, Symbol], Decimal] = {}
-        freshness = self._market.freshness(None)
-        tickers = await asyncio.gather(
-            *(self._market.ticker(b, s, freshness) for b, s in pairs), return_exceptions=True
-        )
-        for ticker in tickers:
-            if not isinstance(ticker, BaseException) and (found := market_price(ticker)):
-                prices[(found.exchange, found.symbol)] = found.price
-        quotes = self._quote_hub.subscribe(*((b.name, s) for b, s in pairs)) if pairs else None
-        changed = asyncio.Event()
+        priced_assets: set[str] = set()
+        changed, ended = asyncio.Event(), asyncio.Event()
         notices: list[pb.StreamNotice] = []
-        ended = False
+
+        async def price_new_assets() -> None:
+            """Prices (read path) of the markets that could value assets not seen yet."""
+            assets = {asset for found in balances.values() for asset in found}
+            if assets <= priced_assets:
+                return
+            wanted = portfolio_symbols(assets - priced_assets, quote)
+            priced_assets.update(assets)
+            pairs = []
+            for backend in backends:
+                listed = await backend.markets()
+                pairs += [(backend, s) for s in wanted if s in listed]
+            freshness = self._market.freshness(None)
+            tickers = await asyncio.gather(
+                *(self._market.ticker(b, s, freshness) for b, s in pairs), return_exceptions=True
+            )
+            for ticker in tickers:
+                if not isinstance(ticker, BaseException) and (found := market_price(ticker)):
+                    prices.setdefault((found.exchange, found.symbol), found.price)
 
         async def follow_account() -> None:
-            nonlocal ended
             try:
                 async for event in account:
                     if event.notice is not None:
@@ -173,31 +184,42 @@ class AccountStreamRpcs(ServiceBase):
                         continue
                     changed.set()
             finally:
-                ended = True
+                ended.set()
                 changed.set()
 
-        async def follow_prices() -> None:
-            if quotes is None:
-                return
-            async for event in quotes:
-                if event.item is not None:
-                    price = _quote_price(event.item)
-                    if price is not None and prices.get(event.key) != price:
-                        prices[event.key] = price
-                        changed.set()
+        async def follow_prices(subscription: Subscription[tuple[str, Symbol], Quote]) -> None:
+            async for event in subscription:
+                price = _quote_price(event.item) if event.item is not None else None
+                if price is not None and prices.get(event.key) != price:
+                    prices[event.key] = price
+                    changed.set()
 
         interval = self._info.portfolio_interval_seconds
-        tasks = [asyncio.create_task(follow_account()), asyncio.create_task(follow_prices())]
+        account_task = asyncio.create_task(follow_account())
+        watched: set[tuple[str, Symbol]] = set()
+        quotes: Subscription[tuple[str, Symbol], Quote] | None = None
+        price_task: asyncio.Task[None] | None = None
         last: tuple[object, ...] | None = None
         try:
             while True:
                 while notices:
                     yield pb.StreamPortfolioValueResponse(notice=notices.pop(0))
+                await price_new_assets()
                 valuation = value_portfolio(
                     {venue: list(found.values()) for venue, found in balances.items()},
                     [MarketPrice(v, s, p) for (v, s), p in prices.items()],
                     quote,
                 )
+                used = markets_used(valuation)
+                if used != watched:  # follow exactly the prices the value depends on
+                    if price_task is not None:
+                        price_task.cancel()
+                    if quotes is not None:
+                        quotes.close()
+                    watched, quotes, price_task = used, None, None
+                    if used:
+                        quotes = self._quote_hub.subscribe(*sorted(used, key=str))
+                        price_task = asyncio.create_task(follow_prices(quotes))
                 current = (valuation.total, valuation.assets, valuation.unpriced)
                 if current != last:
                     last = current
@@ -206,7 +228,7 @@ class AccountStreamRpcs(ServiceBase):
                     yield pb.StreamPortfolioValueResponse(value=value)
                     if interval > 0:  # at most one value per interval; changes conflate
                         await asyncio.sleep(interval)
-                if ended:
+                if ended.is_set():
                     break
                 await changed.wait()
                 changed.clear()
@@ -214,9 +236,23 @@ class AccountStreamRpcs(ServiceBase):
             account.close()
             if quotes is not None:
                 quotes.close()
+            tasks = [t for t in (account_task, price_task) if t is not None]
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, return_exceptions=True)
         if self._shutdown.is_set():
             yield pb.StreamPortfolioValueResponse(notice=_shutdown_notice())
+
+
+def markets_used(valuation: Valuation) -> set[tuple[str, Symbol]]:
+    """The (venue, market) prices a valuation rests on, read from its price paths
+    (``BTC-USDT@binance``, ``1/...``, bridged ``a*b``: market/portfolio.py's labels)."""
+    used: set[tuple[str, Symbol]] = set()
+    for asset in valuation.assets:
+        for part in asset.price_path.split("*"):
+            label, at, venue = part.removeprefix("1/").rpartition("@")
+            base, dash, quote = label.partition("-")
+            if at and dash:
+                used.add((venue, Symbol(base, quote)))
+    return used

@@ -305,3 +305,27 @@ async def test_portfolio_value_follows_a_used_price(
                 break
     assert moved.total_value != first.total_value
     portfolio.cancel()
+
+
+async def test_after_a_restart_the_feed_opens_for_journaled_open_orders(
+    world: SimulatedWorld, tmp_path: Any
+) -> None:
+    settings = make_settings(journal_path=str(tmp_path / "journal.sqlite3"))
+    first = await start_gateway(settings, world=world)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{first.port}") as channel:
+            bid, _, _ = best(world)
+            await place_limit_buy(pb_grpc.ExchangeServiceStub(channel), bid - 200, "0.02", "r-1")
+    finally:
+        await first.stop(grace=1.0)
+    second = await start_gateway(settings, world=world)
+    try:
+        feeds = accounts_of(second)
+        await until(second, lambda: feeds.tracker(VENUE).live)  # nobody is listening
+        move_through(world, bid - 200)
+        await until(second, lambda: feeds.hub.subscriber_count(VENUE) == 0)
+        entry = await second.journal.get(VENUE, "r-1")
+        assert entry is not None and entry.order is not None
+        assert entry.order.status.value == "filled"
+    finally:
+        await second.stop(grace=1.0)

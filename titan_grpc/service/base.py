@@ -215,9 +215,20 @@ class ServiceBase:
         """Background upkeep of the read path (drops idle promoted feeds); closes the
         private feeds when cancelled (server stop)."""
         try:
+            await self._resume_account_feeds()
             await self._market.run()
         finally:
             await self._accounts.close()
+
+    async def _resume_account_feeds(self) -> None:
+        """Open the private feed of every venue where the journal has open or unresolved
+        orders: their fills reach the journal even before anyone listens."""
+        entries = await self._orders.journal.needing_reconciliation()
+        for venue in sorted({entry.exchange for entry in entries}):
+            if venue in self._registry.names:
+                backend = self._registry.resolve(venue)
+                if backend.account_feed_error() is None:
+                    self._accounts.keep_open(venue)
 
     # ---- helpers -----------------------------------------------------------------
 

@@ -119,6 +119,7 @@ async def test_each_subscriber_gets_every_change_once_in_order(
     _, ask, ask_size = best(world)
     # Crosses the best ask partly, rests the rest: NEW, a partial fill.
     order = await place_limit_buy(stub, ask, str(ask_size + D("0.5")), "acct-a")
+    assert order.placed_by_gateway
     move_through(world, ask)  # the rest fills as maker
     other = await place_limit_buy(stub, ask - 1000, "0.01", "acct-b")
     await stub.CancelOrder(pb.CancelOrderRequest(exchange=VENUE, order_id=other.order_id))

@@ -52,7 +52,9 @@ class TradingRpcs(ServiceBase):
         )
         if order.status.is_open and backend.account_feed_error() is None:
             self._accounts.keep_open(backend.name)  # the journal follows it from the feed
-        return pb.PlaceOrderResponse(order=convert.order_to_proto(order))
+        placed = convert.order_to_proto(order)
+        placed.placed_by_gateway = True
+        return pb.PlaceOrderResponse(order=placed)
 
     @unary
     async def CancelOrder(

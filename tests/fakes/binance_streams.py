@@ -27,7 +27,14 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.binance import API_KEY, FakeBinance
-from tests.fakes.ws import FakeFeedServer, FeedConnection, Level, apply_levels, top_levels
+from tests.fakes.ws import (
+    FakeFeedServer,
+    FeedConnection,
+    Level,
+    _mangle,
+    apply_levels,
+    top_levels,
+)
 
 
 class FakeBinanceStreams:
@@ -125,6 +132,7 @@ class FakeBinanceUserData:
         self.subscriptions: dict[FeedConnection, int] = {}
         self.refusals: list[int] = []
         self.deliver = True  # False: events are lost on the way (a cut connection)
+        self.mangle = 0  # events sent with unreadable numbers (right shape)
         self._ids = itertools.count(0)
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
@@ -205,6 +213,9 @@ class FakeBinanceUserData:
             event = await self._events.get()
             if not self.deliver:
                 continue
+            if self.mangle:
+                self.mangle -= 1
+                event = _mangle(event)
             for connection, subscription in list(self.subscriptions.items()):
                 if connection in self.server.connections:
                     await connection.send({"subscriptionId": subscription, "event": event})

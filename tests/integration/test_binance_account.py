@@ -187,3 +187,25 @@ async def test_a_wrongly_signed_subscription_is_refused_and_reported_as_a_gap() 
         await user.stop()
         await rest.stop()
     assert user.refusals[0] == -2015
+
+
+async def test_an_unreadable_fill_report_reconnects_and_the_fill_still_arrives_once(
+    venue: tuple[FakeBinance, FakeBinanceUserData, Gateway, Any],
+) -> None:
+    rest, user, gateway, stub = venue
+    call = stub.StreamOrderUpdates(pb.StreamOrderUpdatesRequest(exchanges=["binance"]))
+    await live(gateway, user, 1)
+    order = await place(stub, "42000", "0.01", "bn-mangled")
+    assert [plain(m)[2] for m in await read_updates(call, 1)] == [pb.ORDER_STATUS_NEW]
+    user.mangle = 1  # the fill's executionReport arrives with unreadable numbers
+    rest.fill_resting(int(order.order_id))
+    got = [plain(m) for m in await read_updates(call, 3)]
+    (trade,) = [t["id"] for t in rest.trades if t["orderId"] == int(order.order_id)]
+    assert got == [
+        ("notice", pb.STREAM_NOTICE_KIND_GAP),
+        ("notice", pb.STREAM_NOTICE_KIND_RECOVERED),
+        (pb.ORDER_UPDATE_KIND_FILL, "bn-mangled", pb.ORDER_STATUS_FILLED, "0.01", str(trade)),
+    ]
+    adapter = gateway.registry.resolve("binance")
+    assert adapter.frame_stats.malformed == 1  # type: ignore[attr-defined]
+    call.cancel()

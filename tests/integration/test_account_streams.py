@@ -330,3 +330,18 @@ async def test_after_a_restart_the_feed_opens_for_journaled_open_orders(
         assert entry.order.status.value == "filled"
     finally:
         await second.stop(grace=1.0)
+
+
+async def test_shutdown_ends_the_account_streams_with_a_notice(
+    gateway: Gateway, stub: pb_grpc.ExchangeServiceStub
+) -> None:
+    updates = stub.StreamOrderUpdates(pb.StreamOrderUpdatesRequest(exchanges=[VENUE]))
+    portfolio = stub.StreamPortfolioValue(pb.StreamPortfolioValueRequest(exchanges=[VENUE]))
+    await portfolio.read()
+    await live_with(gateway, 2)
+    stopping = asyncio.create_task(gateway.stop(grace=5.0))
+    async with asyncio.timeout(10):
+        assert (await updates.read()).notice.kind == pb.STREAM_NOTICE_KIND_SHUTDOWN
+        assert (await portfolio.read()).notice.kind == pb.STREAM_NOTICE_KIND_SHUTDOWN
+        assert await updates.read() == grpc.aio.EOF
+    await stopping

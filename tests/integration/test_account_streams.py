@@ -14,7 +14,14 @@ import grpc
 import pytest
 
 from tests.conftest import make_settings
-from titan_grpc.domain import PriceLevel, Symbol
+from titan_grpc.domain import (
+    OrderRequest,
+    OrderType,
+    PriceLevel,
+    Side,
+    Symbol,
+    TimeInForce,
+)
 from titan_grpc.exchanges.simulated import SimulatedWorld
 from titan_grpc.exchanges.simulated.adapter import SimulatedExchange
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
@@ -345,3 +352,28 @@ async def test_shutdown_ends_the_account_streams_with_a_notice(
         assert (await portfolio.read()).notice.kind == pb.STREAM_NOTICE_KIND_SHUTDOWN
         assert await updates.read() == grpc.aio.EOF
     await stopping
+
+
+async def test_an_order_placed_and_filled_during_a_gap_is_caught_up(
+    gateway: Gateway, stub: pb_grpc.ExchangeServiceStub, world: SimulatedWorld
+) -> None:
+    call = stub.StreamOrderUpdates(pb.StreamOrderUpdatesRequest(exchanges=[VENUE]))
+    await live_with(gateway, 1)
+    bid, _, _ = best(world)
+    await place_limit_buy(stub, bid - 500, "0.01", "seen")  # the feed knows the market
+    assert describe((await read_updates(call, 1))[0])[1] == "seen"
+    adapter(gateway).drop_account_feeds()
+    # Placed elsewhere (not through TITAN) and filled while the connection is down.
+    request = OrderRequest(
+        BTC_USDT, Side.BUY, OrderType.MARKET, D("0.01"), None, TimeInForce.IOC, "elsewhere"
+    )
+    other = world.engine(VENUE).place(request)
+    assert other.status.value == "filled"
+    got = await read_updates(call, 2 + len(other.fills))
+    assert [describe(m)[0] for m in got[:2]] == ["notice", "notice"]
+    fills = [m.update for m in got[2:]]
+    assert [f.fill.trade_id for f in fills] == [f.trade_id for f in other.fills]
+    assert fills[-1].order.status == pb.ORDER_STATUS_FILLED
+    assert fills[0].order.client_order_id == "elsewhere"
+    assert not fills[0].order.placed_by_gateway
+    call.cancel()

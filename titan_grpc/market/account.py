@@ -23,7 +23,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from titan_grpc.domain import (
     MONEY_CONTEXT,
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 ORDERS_KEPT = 1000  # finished orders remembered per venue (open ones are always kept)
 QUEUE_LIMIT = 10_000  # updates a subscriber may lag behind before a GAP and catch-up
 RECENT_FILLS = 100  # per symbol, fetched after a gap to find orders that ran meanwhile
+CLOCK_MARGIN = timedelta(seconds=60)
 
 Learn = Callable[[str, Order], Awaitable[bool]]
 
@@ -121,10 +122,9 @@ class AccountTracker:
             OrderUpdate(replace(order, fills=()), None, order.updated_time)
             for order in self._orders.values()
         ]
-        if self._balances and self.last_event_time is not None:
-            events.append(
-                BalanceUpdate(self.exchange, tuple(self.balances()), self.last_event_time)
-            )
+        if self._balances:
+            now = datetime.now(UTC)
+            events.append(BalanceUpdate(self.exchange, tuple(self.balances()), now))
         return events
 
     # ---- changes -----------------------------------------------------------------
@@ -160,7 +160,6 @@ class AccountTracker:
             changed += [Balance(a, ZERO, ZERO) for a in self._balances if a not in given]
         for balance in changed:
             self._balances[balance.asset] = balance
-        self.last_event_time = update.venue_time
         return replace(update, balances=tuple(changed)) if changed else None
 
     def _remember(self, order: Order) -> None:
@@ -194,8 +193,9 @@ async def catch_up(backend: ExchangeBackend, tracker: AccountTracker) -> list[Ac
                 current[known.order_id] = await backend.get_order(
                     known.symbol, order_id=known.order_id
                 )
-    since = tracker.last_event_time
-    if tracker.seeded and since is not None:  # orders that began and ended meanwhile
+    last = tracker.last_event_time
+    if tracker.seeded and last is not None:  # orders that began and ended meanwhile
+        since = last - CLOCK_MARGIN  # venue clocks and event times disagree a little
         for symbol in tracker.symbols():
             for fill in await backend.my_trades(symbol, limit=RECENT_FILLS):
                 if (

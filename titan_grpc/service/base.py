@@ -20,7 +20,7 @@ import grpc
 
 from titan_grpc import convert
 from titan_grpc.domain import OrderBook, Quote, Symbol, Ticker
-from titan_grpc.errors import TitanError
+from titan_grpc.errors import ExchangeUnavailable, TitanError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.logs import current_rpc, new_request_id, request_id
@@ -230,6 +230,16 @@ class ServiceBase:
                 log.error("venue %s failed", backend.name, exc_info=error)
             errors.append(venue_error_to_proto(backend.name, error))
         return results, errors
+
+    def _refuse_if_suspect(self, backend: ExchangeBackend) -> None:
+        """Fail fast, before anything is journaled or sent, while a request to the venue
+        has just timed out and a probe has not had an answer yet."""
+        if self._monitor.is_suspect(backend.name):
+            raise ExchangeUnavailable(
+                f"{backend.name}: not answering (a request timed out); probing until it "
+                "answers again; nothing was sent",
+                exchange=backend.name,
+            )
 
     def _healthy(
         self, backends: Sequence[ExchangeBackend]

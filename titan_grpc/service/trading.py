@@ -17,6 +17,7 @@ class TradingRpcs(ServiceBase):
         self, request: pb.PlaceOrderRequest, context: Any
     ) -> pb.PlaceOrderResponse:
         backend = self._registry.resolve(request.exchange)
+        self._refuse_if_suspect(backend)
         symbol = convert.symbol_from_proto(request.symbol)
         side = convert.side_from_proto(request.side)
         order_type = convert.order_type_from_proto(request.type)

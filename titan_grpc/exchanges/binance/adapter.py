@@ -54,7 +54,7 @@ from titan_grpc.exchanges.common import (
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RetryPolicy
-from titan_grpc.net.ratelimit import UNSHARED, Budgets
+from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory
 from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
 
@@ -91,7 +91,7 @@ class BinanceExchange(ExchangeBackend):
         recv_window_ms: int = endpoints.DEFAULT_RECV_WINDOW_MS,
         rate_limit_max_wait_seconds: float = 10.0,
         request_observer: RequestObserver | None = None,
-        budgets: Budgets = UNSHARED,
+        budgets: BudgetFactory = UNSHARED,
     ) -> None:
         problems = validate_credentials(settings)
         if problems:
@@ -110,9 +110,9 @@ class BinanceExchange(ExchangeBackend):
         self._clock_sync = ClockSync(clock)
         # Per-plan overrides cap what exchangeInfo publishes (set_limit below).
         self._plan = settings.budget
-        self._budgets = budgets
         self._limiter = budgets.window(
             self.name,
+            "weight",
             self._plan.weight_per_window or endpoints.DEFAULT_WEIGHT_LIMIT,
             endpoints.WEIGHT_WINDOW_SECONDS,
             clock=clock,
@@ -120,6 +120,7 @@ class BinanceExchange(ExchangeBackend):
         )
         self._order_limiter = budgets.window(
             self.name,
+            "orders",
             self._plan.orders_per_window or endpoints.DEFAULT_ORDER_LIMIT,
             endpoints.ORDER_WINDOW_SECONDS,
             clock=clock,
@@ -159,10 +160,10 @@ class BinanceExchange(ExchangeBackend):
     def _observe_usage(self, headers: Mapping[str, str]) -> None:
         used = headers.get(endpoints.USED_WEIGHT_HEADER)
         if used and used.isdigit():
-            self._limiter.observe_used(self._budgets.part(int(used)))
+            self._limiter.observe_used(int(used))
         orders = headers.get(endpoints.ORDER_COUNT_HEADER)
         if orders and orders.isdigit():
-            self._order_limiter.observe_used(self._budgets.part(int(orders)))
+            self._order_limiter.observe_used(int(orders))
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC)
@@ -251,11 +252,11 @@ class BinanceExchange(ExchangeBackend):
         weight_limit = parse.parse_weight_limit(info)
         if weight_limit:
             capped = min(weight_limit, self._plan.weight_per_window or weight_limit)
-            self._limiter.set_limit(self._budgets.part(capped))
+            self._limiter.set_limit(capped)
         order_limit = parse.parse_order_limit(info)
         if order_limit:
             capped = min(order_limit, self._plan.orders_per_window or order_limit)
-            self._order_limiter.set_limit(self._budgets.part(capped))
+            self._order_limiter.set_limit(capped)
         return parse.parse_markets(info, *self._fees)
 
     async def ticker(self, symbol: Symbol) -> Ticker:

@@ -59,7 +59,7 @@ from titan_grpc.exchanges.common import (
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
-from titan_grpc.net.ratelimit import UNSHARED, Budgets
+from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory
 from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
 
@@ -105,7 +105,7 @@ class CoinbaseExchange(ExchangeBackend):
         reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
         rate_limit_max_wait_seconds: float = 10.0,
         request_observer: RequestObserver | None = None,
-        budgets: Budgets = UNSHARED,
+        budgets: BudgetFactory = UNSHARED,
     ) -> None:
         problems = validate_credentials(settings)
         if problems:
@@ -125,12 +125,14 @@ class CoinbaseExchange(ExchangeBackend):
         private_rate = plan.private_rate_per_second or endpoints.PRIVATE_RATE
         self._public_limiter = budgets.bucket(
             self.name,
+            "public",
             public_rate,
             endpoints.burst_for(public_rate, endpoints.PUBLIC_RATE, endpoints.PUBLIC_BURST),
             max_wait_seconds=rate_limit_max_wait_seconds,
         )
         self._private_limiter = budgets.bucket(
             self.name,
+            "private",
             private_rate,
             endpoints.burst_for(private_rate, endpoints.PRIVATE_RATE, endpoints.PRIVATE_BURST),
             max_wait_seconds=rate_limit_max_wait_seconds,

@@ -56,7 +56,7 @@ from titan_grpc.exchanges.kucoin import auth, endpoints, parse, stream
 from titan_grpc.exchanges.kucoin.endpoints import Endpoint
 from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
-from titan_grpc.net.ratelimit import UNSHARED, Budgets, WindowRateLimiter
+from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory, WindowBudget
 from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
 
@@ -99,7 +99,7 @@ class KucoinExchange(ExchangeBackend):
         reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
         rate_limit_max_wait_seconds: float = 10.0,
         request_observer: RequestObserver | None = None,
-        budgets: Budgets = UNSHARED,
+        budgets: BudgetFactory = UNSHARED,
     ) -> None:
         problems = validate_settings(settings)
         if problems:
@@ -110,9 +110,9 @@ class KucoinExchange(ExchangeBackend):
         self._clock = clock
         self._clock_sync = ClockSync(clock)
         plan = settings.budget
-        self._budgets = budgets
         self._public_limiter = budgets.window(
             self.name,
+            "public",
             plan.public_weight_per_window or endpoints.PUBLIC_POOL,
             endpoints.WINDOW_SECONDS,
             clock=clock,
@@ -120,6 +120,7 @@ class KucoinExchange(ExchangeBackend):
         )
         self._private_limiter = budgets.window(
             self.name,
+            "private",
             plan.weight_per_window or endpoints.PRIVATE_POOL,
             endpoints.WINDOW_SECONDS,
             clock=clock,
@@ -154,11 +155,11 @@ class KucoinExchange(ExchangeBackend):
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC)
 
-    def _observe(self, limiter: WindowRateLimiter, response: RestResponse) -> None:
+    def _observe(self, limiter: WindowBudget, response: RestResponse) -> None:
         limit = response.headers.get(endpoints.LIMIT_HEADER, "")
         remaining = response.headers.get(endpoints.REMAINING_HEADER, "")
         if limit.isdigit() and remaining.isdigit():
-            limiter.observe_used(self._budgets.part(int(limit) - int(remaining)))
+            limiter.observe_used(int(limit) - int(remaining))
         reset_ms = response.headers.get(endpoints.RESET_HEADER, "")
         if reset_ms.isdigit():
             # A pool's window starts with its first request, not on the clock's boundary.

@@ -94,11 +94,15 @@ def request_from_http(
 
 def message_to_json(message: Message, response_body: str = "") -> Any:
     """The proto3 JSON of ``message`` (every field, set or not), or of one field of it."""
-    document: Any = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
-    if response_body:
-        for field in resolve_field(message.DESCRIPTOR, response_body):
-            document = document.get(field.json_name) if isinstance(document, dict) else None
-    return document
+    if not response_body:
+        return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    *parents, leaf = resolve_field(message.DESCRIPTOR, response_body)
+    for parent in parents:
+        message = getattr(message, parent.name)
+    if leaf.message_type is not None and not leaf.is_repeated:
+        return message_to_json(getattr(message, leaf.name))
+    whole = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    return whole.get(leaf.json_name)
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

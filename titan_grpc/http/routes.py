@@ -77,7 +77,8 @@ def compile_template(text: str) -> PathTemplate:
             continue
         group = f"g{len(variables)}"
         variables.append(match[1])
-        parts.append(f"(?P<{group}>{_segments_regex(match[2] or '*', text)})")
+        sub = "*" if match[2] is None else match[2]
+        parts.append(f"(?P<{group}>{_segments_regex(sub, text)})")
     pattern = "/" + "/".join(parts) + (":" + re.escape(verb) if verb else "")
     return PathTemplate(text, re.compile(pattern), tuple(variables))
 

@@ -9,6 +9,7 @@ import json
 import shlex
 import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,6 +21,7 @@ from google.protobuf.message import Message
 
 from tests.conftest import make_settings
 from tests.helpers import bad_request_fields, expect_error
+from tests.integration.test_access import issue, make_ca, pem, write
 from tests.integration.test_streams import assert_matches_world, until
 from titan_grpc.config import load_settings
 from titan_grpc.errors import ConfigError
@@ -548,3 +550,54 @@ def _refs(node: Any) -> list[str]:
     if isinstance(node, list):
         return [ref for value in node for ref in _refs(value)]
     return []
+
+
+async def test_the_callers_request_id_comes_back(gateway: Gateway) -> None:
+    url = base_url(gateway) + "/api/exchange/market-data/BTCUSDT?exchange=mock"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, headers={"x-request-id": "trace-http-42"}) as response:
+            assert response.status == 200
+            assert response.headers["x-request-id"] == "trace-http-42"
+        async with session.get(
+            url.replace("BTCUSDT", "NOPE"), headers={"x-request-id": "t-2"}
+        ) as response:
+            assert response.status == 400
+            assert response.headers["x-request-id"] == "t-2"
+
+
+async def curl_exit_code(*args: str) -> tuple[int, bytes]:
+    process = await asyncio.create_subprocess_exec(
+        "curl", "-sS", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out
+
+
+async def test_http_uses_the_grpc_tls_set_up_including_client_certificates(
+    tmp_path: Path,
+) -> None:
+    ca, client_ca = make_ca("server ca"), make_ca("client ca")
+    server_key, server_cert = issue(ca, "localhost")
+    client_key, client_cert = issue(client_ca, "browser")
+    settings = make_settings(
+        http_address="127.0.0.1:0",
+        tls_cert=write(tmp_path, "server.pem", pem(server_cert)),
+        tls_key=write(tmp_path, "server.key", pem(server_key)),
+        tls_client_ca=write(tmp_path, "clients.pem", pem(client_ca[1])),
+    )
+    running = await start_gateway(settings)
+    try:
+        assert running.http is not None
+        url = f"https://localhost:{running.http.port}/api/exchange/status"
+        cacert = write(tmp_path, "ca.pem", pem(ca[1]))
+        cert = write(tmp_path, "client.pem", pem(client_cert))
+        key = write(tmp_path, "client.key", pem(client_key))
+        code, out = await curl_exit_code("--cacert", cacert, "--cert", cert, "--key", key, url)
+        assert code == 0 and json.loads(out)["mode"] == "MODE_SIMULATED"
+        code, _ = await curl_exit_code("--cacert", cacert, url)  # no client certificate
+        assert code != 0
+        code, _ = await curl_exit_code(url.replace("https", "http"))  # plaintext
+        assert code != 0
+    finally:
+        await running.stop(grace=0.5)

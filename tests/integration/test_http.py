@@ -601,3 +601,22 @@ async def test_http_uses_the_grpc_tls_set_up_including_client_certificates(
         assert code != 0
     finally:
         await running.stop(grace=0.5)
+
+
+async def test_grpc_timeout_ends_an_sse_stream_with_a_deadline_event(
+    gateway: Gateway, world: SimulatedWorld
+) -> None:
+    url = f"{base_url(gateway)}/v1/quotes:stream?symbols=SOL-USDT&exchanges=coinbase"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, headers={"grpc-timeout": "1S"}) as response:
+            assert response.status == 200
+            (first,) = await read_events(response, 1)
+            assert first["quote"]["symbol"] == "SOL-USDT"
+            lines = (await response.content.read()).decode().splitlines()
+        assert lines[0] == "event: error"
+        assert json.loads(lines[1].removeprefix("data: "))["code"] == 4  # DEADLINE_EXCEEDED
+        await until(lambda: world.active_watchers == 0)
+        headers = {"grpc-timeout": "soon"}
+        async with session.get(url, headers=headers) as response:
+            assert response.status == 400
+            assert (await response.json())["message"].startswith("grpc-timeout: ")

@@ -43,6 +43,8 @@ class HttpServicerContext:
         self._deadline = None if timeout is None else loop.time() + timeout
         self._trailing: Metadata = ()
         self._cancelled = False
+        self._code = grpc.StatusCode.OK
+        self._details = ""
 
     def invocation_metadata(self) -> Metadata:
         return self._metadata
@@ -60,6 +62,12 @@ class HttpServicerContext:
         if self._deadline is None:
             return None
         return max(self._deadline - asyncio.get_running_loop().time(), 0.0)
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def set_details(self, details: str) -> None:
+        self._details = details
 
     def cancel(self) -> None:
         self._cancelled = True

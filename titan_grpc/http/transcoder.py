@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 import grpc
@@ -115,9 +115,10 @@ class _Transcoder:
             status = status_pb2.Status(
                 code=grpc.StatusCode.UNIMPLEMENTED.value[0],
                 message=f"{request.method} is not served on {request.path}; "
-                f"use {', '.join(sorted(set(allowed)))}",
+                f"use {' or '.join(sorted(set(allowed)))}",
             )
-            return _error_response(status, http=405, headers={"Allow": ", ".join(allowed)})
+            allow = ", ".join(sorted(set(allowed)))
+            return _error_response(status, http=405, headers={"Allow": allow})
         status = status_pb2.Status(
             code=grpc.StatusCode.NOT_FOUND.value[0],
             message=f"no route for {request.path}; see {OPENAPI_PATH}",
@@ -150,9 +151,11 @@ class _Transcoder:
             return _error_response(status, http=413)
         context = HttpServicerContext(_metadata(request), request.remote or "", timeout)
         method = getattr(self._servicer, route.method.name)
-        if route.server_streaming:
-            return await self._stream(route, method(call_request, context), context, request)
         try:
+            if route.server_streaming:
+                now = asyncio.get_running_loop().time()
+                deadline = None if timeout is None else now + timeout
+                return await self._stream(route, method, call_request, context, request, deadline)
             async with asyncio.timeout(timeout):
                 response = await method(call_request, context)
         except HttpAbort as abort:
@@ -172,21 +175,22 @@ class _Transcoder:
     async def _stream(
         self,
         route: Route,
-        messages: AsyncIterator[Any],
+        method: Callable[[Any, HttpServicerContext], AsyncIterator[Any]],
+        call_request: Any,
         context: HttpServicerContext,
         request: web.Request,
+        deadline: float | None,
     ) -> web.StreamResponse:
         """Server-Sent Events. The status line waits for the first message, so a request the
-        servicer refuses still gets its error status; afterwards errors come as events."""
+        servicer refuses still gets its error status (raised to ``_call``); later errors,
+        the deadline included, come as an ``error`` event."""
+        messages = method(call_request, context)
         try:
             try:
-                first = await anext(messages)
+                async with asyncio.timeout_at(deadline):
+                    first = await anext(messages)
             except StopAsyncIteration:
                 first = None
-            except HttpAbort as abort:
-                return _error_response(abort.status, headers=_headers(abort.trailing_metadata))
-            except NotImplementedError:
-                return _error_response(_status(grpc.StatusCode.UNIMPLEMENTED, "not implemented"))
             response = web.StreamResponse(
                 headers={
                     "Content-Type": "text/event-stream",
@@ -196,22 +200,26 @@ class _Transcoder:
             )
             await response.prepare(request)
             try:
-                if first is not None:
-                    await response.write(_event(message_to_json(first, route.response_body)))
-                async for message in messages:
-                    await response.write(_event(message_to_json(message, route.response_body)))
+                async with asyncio.timeout_at(deadline):
+                    if first is not None:
+                        await response.write(_event(message_to_json(first, route.response_body)))
+                    async for message in messages:
+                        document = message_to_json(message, route.response_body)
+                        await response.write(_event(document))
             except HttpAbort as abort:
                 await response.write(_event(json_format.MessageToDict(abort.status), "error"))
+            except TimeoutError:
+                status = _status(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
+                await response.write(_event(json_format.MessageToDict(status), "error"))
             except ConnectionResetError:  # the client left between two messages
                 context.cancel()
                 return response
             await response.write_eof()
             return response
-        except asyncio.CancelledError:
-            context.cancel()  # the client left while the stream was quiet
-            raise
         finally:
-            await messages.aclose()  # type: ignore[attr-defined]
+            aclose = getattr(messages, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def _event(document: Any, kind: str = "") -> bytes:

@@ -120,9 +120,10 @@ class Gateway:
         await self.health.enter_graceful_shutdown()
         self.shutdown.set()
         self.end_streams()
-        await self.server.stop(grace)
+        stopping = [self.server.stop(grace)]
         if self.http is not None:
-            await self.http.stop()
+            stopping.append(self.http.stop())  # stops accepting now, like the gRPC server
+        await asyncio.gather(*stopping)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

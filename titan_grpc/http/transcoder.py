@@ -3,19 +3,17 @@ handler, the routes of the ``google.api.http`` annotations and nothing per route
 
 A call is authorised by the same check as the gRPC interceptor, bound to its request
 message (binding.py), handed to the servicer method with an HttpServicerContext, and
-answered as proto3 JSON; a server stream as Server-Sent Events (one ``data:`` line of JSON
-per message; an error after the first message as ``event: error``). Errors are the JSON of
-the google.rpc.Status a gRPC client would get, under the HTTP status of the standard code
-mapping (google/rpc/code.proto).
+answered as proto3 JSON; a server stream as Server-Sent Events (sse.py). Errors are the
+JSON of the google.rpc.Status a gRPC client would get, under the HTTP status of the
+standard code mapping (google/rpc/code.proto).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 import grpc
@@ -29,11 +27,15 @@ from titan_grpc.http.binding import BadInput, message_to_json, request_from_http
 from titan_grpc.http.context import HttpAbort, HttpServicerContext, Metadata, status_of
 from titan_grpc.http.openapi import openapi_document
 from titan_grpc.http.routes import Route, routes_of
+from titan_grpc.http.sse import MessagePump, serve_events
 from titan_grpc.status import to_grpc_status
 
 log = logging.getLogger("titan_grpc.rpc")
 
 MAX_BODY_BYTES = 1 << 20
+# A stream's status line waits this long for its first message (sse.py), then goes out.
+FIRST_EVENT_WINDOW_SECONDS = 1.0
+KEEPALIVE_SECONDS = 15.0
 OPENAPI_PATH = "/openapi.json"
 
 # google/rpc/code.proto: the HTTP status each canonical code maps to.
@@ -76,11 +78,16 @@ def http_status(code: grpc.StatusCode) -> int:
 
 
 def build_app(
-    service: ServiceDescriptor, servicer: object, authorizer: Authorizer | None = None
+    service: ServiceDescriptor,
+    servicer: object,
+    authorizer: Authorizer | None = None,
+    *,
+    first_event_window: float = FIRST_EVENT_WINDOW_SECONDS,
+    keepalive: float = KEEPALIVE_SECONDS,
 ) -> web.Application:
     """The aiohttp application serving ``service`` from ``servicer`` plus /openapi.json."""
     routes = routes_of(list(service.methods))
-    transcoder = _Transcoder(routes, servicer, authorizer)
+    transcoder = _Transcoder(routes, servicer, authorizer, first_event_window, keepalive)
     document = openapi_document(service, routes)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
 
@@ -94,11 +101,18 @@ def build_app(
 
 class _Transcoder:
     def __init__(
-        self, routes: Sequence[Route], servicer: object, authorizer: Authorizer | None
+        self,
+        routes: Sequence[Route],
+        servicer: object,
+        authorizer: Authorizer | None,
+        first_event_window: float,
+        keepalive: float,
     ) -> None:
         self._routes = routes
         self._servicer = servicer
         self._authorizer = authorizer
+        self._first_event_window = first_event_window
+        self._keepalive = keepalive
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.rel_url.raw_path
@@ -153,9 +167,7 @@ class _Transcoder:
         method = getattr(self._servicer, route.method.name)
         try:
             if route.server_streaming:
-                now = asyncio.get_running_loop().time()
-                deadline = None if timeout is None else now + timeout
-                return await self._stream(route, method, call_request, context, request, deadline)
+                return await self._stream(route, method(call_request, context), context, request)
             async with asyncio.timeout(timeout):
                 response = await method(call_request, context)
         except HttpAbort as abort:
@@ -175,56 +187,25 @@ class _Transcoder:
     async def _stream(
         self,
         route: Route,
-        method: Callable[[Any, HttpServicerContext], AsyncIterator[Any]],
-        call_request: Any,
+        messages: AsyncIterator[Any],
         context: HttpServicerContext,
         request: web.Request,
-        deadline: float | None,
     ) -> web.StreamResponse:
-        """Server-Sent Events. The status line waits for the first message, so a request the
-        servicer refuses still gets its error status (raised to ``_call``); later errors,
-        the deadline included, come as an ``error`` event."""
-        messages = method(call_request, context)
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining
+        pump = MessagePump(messages)
         try:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    first = await anext(messages)
-            except StopAsyncIteration:
-                first = None
-            response = web.StreamResponse(
-                headers={
-                    "Content-Type": "text/event-stream",
-                    "Cache-Control": "no-cache",
-                    **_headers(context.trailing_metadata()),
-                }
+            return await serve_events(
+                request,
+                pump,
+                lambda message: message_to_json(message, route.response_body),
+                lambda: _headers(context.trailing_metadata()),
+                deadline=deadline,
+                first_event_window=self._first_event_window,
+                keepalive=self._keepalive,
             )
-            await response.prepare(request)
-            try:
-                async with asyncio.timeout_at(deadline):
-                    if first is not None:
-                        await response.write(_event(message_to_json(first, route.response_body)))
-                    async for message in messages:
-                        document = message_to_json(message, route.response_body)
-                        await response.write(_event(document))
-            except HttpAbort as abort:
-                await response.write(_event(json_format.MessageToDict(abort.status), "error"))
-            except TimeoutError:
-                status = _status(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
-                await response.write(_event(json_format.MessageToDict(status), "error"))
-            except ConnectionResetError:  # the client left between two messages
-                context.cancel()
-                return response
-            await response.write_eof()
-            return response
         finally:
-            aclose = getattr(messages, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-
-def _event(document: Any, kind: str = "") -> bytes:
-    head = f"event: {kind}\n" if kind else ""
-    return f"{head}data: {json.dumps(document, separators=(',', ':'))}\n\n".encode()
+            await pump.close()
 
 
 def _status(code: grpc.StatusCode, message: str) -> status_pb2.Status:

@@ -324,8 +324,10 @@ async def test_bad_input_is_http_400_with_the_grpc_message(
         ("GET", "/api/exchange/market-data/BTCUSDT?exchange=a&exchange=b", None, "exchange"),
         ("POST", "/api/exchange/place-order", "{not json", "body"),
         ("POST", "/api/exchange/place-order", '["a list"]', "body"),
-        ("POST", "/api/exchange/place-order", '{"qty": "1"}', "body"),
-        ("POST", "/api/exchange/place-order", '{"side": "UP"}', "body"),
+        ("POST", "/api/exchange/place-order", '{"qty": "1"}', "qty"),
+        ("POST", "/api/exchange/place-order", '{"side": "UP"}', "side"),
+        ("POST", "/api/exchange/place-order", '{"postOnly": "yes"}', "postOnly"),
+        ("POST", "/api/exchange/test-auth", '{"exchanges": "binance"}', "exchanges"),
         ("POST", "/api/exchange/place-order?exchange=binance", "{}", "exchange"),
     ],
 )

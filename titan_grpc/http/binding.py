@@ -59,11 +59,12 @@ def request_from_http(
     if route.body:
         document = _json_object(body)
         target = request if route.body == "*" else _submessage(request, route.body)
+        prefix = "" if route.body == "*" else route.body
+        _check_document(document, target.DESCRIPTOR, prefix)
         try:
             json_format.ParseDict(document, target)
-        except json_format.ParseError as error:
-            field = "body" if route.body == "*" else route.body
-            raise BadInput(field, str(error).splitlines()[0]) from None
+        except json_format.ParseError as error:  # anything the field checks let through
+            raise BadInput(prefix or "body", str(error).splitlines()[0]) from None
     bound: dict[str, Any] = {}
     path_fields: set[str] = set()
     for path, text in path_values.items():
@@ -115,6 +116,41 @@ def _json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise BadInput("body", "expected a JSON object")
     return document
+
+
+def _check_document(document: dict[str, Any], message: Any, prefix: str) -> None:
+    """Refuse an unknown field or a value that does not fit, naming it as the caller wrote it
+    (``intent.side``); json_format's own errors name the message type, not the field."""
+    for key, value in document.items():
+        name = f"{prefix}.{key}" if prefix else key
+        field = message.fields_by_name.get(key) or next(
+            (f for f in message.fields if f.json_name == key), None
+        )
+        if field is None:
+            raise BadInput(name, "no such field")
+        kind = field.message_type
+        nested = kind is not None and not kind.GetOptions().map_entry
+        if (
+            nested
+            and kind.full_name not in STRING_LIKE_MESSAGES
+            and not kind.full_name.startswith("google.protobuf.")
+        ):
+            items = value if field.is_repeated and isinstance(value, list) else [value]
+            for index, item in enumerate(items):
+                where = f"{name}[{index}]" if field.is_repeated else name
+                if isinstance(item, dict):
+                    _check_document(item, kind, where)
+                elif item is not None:
+                    raise BadInput(where, "expected a JSON object")
+            continue
+        container = message_factory.GetMessageClass(message)()
+        try:
+            json_format.ParseDict({key: value}, container)
+        except json_format.ParseError:
+            shown = json.dumps(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            expected = _type_name(field) + (" list" if field.is_repeated else "")
+            raise BadInput(name, f"{shown} is not a valid {expected}") from None
 
 
 def _submessage(request: Message, path: str) -> Message:

@@ -132,3 +132,21 @@ def test_field_body_nested_path_and_additional_bindings() -> None:
     assert (request.inner.id, request.note) == ("7", "hi")  # the path wins over the body
     outer = message_factory.GetMessageClass(pool.FindMessageTypeByName("test.Outer"))
     assert message_to_json(outer(note="x"), patch.response_body) == {"id": ""}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        (
+            b'{"side": "UP"}',
+            "side",
+            '"UP" is not a valid Side (SIDE_UNSPECIFIED, SIDE_BUY, SIDE_SELL)',
+        ),
+        (b'{"qty": "1"}', "qty", "no such field"),
+        (b'{"postOnly": 1.5}', "postOnly", "1.5 is not a valid bool"),
+    ],
+)
+def test_body_errors_name_the_field_as_written(body: bytes, field: str, reason: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        request_from_http(_route("PlaceOrder"), {}, [], body)
+    assert (caught.value.field, caught.value.reason) == (field, reason)

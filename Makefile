@@ -49,6 +49,8 @@ run: setup
 	$(PY) -m titan_grpc serve
 
 test: setup $(BUF) $(NODE_STAMP)
+	@# the HTTP/JSON tests run the README's curl lines with real curl (Debian: curl)
+	command -v curl >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q curl)
 	cd $(NODE_CLIENT) && TITAN_PYTHON=$(abspath $(PY)) npm test --silent
 	TITAN_BUF=$(abspath $(BUF)) $(PY) -m pytest -q
 

@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path
 
+from google.api import annotations_pb2
 from grpc_tools import protoc  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,9 @@ def main() -> int:
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
     OUT.mkdir(parents=True, exist_ok=True)
     proto_include = Path(protoc.__file__).parent / "_proto"
+    # google/api/annotations.proto and http.proto ship in the googleapis-common-protos wheel,
+    # whose Python modules the generated code imports at run time.
+    googleapis_include = Path(annotations_pb2.__file__).parent.parent.parent
     bin_dir = Path(sys.executable).parent
     args = [
         "protoc",
@@ -30,6 +34,7 @@ def main() -> int:
         f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
         f"-I{PROTO_ROOT}",
         f"-I{proto_include}",
+        f"-I{googleapis_include}",
         f"--python_out={OUT}",
         f"--grpc_python_out={OUT}",
         f"--mypy_out={OUT}",

@@ -48,6 +48,25 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 found = scopes
         return found
 
+    def check(
+        self, method: str, metadata: Sequence[tuple[str, str | bytes]]
+    ) -> tuple[grpc.StatusCode, str] | None:
+        """None when a call of ``method`` (full name) with ``metadata`` may proceed, else
+        the status code and message refusing it. The HTTP/JSON transcoder asks this too."""
+        scope = required_scope(method)
+        if scope is None:
+            return None
+        token = _bearer(metadata)
+        scopes = self._scopes_for(token) if token else None
+        if scopes is None:
+            return (
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or invalid bearer token (metadata 'authorization: Bearer <token>')",
+            )
+        if scope not in scopes:
+            return grpc.StatusCode.PERMISSION_DENIED, f"this token lacks the '{scope}' scope"
+        return None
+
     async def intercept_service(
         self,
         continuation: Callable[
@@ -56,27 +75,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = handler_call_details.method
-        scope = required_scope(method)
         handler = await continuation(handler_call_details)
-        if scope is None or handler is None:
+        if handler is None:
             return handler
-        token = _bearer(handler_call_details.invocation_metadata or ())
-        scopes = self._scopes_for(token) if token else None
-        if scopes is None:
-            return _denied(
-                handler,
-                method,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing or invalid bearer token (metadata 'authorization: Bearer <token>')",
-            )
-        if scope not in scopes:
-            return _denied(
-                handler,
-                method,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"this token lacks the '{scope}' scope",
-            )
-        return handler
+        refusal = self.check(method, handler_call_details.invocation_metadata or ())
+        if refusal is None:
+            return handler
+        return _denied(handler, method, *refusal)
 
 
 def _bearer(metadata: Sequence[tuple[str, str | bytes]]) -> str:

@@ -102,6 +102,8 @@ class Settings:
     tls_client_ca: str = ""
     journal_path: str = "titan-journal.sqlite3"
     metrics_address: str = ""
+    # HTTP/JSON transcoding of the same service (titan_grpc/http/); empty = off.
+    http_address: str = ""
     quote_aliases: tuple[tuple[str, str], ...] = ()
     sim_seed: int = 42
     sim_tick_ms: int = 500
@@ -129,13 +131,18 @@ class Settings:
 
     @property
     def binds_loopback_only(self) -> bool:
-        host = self.grpc_host
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_address(self.grpc_address)
+
+
+def is_loopback_address(address: str) -> bool:
+    """Whether HOST:PORT binds a loopback interface only."""
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -168,6 +175,7 @@ KNOWN_VARIABLES = (
     "TITAN_TLS_CLIENT_CA",
     "TITAN_JOURNAL_PATH",
     "TITAN_METRICS_ADDRESS",
+    "TITAN_HTTP_ADDRESS",
     "TITAN_LOG_LEVEL",
     "TITAN_LOG_FORMAT",
     "TITAN_FALLBACK_TO_MOCK",
@@ -432,6 +440,7 @@ def load_settings(
         tls_client_ca=tls_client_ca,
         journal_path=reader.text("TITAN_JOURNAL_PATH", "titan-journal.sqlite3"),
         metrics_address=reader.address("TITAN_METRICS_ADDRESS", "", optional=True),
+        http_address=reader.address("TITAN_HTTP_ADDRESS", "", optional=True),
         quote_aliases=_quote_aliases(reader),
         sim_seed=reader.integer("TITAN_SIM_SEED", 42, 0, 2**63 - 1),
         sim_tick_ms=reader.integer("TITAN_SIM_TICK_MS", 500, 0, 3_600_000),

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from titan_grpc import __version__
 from titan_grpc.auth import AuthInterceptor
-from titan_grpc.config import Settings
+from titan_grpc.config import Settings, is_loopback_address
 from titan_grpc.errors import ConfigError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.exchanges.binance import BinanceExchange
@@ -28,6 +28,7 @@ from titan_grpc.exchanges.kucoin import KucoinExchange
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+from titan_grpc.http import HttpServer, server_ssl_context, start_http_server
 from titan_grpc.market.fallback import FallbackExchange
 from titan_grpc.market.health import HealthMonitor
 from titan_grpc.market.state import ReadPolicy
@@ -53,6 +54,12 @@ def check_startup_rules(settings: Settings) -> None:
             f"TITAN_GRPC_ADDRESS: {settings.grpc_address} is not a loopback address and "
             "TITAN_AUTH_TOKENS is empty; bind to 127.0.0.1 or configure bearer tokens"
         )
+    if settings.http_address and not is_loopback_address(settings.http_address):
+        if not settings.auth_grants:
+            problems.append(
+                f"TITAN_HTTP_ADDRESS: {settings.http_address} is not a loopback address and "
+                "TITAN_AUTH_TOKENS is empty; bind to 127.0.0.1 or configure bearer tokens"
+            )
     if problems:
         raise ConfigError(problems)
 
@@ -113,6 +120,7 @@ class Gateway:
     monitor: HealthMonitor
     metrics: Metrics
     metrics_port: int = 0
+    http: HttpServer | None = None
     end_streams: Callable[[], None] = lambda: None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
@@ -126,7 +134,10 @@ class Gateway:
         await self.health.enter_graceful_shutdown()
         self.shutdown.set()
         self.end_streams()
-        await self.server.stop(grace)
+        stopping = [self.server.stop(grace)]
+        if self.http is not None:
+            stopping.append(self.http.stop())  # stops accepting now, like the gRPC server
+        await asyncio.gather(*stopping)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -178,7 +189,8 @@ async def start_gateway(
     )
     # so_reuseport=0 unless workers share the port on purpose: a second server must fail
     # to bind rather than silently share it.
-    interceptors = [AuthInterceptor(settings.auth_grants)] if settings.auth_grants else []
+    auth = AuthInterceptor(settings.auth_grants) if settings.auth_grants else None
+    interceptors = [auth] if auth is not None else []
     reuse = 1 if share_port else 0
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", reuse)])
     health = HealthServicer()
@@ -201,6 +213,12 @@ async def start_gateway(
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     gateway = Gateway(server, port, registry, world, health, shutdown, journal, monitor, metrics)
     gateway.end_streams = service.end_streams
+    if settings.http_address:
+        try:
+            gateway.http = await _start_http(settings, service, auth)
+        except ConfigError:
+            await gateway.stop(0)
+            raise
     if settings.metrics_address:
         gateway.metrics_port = metrics.serve(settings.metrics_address)
         log.info("metrics on http://%s/metrics", settings.metrics_address)
@@ -256,6 +274,31 @@ def _venue_health_setter(health: HealthServicer) -> Callable[[str, bool], None]:
         asyncio.get_running_loop().create_task(health.set(f"{SERVICE_NAME}/{venue}", status))
 
     return update
+
+
+async def _start_http(
+    settings: Settings, service: ExchangeService, auth: AuthInterceptor | None
+) -> HttpServer:
+    """The same servicer over HTTP/JSON: same auth check, same TLS, no second hop."""
+    address = settings.http_address
+    tls = (
+        server_ssl_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        if settings.tls_cert
+        else None
+    )
+    try:
+        http = await start_http_server(
+            address,
+            pb.DESCRIPTOR.services_by_name["ExchangeService"],
+            service,
+            auth,
+            ssl_context=tls,
+            shutdown_timeout=settings.shutdown_grace_seconds,
+        )
+    except OSError as error:
+        raise ConfigError([f"TITAN_HTTP_ADDRESS: cannot bind {address}: {error}"]) from None
+    log.info("HTTP/JSON on %s (port %d, OpenAPI at /openapi.json)", address, http.port)
+    return http
 
 
 def _bind(server: grpc.aio.Server, settings: Settings) -> int:

@@ -11,10 +11,12 @@ const grpc = require("@grpc/grpc-js");
 const protoLoader = require("@grpc/proto-loader");
 
 const PROTO_ROOT = path.resolve(__dirname, "..", "..", "protos");
+// google/api/annotations.proto (the HTTP routes), vendored for offline builds.
+const GOOGLEAPIS_ROOT = path.resolve(__dirname, "..", "..", "third_party", "googleapis");
 
 function loadService() {
   const definition = protoLoader.loadSync("titan/v1/exchange.proto", {
-    includeDirs: [PROTO_ROOT],
+    includeDirs: [PROTO_ROOT, GOOGLEAPIS_ROOT],
     keepCase: true, // field names as in the .proto (snake_case)
     longs: String,
     enums: String, // enum values by name, e.g. "SIDE_BUY"

@@ -249,7 +249,7 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
     assert len(as_json("book", "BTC-USDT", "--exchange", "binance", "--depth", "3")["bids"]) == 3  # type: ignore[arg-type]
     assert as_json("best-price", "BTC-USDT", "--side", "buy", "--quantity", "0.5")["best"]
     route = as_json("route", "BTC-USDT", "--side", "sell", "--quantity", "1")
-    assert route["filled_quantity"] == "1"
+    assert route["filledQuantity"] == "1"
     placed = as_json(
         "order",
         "place",
@@ -257,6 +257,10 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
         "mock",
         "--symbol",
         "BTC-USDT",
+        "--side",
+        "buy",
+        "--type",
+        "limit",
         "--quantity",
         "0.001",
         "--price",
@@ -266,7 +270,7 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
     )
     assert placed["status"] == "ORDER_STATUS_NEW"
     status = as_json("order", "status", "--exchange", "mock", "--client-order-id", "cli-1")
-    assert status["order_id"] == placed["order_id"]
+    assert status["orderId"] == placed["orderId"]
     assert (
         as_json("order", "cancel", "--exchange", "mock", "--client-order-id", "cli-1")["status"]
         == "ORDER_STATUS_CANCELED"
@@ -274,7 +278,7 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
     venues = as_json("balances", "--exchange", "kucoin")["venues"]
     assert [v["exchange"] for v in venues] == ["kucoin"]  # type: ignore[index, union-attr]
     portfolio = as_json("portfolio")
-    assert portfolio["quote_asset"] == "USDT" and portfolio["unpriced"]
+    assert portfolio["quoteAsset"] == "USDT" and portfolio["unpriced"]
     table = titan(port, "quote", "BTC-USDT")
     assert table.returncode == 0 and "best bid" in table.stdout and "kucoin" in table.stdout
     board = titan(port, "watch", "BTC-USDT", "SOL-USDT", "--count", "8")
@@ -288,6 +292,10 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
         "binance",
         "--symbol",
         "BTC-USDT",
+        "--side",
+        "sell",
+        "--type",
+        "limit",
         "--quantity",
         "abc",
         "--price",
@@ -296,3 +304,74 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
     assert refused.returncode == 1 and refused.stderr.startswith(
         "titan-grpc: INVALID_ARGUMENT: quantity:"
     )
+
+
+def test_watch_json_is_ndjson_only(served: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = served
+    ndjson = titan(port, "watch", "BTC-USDT", "--json", "--count", "3")
+    assert ndjson.returncode == 0, ndjson.stderr
+    lines = ndjson.stdout.splitlines()
+    messages = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert len(lines) >= 3 and all(set(m) <= {"quote", "notice"} for m in messages)
+    quotes = [m["quote"] for m in messages if "quote" in m]
+    assert len(quotes) == 3 and all(q["symbol"] == "BTC-USDT" for q in quotes)
+    assert {"bid", "ask", "source"} <= set(quotes[0]) and "TITAN live quotes" not in ndjson.stdout
+
+
+def test_watch_names_a_bad_symbol_at_once(served: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = served
+    for symbols in (["BTC-USDT", "NOPE-XYZ"], ["NOPE-XYZ"]):
+        result = titan(port, "watch", *symbols, "--count", "1")
+        assert result.returncode == 1
+        index = symbols.index("NOPE-XYZ")
+        assert result.stderr.startswith(
+            f"titan-grpc: INVALID_ARGUMENT: symbols[{index}]: NOPE-XYZ is not listed"
+        ), result.stderr
+        assert result.stdout == ""  # no table drawn first
+
+
+def test_order_place_never_guesses_side_or_type(served: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = served
+    base = ["order", "place", "--exchange", "mock", "--symbol", "BTC-USDT", "--quantity", "0.001"]
+    missing = titan(port, *base, "--price", "10000")
+    assert missing.returncode == 2
+    assert "the following arguments are required: --side, --type" in missing.stderr
+    no_type = titan(port, *base, "--side", "buy")
+    assert (
+        no_type.returncode == 2
+        and "--type" in no_type.stderr
+        and "--side" not in (no_type.stderr.split("required:")[1])
+    )
+    helped = titan(port, "order", "place", "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: titan-grpc order place")
+    assert "--post-only" in helped.stdout and "--tif {fok,gtc,ioc}" in helped.stdout
+
+
+def test_order_place_post_only_and_tif(served: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = served
+    ask = json.loads(titan(port, "quote", "BTC-USDT", "--exchange", "mock", "--json").stdout)["ask"]
+    place = ["order", "place", "--exchange", "mock", "--symbol", "BTC-USDT", "--json"]
+    taking = titan(
+        port, *place, "--side", "buy", "--type", "limit", "--quantity", "0.001",
+        "--price", str(int(float(ask)) + 1000), "--post-only",
+    )  # fmt: skip
+    assert taking.returncode == 1 and "FAILED_PRECONDITION" in taking.stderr, taking.stderr
+    resting = titan(
+        port, *place, "--side", "buy", "--type", "limit", "--quantity", "0.001",
+        "--price", "10000", "--post-only", "--tif", "gtc",
+    )  # fmt: skip
+    assert resting.returncode == 0, resting.stderr
+    order = json.loads(resting.stdout)
+    assert order["status"] == "ORDER_STATUS_NEW" and order["timeInForce"] == "TIME_IN_FORCE_GTC"
+    ioc = titan(
+        port, *place, "--side", "buy", "--type", "limit", "--quantity", "0.001",
+        "--price", "10000", "--tif", "ioc",
+    )  # fmt: skip
+    assert json.loads(ioc.stdout)["status"] == "ORDER_STATUS_EXPIRED", ioc.stdout + ioc.stderr
+
+
+def test_best_price_table_shows_arbitrage(served: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = served
+    result = titan(port, "best-price", "BTC-USDT", "--side", "buy")
+    assert result.returncode == 0, result.stderr
+    assert "best" in result.stdout and "Arbitrage" in result.stdout

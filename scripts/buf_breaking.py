@@ -1,8 +1,9 @@
 """`buf breaking` for `make lint`: the working tree's protos against the last commit on main.
 
-The baseline is `main` when the work being checked is not main itself (a branch, a
-worktree: everything the branch changes is compared); on main it is the commit before
-HEAD (what the last commit changed). The baseline is read with `git archive`, so it works
+On a branch the baseline is the last commit of main that the branch contains (its merge
+base with main: everything the branch changes is compared, and main moving on is not
+mistaken for a deletion); on main it is the commit before HEAD (what the last commit
+changed). The baseline is read with `git archive`, so it works
 offline, in git worktrees and in fresh clones alike; a shallow clone without the baseline
 commit is reported and skipped rather than failed. Rules: buf.yaml (`breaking: FILE`), so
 new fields, messages and RPCs pass and renumbered, retyped or removed ones fail.
@@ -32,7 +33,8 @@ def baseline() -> str | None:
         "rev-parse", "--verify", "-q", "origin/main"
     )
     if main and main != head:
-        return main
+        # the last main commit this branch has: main moving on is not this branch's change
+        return _git("merge-base", "HEAD", main)
     return _git("rev-parse", "--verify", "-q", "HEAD~1")
 
 

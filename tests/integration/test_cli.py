@@ -43,6 +43,18 @@ def wait_until_serving(port: int, process: subprocess.Popen[str]) -> None:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    yield from _serve(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """One server for the tests that only read, or place orders under their own ids."""
+    yield from _serve(tmp_path_factory.mktemp("shared"))
+
+
+def _serve(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -306,8 +318,8 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
     )
 
 
-def test_watch_json_is_ndjson_only(served: tuple[int, subprocess.Popen[str]]) -> None:
-    port, _ = served
+def test_watch_json_is_ndjson_only(shared_server: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = shared_server
     ndjson = titan(port, "watch", "BTC-USDT", "--json", "--count", "3")
     assert ndjson.returncode == 0, ndjson.stderr
     lines = ndjson.stdout.splitlines()
@@ -318,8 +330,8 @@ def test_watch_json_is_ndjson_only(served: tuple[int, subprocess.Popen[str]]) ->
     assert {"bid", "ask", "source"} <= set(quotes[0]) and "TITAN live quotes" not in ndjson.stdout
 
 
-def test_watch_names_a_bad_symbol_at_once(served: tuple[int, subprocess.Popen[str]]) -> None:
-    port, _ = served
+def test_watch_names_a_bad_symbol_at_once(shared_server: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = shared_server
     for symbols in (["BTC-USDT", "NOPE-XYZ"], ["NOPE-XYZ"]):
         result = titan(port, "watch", *symbols, "--count", "1")
         assert result.returncode == 1
@@ -330,25 +342,8 @@ def test_watch_names_a_bad_symbol_at_once(served: tuple[int, subprocess.Popen[st
         assert result.stdout == ""  # no table drawn first
 
 
-def test_order_place_never_guesses_side_or_type(served: tuple[int, subprocess.Popen[str]]) -> None:
-    port, _ = served
-    base = ["order", "place", "--exchange", "mock", "--symbol", "BTC-USDT", "--quantity", "0.001"]
-    missing = titan(port, *base, "--price", "10000")
-    assert missing.returncode == 2
-    assert "the following arguments are required: --side, --type" in missing.stderr
-    no_type = titan(port, *base, "--side", "buy")
-    assert (
-        no_type.returncode == 2
-        and "--type" in no_type.stderr
-        and "--side" not in (no_type.stderr.split("required:")[1])
-    )
-    helped = titan(port, "order", "place", "--help")
-    assert helped.returncode == 0 and helped.stdout.startswith("usage: titan-grpc order place")
-    assert "--post-only" in helped.stdout and "--tif {fok,gtc,ioc}" in helped.stdout
-
-
-def test_order_place_post_only_and_tif(served: tuple[int, subprocess.Popen[str]]) -> None:
-    port, _ = served
+def test_order_place_post_only_and_tif(shared_server: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = shared_server
     ask = json.loads(titan(port, "quote", "BTC-USDT", "--exchange", "mock", "--json").stdout)["ask"]
     place = ["order", "place", "--exchange", "mock", "--symbol", "BTC-USDT", "--json"]
     taking = titan(
@@ -370,8 +365,8 @@ def test_order_place_post_only_and_tif(served: tuple[int, subprocess.Popen[str]]
     assert json.loads(ioc.stdout)["status"] == "ORDER_STATUS_EXPIRED", ioc.stdout + ioc.stderr
 
 
-def test_best_price_table_shows_arbitrage(served: tuple[int, subprocess.Popen[str]]) -> None:
-    port, _ = served
+def test_best_price_table_shows_arbitrage(shared_server: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = shared_server
     result = titan(port, "best-price", "BTC-USDT", "--side", "buy")
     assert result.returncode == 0, result.stderr
     assert "best" in result.stdout and "Arbitrage" in result.stdout

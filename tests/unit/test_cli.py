@@ -7,6 +7,7 @@ import io
 import subprocess
 import sys
 
+import pytest
 from rich.console import Console
 
 from titan_grpc.__main__ import _parser
@@ -40,6 +41,21 @@ def test_order_place_requires_side_and_type_and_knows_post_only() -> None:
     )
     assert (args.side, args.type, args.post_only, args.tif) == ("sell", "market", True, "ioc")
     assert _parser().parse_args(["order", "status", "--exchange", "mock"]).action == "status"
+
+
+def test_order_place_never_guesses_side_or_type(capsys: pytest.CaptureFixture[str]) -> None:
+    base = "order place --exchange mock --symbol BTC-USDT --quantity 0.001 --price 1".split()
+    for missing, extra in (("--side, --type", []), ("--type", ["--side", "buy"])):
+        with pytest.raises(SystemExit) as caught:
+            _parser().parse_args([*base, *extra])
+        assert caught.value.code == 2
+        assert f"the following arguments are required: {missing}\n" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:
+        _parser().parse_args(["order", "place", "--help"])
+    assert caught.value.code == 0
+    helped = capsys.readouterr().out
+    assert helped.startswith("usage: titan-grpc order place")
+    assert "--post-only" in helped and "--tif {fok,gtc,ioc}" in helped
 
 
 def test_json_is_the_proto3_mapping_with_lower_camel_names() -> None:

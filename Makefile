@@ -85,4 +85,4 @@ bench: setup
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) titan_grpc/gen .tools .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) titan_grpc/gen .tools .mypy_cache .ruff_cache .pytest_cache build *.egg-info

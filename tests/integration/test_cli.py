@@ -172,6 +172,9 @@ def test_buf_curl_lists_calls_and_streams_through_reflection(
     assert unary.returncode == 0, unary.stderr
     ticker = json.loads(unary.stdout)["ticker"]
     assert ticker["symbol"] == "BTC-USDT" and ticker["source"]["simulated"] is True
+    cli = titan(port, "quote", "BTCUSDT", "--exchange", "binance", "--json")
+    assert set(json.loads(cli.stdout)) == set(ticker)  # one parser reads both: lowerCamel
+    assert "venueSymbol" in ticker
 
     bad = subprocess.run(
         [

@@ -1,7 +1,8 @@
 """``titan-grpc``: run the server, or talk to one (tables by default, ``--json`` for scripts).
 
 ``--json`` prints the proto3 JSON mapping (lowerCamel names, enums by name, decimals as
-strings): the same objects ``buf curl`` and ``grpcurl`` print, so one parser reads all three.
+strings), exactly as ``buf curl`` prints it; grpcurl prints the proto field names, which
+every proto3 JSON parser also reads, so one parser reads all three.
 rich (tables, the live board) is imported only here, and only when a table is drawn.
 """
 
@@ -38,7 +39,7 @@ TIFS = {
 
 
 def _as_dict(message: Message) -> dict[str, Any]:
-    """The proto3 JSON mapping, as buf curl and grpcurl print it."""
+    """The proto3 JSON mapping, as buf curl prints it."""
     return json_format.MessageToDict(message)
 
 

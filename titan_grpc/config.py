@@ -90,6 +90,21 @@ class VenueSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerTuning:
+    """gRPC transport settings operators tune (README, "Operate it"); built into server
+    options by ``titan_grpc.server_options``."""
+
+    keepalive_time_seconds: float = 60.0  # ping a connection with calls after this much quiet
+    keepalive_timeout_seconds: float = 20.0  # no ping ack within this: close the connection
+    min_client_ping_seconds: float = 10.0  # clients may ping this often without GOAWAY
+    max_connection_idle_seconds: float = 0.0  # 0 = never close idle connections
+    max_connection_age_seconds: float = 0.0  # 0 = no maximum age (for L4 load balancing)
+    compression: str = "none"  # none, gzip or deflate for answers
+    channelz: bool = False  # serve grpc.channelz.v1 (debugging)
+    otel: bool = False  # OpenTelemetry tracing of every RPC (the otel extra)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     use_real_exchanges: bool = False
     grpc_address: str = "127.0.0.1:50051"
@@ -110,6 +125,7 @@ class Settings:
     shutdown_grace_seconds: float = 5.0
     reconcile_settle_seconds: float = 10.0
     health_interval_seconds: float = 15.0
+    tuning: ServerTuning = field(default_factory=ServerTuning)
     # The read path (README, "Freshness and budgets").
     read_max_age_ms: int = 1000
     trading_reserve: float = 0.2
@@ -185,6 +201,14 @@ KNOWN_VARIABLES = (
     "TITAN_SHUTDOWN_GRACE_SECONDS",
     "TITAN_RECONCILE_SETTLE_SECONDS",
     "TITAN_HEALTH_INTERVAL_SECONDS",
+    "TITAN_KEEPALIVE_TIME_SECONDS",
+    "TITAN_KEEPALIVE_TIMEOUT_SECONDS",
+    "TITAN_MIN_CLIENT_PING_SECONDS",
+    "TITAN_MAX_CONNECTION_IDLE_SECONDS",
+    "TITAN_MAX_CONNECTION_AGE_SECONDS",
+    "TITAN_COMPRESSION",
+    "TITAN_CHANNELZ",
+    "TITAN_OTEL",
     "TITAN_READ_MAX_AGE_MS",
     "TITAN_TRADING_RESERVE",
     "TITAN_READ_PROMOTE_READS",
@@ -395,6 +419,26 @@ def _venue(reader: _Reader, name: str, testnet_var: str, testnet_default: bool) 
     )
 
 
+def _server_tuning(reader: _Reader) -> ServerTuning:
+    compression = reader.text("TITAN_COMPRESSION", "none").lower()
+    if compression not in ("none", "gzip", "deflate"):
+        reader.problems.append(
+            f"TITAN_COMPRESSION: expected none, gzip or deflate, got {compression!r}"
+        )
+        compression = "none"
+    day = 86_400.0
+    return ServerTuning(
+        keepalive_time_seconds=reader.seconds("TITAN_KEEPALIVE_TIME_SECONDS", 60.0, day),
+        keepalive_timeout_seconds=reader.seconds("TITAN_KEEPALIVE_TIMEOUT_SECONDS", 20.0, 3600.0),
+        min_client_ping_seconds=reader.seconds("TITAN_MIN_CLIENT_PING_SECONDS", 10.0, day),
+        max_connection_idle_seconds=reader.seconds("TITAN_MAX_CONNECTION_IDLE_SECONDS", 0.0, day),
+        max_connection_age_seconds=reader.seconds("TITAN_MAX_CONNECTION_AGE_SECONDS", 0.0, day),
+        compression=compression,
+        channelz=reader.boolean("TITAN_CHANNELZ", False),
+        otel=reader.boolean("TITAN_OTEL", False),
+    )
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
 ) -> Settings:
@@ -447,6 +491,7 @@ def load_settings(
         shutdown_grace_seconds=reader.seconds("TITAN_SHUTDOWN_GRACE_SECONDS", 5.0, 300.0),
         reconcile_settle_seconds=reader.seconds("TITAN_RECONCILE_SETTLE_SECONDS", 10.0, 3600.0),
         health_interval_seconds=reader.seconds("TITAN_HEALTH_INTERVAL_SECONDS", 15.0, 3600.0),
+        tuning=_server_tuning(reader),
         read_max_age_ms=reader.integer("TITAN_READ_MAX_AGE_MS", 1000, 0, 3_600_000),
         trading_reserve=reader.share("TITAN_TRADING_RESERVE", 0.2, 0.9),
         read_promote_reads=reader.integer("TITAN_READ_PROMOTE_READS", 20, 0, 1_000_000),

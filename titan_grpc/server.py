@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from titan_grpc import __version__
+from titan_grpc import __version__, server_options
 from titan_grpc.auth import AuthInterceptor
 from titan_grpc.config import Settings, is_loopback_address
 from titan_grpc.errors import ConfigError
@@ -192,7 +192,12 @@ async def start_gateway(
     auth = AuthInterceptor(settings.auth_grants) if settings.auth_grants else None
     interceptors = [auth] if auth is not None else []
     reuse = 1 if share_port else 0
-    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", reuse)])
+    server = grpc.aio.server(
+        interceptors=[*server_options.tracing_interceptors(settings), *interceptors],
+        options=[("grpc.so_reuseport", reuse), *server_options.channel_args(settings)],
+        compression=server_options.compression(settings),
+    )
+    debug_services = server_options.add_channelz(settings, server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     monitor = HealthMonitor(registry.all(), on_change=_venue_health_setter(health))
@@ -204,6 +209,7 @@ async def start_gateway(
             SERVICE_NAME,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
+            *debug_services,
         ),
         server,
     )

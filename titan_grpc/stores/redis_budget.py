@@ -20,8 +20,10 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from titan_grpc.stores.redis_client import Redis, RedisScript
 
 from titan_grpc.errors import RateLimited, StoreUnavailable
 from titan_grpc.net.ratelimit import (
@@ -32,7 +34,6 @@ from titan_grpc.net.ratelimit import (
     WindowBudget,
     current_budget,
 )
-from titan_grpc.stores.redis_client import Redis, RedisScript
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ if wait <= 0 then
   tokens = tokens - weight
   if is_read then read = read - weight end
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'read', tostring(read), 'stamp', tostring(now))
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'read', tostring(read),
+  'stamp', tostring(now))
 redis.call('PEXPIRE', KEYS[1], 600000)
 if wait <= 0 then return {1, '0', tostring(tokens)} end
 return {0, tostring(wait), tostring(tokens)}
@@ -151,15 +153,15 @@ class _Shared:
         self.window_observe = RedisScript(client, _WINDOW_OBSERVE)
         self.block = RedisScript(client, _BLOCK)
         self.bucket_acquire = RedisScript(client, _BUCKET_ACQUIRE)
-        self._writes: set[asyncio.Task[object]] = set()
+        self._writes: set[asyncio.Future[object]] = set()
 
-    def write_back(self, write: asyncio.Future[object] | asyncio.Task[object]) -> None:
+    def write_back(self, write: Awaitable[object]) -> None:
         """Run a header correction in the background (the adapter's call is synchronous)."""
         task = asyncio.ensure_future(write)
         self._writes.add(task)
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[object]) -> None:
+    def _done(self, task: asyncio.Future[object]) -> None:
         self._writes.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("shared budget update failed: %s", task.exception())
@@ -197,7 +199,12 @@ class RedisWindowLimiter:
         self.shares = shares
         self._shared = shared
         self._on_grant = on_grant
-        self._keys = (f"{prefix}:count:", f"{prefix}:blocked", f"{prefix}:header", f"{prefix}:carry:")
+        self._keys = (
+            f"{prefix}:count:",
+            f"{prefix}:blocked",
+            f"{prefix}:header",
+            f"{prefix}:carry:",
+        )
         self._used = 0
         self._blocked_until = 0.0
 
@@ -318,8 +325,7 @@ class RedisBucketLimiter:
                 return
             if not context.may_wait or wait > self.max_wait_seconds:
                 raise RateLimited(
-                    f"{self.venue}: {context.lane.name.lower()} budget spent; "
-                    f"retry in {wait:.2f}s",
+                    f"{self.venue}: {context.lane.name.lower()} budget spent; retry in {wait:.2f}s",
                     retry_after=wait,
                     exchange=self.venue,
                 )
@@ -341,7 +347,7 @@ class RedisBudgets:
     """The BudgetFactory whose budgets live in Redis, per venue API key and pool."""
 
     client: Redis
-    shares: LaneShares = LaneShares()
+    shares: LaneShares = field(default_factory=LaneShares)
     on_grant: GrantObserver | None = None
     accounts: dict[str, str] = field(default_factory=dict)  # venue -> account_tag(api key)
     namespace: str = "titan"

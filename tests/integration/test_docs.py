@@ -33,7 +33,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = (ROOT / "README.md", ROOT / "clients" / "grpcurl.md")
-DOC_PORTS = (50051, 50052, 50053, 50054)
+# The HTTP/JSON port first: a serve command naming it is ready once it answers HTTP too.
+DOC_PORTS = (3000, 50051, 50052, 50053, 50054, 50055)
 BUF = ROOT / ".tools" / "buf" / "node_modules" / ".bin" / "buf"
 GRPCURL = ROOT / ".venv" / "bin" / "grpcurl"
 NODE_MODULES = ROOT / "clients" / "node" / "node_modules"
@@ -206,7 +207,8 @@ def shell(tmp_path: Path) -> Iterator[tuple[Shell, dict[int, int]]]:
 
 def with_ports(command: str, ports: dict[int, int]) -> str:
     for doc_port, port in ports.items():
-        command = command.replace(str(doc_port), str(port))
+        # Only HOST:PORT spellings: "30000" in a price is not port 3000.
+        command = re.sub(rf"(?<=:){doc_port}\b", str(port), command)
     return command
 
 
@@ -231,7 +233,7 @@ def test_every_documented_command_runs(shell: tuple[Shell, dict[int, int]]) -> N
             port = next(p for d, p in ports.items() if str(d) in written)
             _, _, err = session.start(command)
             wait_for(lambda port=port: listening(port), f"{where}: did not start", err)
-        elif "Stream" in command:
+        elif "Stream" in command or ":stream" in command:
             pid, out, err = session.start(command)
             wait_for(lambda out=out: '"quote"' in _read(out), f"{where}: no quote", err)
             session.interrupt(pid)

@@ -108,14 +108,20 @@ def _denied(
         await context.abort(code, message)
         yield  # pragma: no cover - makes this an async generator
 
+    # The body of a refused call is never parsed: a stranger's bytes cost no work and
+    # cannot turn the refusal into a parse error.
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
             stream,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_ignore_body,
             response_serializer=handler.response_serializer,
         )
     return grpc.unary_unary_rpc_method_handler(
         unary,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=_ignore_body,
         response_serializer=handler.response_serializer,
     )
+
+
+def _ignore_body(data: bytes) -> None:
+    return None

@@ -27,7 +27,6 @@ from titan_grpc.exchanges.coinbase import CoinbaseExchange
 from titan_grpc.exchanges.kucoin import KucoinExchange
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
-from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.http import HttpServer, server_ssl_context, start_http_server
 from titan_grpc.market.fallback import FallbackExchange
 from titan_grpc.market.health import HealthMonitor
@@ -35,6 +34,7 @@ from titan_grpc.market.state import ReadPolicy
 from titan_grpc.metrics import Metrics
 from titan_grpc.net.ratelimit import Budgets, LaneShares
 from titan_grpc.service import ExchangeService, GatewayInfo
+from titan_grpc.service.handlers import add_to_server
 from titan_grpc.trading.journal import JournalState, OrderJournal
 from titan_grpc.trading.orders import OrderService
 
@@ -202,7 +202,7 @@ async def start_gateway(
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     monitor = HealthMonitor(registry.all(), on_change=_venue_health_setter(health))
     service = ExchangeService(registry, orders, monitor, info, shutdown, metrics)
-    pb_grpc.add_ExchangeServiceServicer_to_server(service, server)
+    add_to_server(service, server)
     _watch_venues(metrics, registry, monitor)
     reflection.enable_server_reflection(
         (

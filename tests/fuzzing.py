@@ -117,7 +117,7 @@ def random_text(rng: random.Random, size: int) -> str:
     return "".join(chars)
 
 
-def _scalar(rng: random.Random, fd: FieldDescriptor, depth: int) -> Any:
+def _scalar(rng: random.Random, fd: FieldDescriptor) -> Any:
     if fd.type == FieldDescriptor.TYPE_STRING:
         return (
             rng.choice(INTERESTING) if rng.random() < 0.6 else random_text(rng, rng.randint(0, 60))
@@ -253,22 +253,28 @@ def run(channel: grpc.Channel, all_cases: Iterator[Case], concurrency: int = 4) 
     report = Report()
     lock = threading.Lock()
     source = iter(all_cases)
+    failures: list[BaseException] = []
 
     def worker() -> None:
-        while True:
-            with lock:
-                case = next(source, None)
-            if case is None:
-                return
-            code, details = call(channel, case)
-            with lock:
-                report.note(case, code, details)
+        try:
+            while True:
+                with lock:
+                    case = next(source, None)
+                if case is None:
+                    return
+                code, details = call(channel, case)
+                with lock:
+                    report.note(case, code, details)
+        except BaseException as error:  # surfaced below, not lost with the thread
+            failures.append(error)
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise failures[0]
     return report
 
 

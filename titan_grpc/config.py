@@ -121,7 +121,7 @@ class Settings:
     http_address: str = ""
     # Bearer tokens over plaintext beyond loopback, for a TLS-terminating proxy in front.
     allow_plaintext_tokens: bool = False
-    max_receive_message_bytes: int = 1024 * 1024
+    max_receive_message_bytes: int = 256 * 1024
     quote_aliases: tuple[tuple[str, str], ...] = ()
     sim_seed: int = 42
     sim_tick_ms: int = 500
@@ -500,7 +500,7 @@ def load_settings(
         http_address=reader.address("TITAN_HTTP_ADDRESS", "", optional=True),
         allow_plaintext_tokens=reader.boolean("TITAN_ALLOW_PLAINTEXT_TOKENS", False),
         max_receive_message_bytes=reader.integer(
-            "TITAN_MAX_RECEIVE_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024
+            "TITAN_MAX_RECEIVE_MESSAGE_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024
         ),
         quote_aliases=_quote_aliases(reader),
         sim_seed=reader.integer("TITAN_SIM_SEED", 42, 0, 2**63 - 1),

@@ -152,7 +152,7 @@ async def test_a_request_over_the_receive_limit_is_refused_before_it_is_read() -
 
 
 def test_the_receive_limit_is_configurable_and_bounded() -> None:
-    assert load_settings({}, env_file=None).max_receive_message_bytes == 1024 * 1024
+    assert load_settings({}, env_file=None).max_receive_message_bytes == 256 * 1024
     assert (
         load_settings({"TITAN_MAX_RECEIVE_MESSAGE_BYTES": "65536"}, env_file=None)
     ).max_receive_message_bytes == 65536

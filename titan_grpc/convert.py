@@ -79,6 +79,7 @@ _LEDGER_TYPES_PB = {
 
 CLIENT_ORDER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,36}")  # used with fullmatch
 MAX_SYMBOLS_PER_STREAM = 50
+MAX_ORDER_ID_CHARS = 128
 # Edge bounds for any request, checked before any work: no field of any RPC needs more.
 # Tighter per-field limits (symbols, order ids, decimals) follow in the helpers below.
 MAX_STRING_CHARS = 1024
@@ -210,17 +211,24 @@ def client_order_id_from_proto(text: str, field: str = "client_order_id") -> str
     return text
 
 
+def optional_order_id_from_proto(text: str, field: str = "order_id") -> str:
+    """A venue order id: printable ASCII (every venue's ids are), at most 128 characters."""
+    order_id = text.strip()
+    if len(order_id) > MAX_ORDER_ID_CHARS:
+        raise InvalidArgument(field, f"is longer than {MAX_ORDER_ID_CHARS} characters")
+    if not (order_id.isascii() and order_id.isprintable()):
+        raise InvalidArgument(field, "must be printable ASCII (a venue order id)")
+    return order_id
+
+
 def order_reference_from_proto(order_id: str, client_order_id: str) -> tuple[str, str]:
-    order_id = order_id.strip()
-    if not order_id and not client_order_id:
+    if not order_id.strip() and not client_order_id:
         raise InvalidArgument("order_id", "give order_id or client_order_id")
     if client_order_id and not CLIENT_ORDER_ID_RE.fullmatch(client_order_id):
         raise InvalidArgument(
             "client_order_id", "must be 1-36 characters of letters, digits, '-' or '_'"
         )
-    if len(order_id) > 128:
-        raise InvalidArgument("order_id", "is longer than 128 characters")
-    return order_id, client_order_id
+    return optional_order_id_from_proto(order_id), client_order_id
 
 
 # ---- domain -> responses -----------------------------------------------------------

@@ -12,12 +12,16 @@ from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 ERROR_DOMAIN = "titan.v1"
 # Error text goes out in trailers (percent-encoded, then base64 in the details): kept
 # short so a client's metadata limit (8-16 KB) never replaces the real error.
-MAX_MESSAGE_CHARS = 512
-MAX_DETAIL_CHARS = 256
+MAX_MESSAGE_BYTES = 512
+MAX_DETAIL_BYTES = 256
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """``text`` cut to at most ``limit`` bytes of UTF-8, never inside a character."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode(errors="ignore") + "..."
 
 
 # Most specific classes first: the first isinstance match wins.
@@ -67,18 +71,18 @@ def _field_of(error: errors.TitanError) -> str:
 def to_grpc_status(error: errors.TitanError) -> grpc.Status:
     code = status_code_for(error)
     field = _field_of(error)
-    field = _clip(field, MAX_DETAIL_CHARS)
+    field = _clip(field, MAX_DETAIL_BYTES)
     message = error.message
     if code is grpc.StatusCode.INVALID_ARGUMENT and field and not message.startswith(field + ":"):
         message = f"{field}: {message}"  # the field leads every INVALID_ARGUMENT message
-    status = status_pb2.Status(code=code.value[0], message=_clip(message, MAX_MESSAGE_CHARS))
+    status = status_pb2.Status(code=code.value[0], message=_clip(message, MAX_MESSAGE_BYTES))
     if code is grpc.StatusCode.INVALID_ARGUMENT and field:
         reason = error.reason if isinstance(error, errors.InvalidArgument) else error.message
         status.details.add().Pack(
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=field, description=_clip(reason, MAX_MESSAGE_CHARS)
+                        field=field, description=_clip(reason, MAX_MESSAGE_BYTES)
                     )
                 ]
             )
@@ -91,7 +95,7 @@ def to_grpc_status(error: errors.TitanError) -> grpc.Status:
             ("venue_message", error.venue_message),
         ):
             if value:
-                metadata[key] = _clip(value, MAX_DETAIL_CHARS)
+                metadata[key] = _clip(value, MAX_DETAIL_BYTES)
     if isinstance(error, errors.NotConfigured) and error.variable:
         metadata["variable"] = error.variable
     status.details.add().Pack(
@@ -113,7 +117,7 @@ def venue_error_to_proto(exchange: str, error: BaseException) -> pb.VenueError:
         return pb.VenueError(
             exchange=exchange,
             code=code.name,
-            message=_clip(error.message, MAX_MESSAGE_CHARS),
+            message=_clip(error.message, MAX_MESSAGE_BYTES),
             venue_code=venue_code,
         )
     if isinstance(error, TimeoutError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -183,3 +184,28 @@ async def test_a_client_order_id_with_a_trailing_newline_is_refused(
     request = pb.GetOrderStatusRequest(exchange="binance", client_order_id="abc\n")
     error = await expect_error(stub.GetOrderStatus(request), grpc.StatusCode.INVALID_ARGUMENT)
     assert bad_request_fields(error) == ["client_order_id"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.GetOrderStatus(
+            pb.GetOrderStatusRequest(exchange="binance", order_id="\U0001f600" * 128)
+        ),
+        lambda s: s.CancelOrder(pb.CancelOrderRequest(exchange="binance", order_id="12\x0034")),
+        lambda s: s.ListTrades(pb.ListTradesRequest(exchange="binance", order_id="é" * 100)),
+    ],
+)
+async def test_order_ids_are_printable_ascii(stub: pb_grpc.ExchangeServiceStub, call: Any) -> None:
+    # Echoed in a NOT_FOUND message, 128 emoji were 1.5 KB of trailer.
+    error = await expect_error(call(stub), grpc.StatusCode.INVALID_ARGUMENT)
+    assert bad_request_fields(error) == ["order_id"]
+
+
+def test_no_error_message_passes_512_bytes_whatever_a_venue_says() -> None:
+    from titan_grpc.errors import ExchangeUnavailable
+    from titan_grpc.status import to_grpc_status
+
+    status = to_grpc_status(ExchangeUnavailable("日本" * 1000, venue_message="x" * 5000))
+    assert len(status.details.encode()) <= 512
+    assert status.details.endswith("...")

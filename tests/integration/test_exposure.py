@@ -10,6 +10,7 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 
@@ -134,6 +135,27 @@ async def test_metrics_count_calls_access_control_refused() -> None:
         'titan_rpc_requests_total{code="UNAUTHENTICATED",method="StreamQuotes"} 1.0',
     ):
         assert series in text, series
+
+
+async def test_metrics_count_http_calls_and_their_refusals_too() -> None:
+    settings = make_settings(
+        metrics_address="127.0.0.1:0", http_address="127.0.0.1:0", auth_grants=GRANTS
+    )
+    gateway = await start_gateway(settings)
+    assert gateway.http is not None
+    url = f"http://127.0.0.1:{gateway.http.port}/api/exchange/status"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url) as refused:
+                assert refused.status == 401
+            headers = {"Authorization": f"Bearer {READER}"}
+            async with session.get(url, headers=headers) as answered:
+                assert answered.status == 200
+        _, text = await asyncio.to_thread(scrape, gateway.metrics_port)
+    finally:
+        await gateway.stop(grace=0.1)
+    assert 'titan_rpc_requests_total{code="UNAUTHENTICATED",method="GetStatus"} 1.0' in text
+    assert 'titan_rpc_requests_total{code="OK",method="GetStatus"} 1.0' in text
 
 
 async def test_a_request_over_the_receive_limit_is_refused_before_it_is_read() -> None:

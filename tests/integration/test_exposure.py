@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -100,6 +101,36 @@ async def test_metrics_beyond_loopback_need_a_read_token() -> None:
         assert (await asyncio.to_thread(scrape, gateway.metrics_port, TRADER))[0] == 401
         status, text = await asyncio.to_thread(scrape, gateway.metrics_port, READER)
         assert status == 200 and "titan_rpc_requests_total" in text
+    finally:
+        await gateway.stop(grace=0.1)
+
+
+async def test_metrics_beyond_loopback_are_served_over_tls_when_configured(
+    tmp_path: Path,
+) -> None:
+    ca = make_ca("metrics ca")
+    key, cert = issue(ca, "localhost")
+    settings = make_settings(
+        metrics_address="0.0.0.0:0",
+        auth_grants=GRANTS,
+        tls_cert=write(tmp_path, "server.pem", pem(cert)),
+        tls_key=write(tmp_path, "server.key", pem(key)),
+    )
+    gateway = await start_gateway(settings)
+    context = ssl.create_default_context(cadata=pem(ca[1]).decode())
+
+    def scrape_tls(token: str) -> int:
+        request = urllib.request.Request(f"https://localhost:{gateway.metrics_port}/metrics")
+        request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5, context=context) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as refused:
+            return refused.code
+
+    try:
+        assert await asyncio.to_thread(scrape_tls, READER) == 200
+        assert await asyncio.to_thread(scrape_tls, "wrong-token-01234567") == 401
     finally:
         await gateway.stop(grace=0.1)
 

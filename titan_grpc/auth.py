@@ -36,9 +36,23 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+# (method, status code name, seconds): how a refusal is counted in the metrics.
+RefusalObserver = Callable[[str, str, float], None]
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, grants: Sequence[AuthGrant]) -> None:
+    """Refuses calls without a fitting token; ``observe`` counts each refusal (gRPC and
+    HTTP/JSON alike, as both ask ``check``), since a refused call never reaches the
+    servicer whose decorators count the rest."""
+
+    def __init__(self, grants: Sequence[AuthGrant], observe: RefusalObserver | None = None) -> None:
         self._grants = [(_digest(grant.token.reveal()), grant.scopes) for grant in grants]
+        self._observe = observe
+
+    def allows(self, token: str, scope: str) -> bool:
+        """Whether ``token`` is granted ``scope`` (the metrics endpoint asks this too)."""
+        scopes = self._scopes_for(token) if token else None
+        return scopes is not None and scope in scopes
 
     def _scopes_for(self, token: str) -> frozenset[str] | None:
         offered = _digest(token)
@@ -59,13 +73,23 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         token = _bearer(metadata)
         scopes = self._scopes_for(token) if token else None
         if scopes is None:
-            return (
+            return self._refuse(
+                method,
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing or invalid bearer token (metadata 'authorization: Bearer <token>')",
             )
         if scope not in scopes:
-            return grpc.StatusCode.PERMISSION_DENIED, f"this token lacks the '{scope}' scope"
+            return self._refuse(
+                method, grpc.StatusCode.PERMISSION_DENIED, f"this token lacks the '{scope}' scope"
+            )
         return None
+
+    def _refuse(
+        self, method: str, code: grpc.StatusCode, message: str
+    ) -> tuple[grpc.StatusCode, str]:
+        if self._observe is not None:
+            self._observe(method.removeprefix(SERVICE_PREFIX), code.name, 0.0)
+        return code, message
 
     async def intercept_service(
         self,
@@ -108,14 +132,20 @@ def _denied(
         await context.abort(code, message)
         yield  # pragma: no cover - makes this an async generator
 
+    # The body of a refused call is never parsed: a stranger's bytes cost no work and
+    # cannot turn the refusal into a parse error.
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
             stream,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_ignore_body,
             response_serializer=handler.response_serializer,
         )
     return grpc.unary_unary_rpc_method_handler(
         unary,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=_ignore_body,
         response_serializer=handler.response_serializer,
     )
+
+
+def _ignore_body(data: bytes) -> None:
+    return None

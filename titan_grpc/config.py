@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +119,9 @@ class Settings:
     metrics_address: str = ""
     # HTTP/JSON transcoding of the same service (titan_grpc/http/); empty = off.
     http_address: str = ""
+    # Bearer tokens over plaintext beyond loopback, for a TLS-terminating proxy in front.
+    allow_plaintext_tokens: bool = False
+    max_receive_message_bytes: int = 256 * 1024
     quote_aliases: tuple[tuple[str, str], ...] = ()
     sim_seed: int = 42
     sim_tick_ms: int = 500
@@ -149,9 +152,13 @@ class Settings:
     def binds_loopback_only(self) -> bool:
         return is_loopback_address(self.grpc_address)
 
+    @property
+    def metrics_loopback_only(self) -> bool:
+        return is_loopback_address(self.metrics_address)
+
 
 def is_loopback_address(address: str) -> bool:
-    """Whether HOST:PORT binds a loopback interface only."""
+    """Whether HOST:PORT binds a loopback interface only (localhost, 127/8, ::1)."""
     host = address.rpartition(":")[0].strip("[]")
     if host == "localhost":
         return True
@@ -192,6 +199,8 @@ KNOWN_VARIABLES = (
     "TITAN_JOURNAL_PATH",
     "TITAN_METRICS_ADDRESS",
     "TITAN_HTTP_ADDRESS",
+    "TITAN_ALLOW_PLAINTEXT_TOKENS",
+    "TITAN_MAX_RECEIVE_MESSAGE_BYTES",
     "TITAN_LOG_LEVEL",
     "TITAN_LOG_FORMAT",
     "TITAN_FALLBACK_TO_MOCK",
@@ -440,10 +449,14 @@ def _server_tuning(reader: _Reader) -> ServerTuning:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
+    environ: Mapping[str, str] | None = None,
+    env_file: str | None = ".env",
+    checks: Callable[[Settings], list[str]] | None = None,
 ) -> Settings:
     """Build Settings from ``environ`` (default ``os.environ``) over an optional .env file.
 
+    ``checks`` adds the start-up rules (``titan_grpc.startup.startup_problems``), so that
+    one ConfigError lists every problem at once: bad values and refused combinations.
     Raises ConfigError listing every invalid variable.
     """
     values: dict[str, str] = {}
@@ -485,6 +498,10 @@ def load_settings(
         journal_path=reader.text("TITAN_JOURNAL_PATH", "titan-journal.sqlite3"),
         metrics_address=reader.address("TITAN_METRICS_ADDRESS", "", optional=True),
         http_address=reader.address("TITAN_HTTP_ADDRESS", "", optional=True),
+        allow_plaintext_tokens=reader.boolean("TITAN_ALLOW_PLAINTEXT_TOKENS", False),
+        max_receive_message_bytes=reader.integer(
+            "TITAN_MAX_RECEIVE_MESSAGE_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024
+        ),
         quote_aliases=_quote_aliases(reader),
         sim_seed=reader.integer("TITAN_SIM_SEED", 42, 0, 2**63 - 1),
         sim_tick_ms=reader.integer("TITAN_SIM_TICK_MS", 500, 0, 3_600_000),
@@ -499,6 +516,8 @@ def load_settings(
         coinbase=_venue(reader, "coinbase", "COINBASE_SANDBOX", True),
         kucoin=_venue(reader, "kucoin", "KUCOIN_SANDBOX", True),
     )
+    if checks is not None:
+        reader.problems.extend(checks(settings))
     if reader.problems:
         raise ConfigError(reader.problems)
     return settings

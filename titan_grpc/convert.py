@@ -13,7 +13,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from titan_grpc.domain import (
@@ -75,11 +77,44 @@ _LEDGER_TYPES_PB = {
     LedgerEntryType.OTHER: pb.LEDGER_ENTRY_TYPE_OTHER,
 }
 
-CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+CLIENT_ORDER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,36}")  # used with fullmatch
 MAX_SYMBOLS_PER_STREAM = 50
+MAX_ORDER_ID_CHARS = 128
+# Edge bounds for any request, checked before any work: no field of any RPC needs more.
+# Tighter per-field limits (symbols, order ids, decimals) follow in the helpers below.
+MAX_STRING_CHARS = 1024
+MAX_REPEATED_VALUES = 64
 
 
 # ---- requests -> domain ------------------------------------------------------------
+
+
+def check_request_bounds(message: Message, prefix: str = "") -> None:
+    """Refuse a request with an over-long string or over-long repeated field, naming it.
+
+    Walks only the fields that are set, nested messages included, so it costs little for
+    a sane request and stops at the first excess for a hostile one.
+    """
+    for field, value in message.ListFields():
+        name = prefix + field.name
+        if field.is_repeated:
+            if len(value) > MAX_REPEATED_VALUES:
+                raise InvalidArgument(
+                    name, f"at most {MAX_REPEATED_VALUES} values, got {len(value)}"
+                )
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+                continue  # no request has a map today; its size is bounded above
+            for index, item in enumerate(value):
+                _check_value(field, item, f"{name}[{index}]")
+        else:
+            _check_value(field, value, name)
+
+
+def _check_value(field: FieldDescriptor, value: object, name: str) -> None:
+    if isinstance(value, str | bytes) and len(value) > MAX_STRING_CHARS:
+        raise InvalidArgument(name, f"is longer than {MAX_STRING_CHARS} characters")
+    if isinstance(value, Message):
+        check_request_bounds(value, name + ".")
 
 
 def side_from_proto(value: int, field: str = "side") -> Side:
@@ -171,22 +206,29 @@ def client_order_id_from_proto(text: str, field: str = "client_order_id") -> str
     """The caller's id, validated; a fresh UUID (valid on every venue) when empty."""
     if not text:
         return str(uuid.uuid4())
-    if not CLIENT_ORDER_ID_RE.match(text):
+    if not CLIENT_ORDER_ID_RE.fullmatch(text):
         raise InvalidArgument(field, "must be 1-36 characters of letters, digits, '-' or '_'")
     return text
 
 
+def optional_order_id_from_proto(text: str, field: str = "order_id") -> str:
+    """A venue order id: printable ASCII (every venue's ids are), at most 128 characters."""
+    order_id = text.strip()
+    if len(order_id) > MAX_ORDER_ID_CHARS:
+        raise InvalidArgument(field, f"is longer than {MAX_ORDER_ID_CHARS} characters")
+    if not (order_id.isascii() and order_id.isprintable()):
+        raise InvalidArgument(field, "must be printable ASCII (a venue order id)")
+    return order_id
+
+
 def order_reference_from_proto(order_id: str, client_order_id: str) -> tuple[str, str]:
-    order_id = order_id.strip()
-    if not order_id and not client_order_id:
+    if not order_id.strip() and not client_order_id:
         raise InvalidArgument("order_id", "give order_id or client_order_id")
-    if client_order_id and not CLIENT_ORDER_ID_RE.match(client_order_id):
+    if client_order_id and not CLIENT_ORDER_ID_RE.fullmatch(client_order_id):
         raise InvalidArgument(
             "client_order_id", "must be 1-36 characters of letters, digits, '-' or '_'"
         )
-    if len(order_id) > 128:
-        raise InvalidArgument("order_id", "is longer than 128 characters")
-    return order_id, client_order_id
+    return optional_order_id_from_proto(order_id), client_order_id
 
 
 # ---- domain -> responses -----------------------------------------------------------
@@ -406,14 +448,17 @@ _JOURNAL_STATES = {value: state for state, value in _JOURNAL_STATES_PB.items()}
 def journal_states_from_proto(
     values: Sequence[int], field: str = "states"
 ) -> tuple[JournalState, ...]:
-    states: list[JournalState] = []
+    """The distinct states asked for, in request order (a repeated one counts once)."""
+    if len(values) > MAX_REPEATED_VALUES:
+        raise InvalidArgument(field, f"at most {MAX_REPEATED_VALUES} values, got {len(values)}")
+    states: dict[JournalState, None] = {}
     for index, value in enumerate(values):
         state = _JOURNAL_STATES.get(value)  # type: ignore[call-overload]
         if state is None:
             raise InvalidArgument(
                 f"{field}[{index}]", _enum_reason(value, "a JOURNAL_STATE_* value")
             )
-        states.append(state)
+        states.setdefault(state)
     return tuple(states)
 
 

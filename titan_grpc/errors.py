@@ -32,6 +32,29 @@ request headers or signed payloads.
 
 from __future__ import annotations
 
+EXCERPT_CHARS = 32
+
+
+def excerpt(value: str, limit: int = EXCERPT_CHARS) -> str:
+    """A short, printable quotation of a caller's value for an error message.
+
+    At most ``limit`` characters of it, non-ASCII and control characters escaped
+    (``\\x00``, ``\\u0663``), and the full length when cut: an error never echoes a
+    whole hostile value, so its trailers stay small after percent-encoding.
+    """
+    shown = "".join(_printable(char) for char in value[:limit])
+    if len(value) > limit:
+        return f'"{shown}"... ({len(value)} characters)'
+    return f'"{shown}"'
+
+
+def _printable(char: str) -> str:
+    if char in '"\\':
+        return "\\" + char
+    if " " <= char <= "~":
+        return char
+    return ascii(char)[1:-1]  # \x00, \n, \u0663
+
 
 class TitanError(Exception):
     """Base of every error TITAN raises on purpose."""

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from titan_grpc import __version__, server_options
 from titan_grpc.auth import AuthInterceptor
-from titan_grpc.config import Settings, is_loopback_address
+from titan_grpc.config import Settings
 from titan_grpc.errors import ConfigError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.exchanges.binance import BinanceExchange
@@ -27,7 +27,6 @@ from titan_grpc.exchanges.coinbase import CoinbaseExchange
 from titan_grpc.exchanges.kucoin import KucoinExchange
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
-from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.http import HttpServer, server_ssl_context, start_http_server
 from titan_grpc.market.fallback import FallbackExchange
 from titan_grpc.market.health import HealthMonitor
@@ -35,6 +34,8 @@ from titan_grpc.market.state import ReadPolicy
 from titan_grpc.metrics import Metrics
 from titan_grpc.net.ratelimit import Budgets, LaneShares
 from titan_grpc.service import ExchangeService, GatewayInfo
+from titan_grpc.service.handlers import add_to_server
+from titan_grpc.startup import plaintext_token_warnings, startup_problems
 from titan_grpc.trading.journal import JournalState, OrderJournal
 from titan_grpc.trading.orders import OrderService
 
@@ -47,19 +48,8 @@ JOURNAL_GAUGE_SECONDS = 5.0
 
 
 def check_startup_rules(settings: Settings) -> None:
-    """Refuse configurations this build cannot serve safely."""
-    problems: list[str] = []
-    if not settings.binds_loopback_only and not settings.auth_grants:
-        problems.append(
-            f"TITAN_GRPC_ADDRESS: {settings.grpc_address} is not a loopback address and "
-            "TITAN_AUTH_TOKENS is empty; bind to 127.0.0.1 or configure bearer tokens"
-        )
-    if settings.http_address and not is_loopback_address(settings.http_address):
-        if not settings.auth_grants:
-            problems.append(
-                f"TITAN_HTTP_ADDRESS: {settings.http_address} is not a loopback address and "
-                "TITAN_AUTH_TOKENS is empty; bind to 127.0.0.1 or configure bearer tokens"
-            )
+    """Refuse configurations this build cannot serve safely, listing every problem."""
+    problems = startup_problems(settings)
     if problems:
         raise ConfigError(problems)
 
@@ -189,12 +179,24 @@ async def start_gateway(
     )
     # so_reuseport=0 unless workers share the port on purpose: a second server must fail
     # to bind rather than silently share it.
-    auth = AuthInterceptor(settings.auth_grants) if settings.auth_grants else None
+    # The servicer's decorators count the calls it handles; auth counts its refusals.
+    auth = (
+        AuthInterceptor(settings.auth_grants, observe=metrics.observe_rpc)
+        if settings.auth_grants
+        else None
+    )
     interceptors = [auth] if auth is not None else []
+    for warning in plaintext_token_warnings(settings):
+        log.warning(warning)
     reuse = 1 if share_port else 0
     server = grpc.aio.server(
         interceptors=[*server_options.tracing_interceptors(settings), *interceptors],
-        options=[("grpc.so_reuseport", reuse), *server_options.channel_args(settings)],
+        options=[
+            ("grpc.so_reuseport", reuse),
+            # A larger request is refused RESOURCE_EXHAUSTED before it is read into memory.
+            ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
+            *server_options.channel_args(settings),
+        ],
         compression=server_options.compression(settings),
     )
     debug_services = server_options.add_channelz(settings, server)
@@ -202,7 +204,7 @@ async def start_gateway(
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     monitor = HealthMonitor(registry.all(), on_change=_venue_health_setter(health))
     service = ExchangeService(registry, orders, monitor, info, shutdown, metrics)
-    pb_grpc.add_ExchangeServiceServicer_to_server(service, server)
+    add_to_server(service, server)
     _watch_venues(metrics, registry, monitor)
     reflection.enable_server_reflection(
         (
@@ -226,8 +228,7 @@ async def start_gateway(
             await gateway.stop(0)
             raise
     if settings.metrics_address:
-        gateway.metrics_port = metrics.serve(settings.metrics_address)
-        log.info("metrics on http://%s/metrics", settings.metrics_address)
+        gateway.metrics_port = _serve_metrics(metrics, settings, auth)
     gateway._tasks.append(asyncio.create_task(_refresh_journal_gauge(metrics, journal)))
     gateway._tasks.append(asyncio.create_task(service.run_upkeep()))
     if settings.health_interval_seconds > 0:
@@ -243,6 +244,22 @@ async def start_gateway(
         ", ".join(_describe(b) for b in registry.all()),
     )
     return gateway
+
+
+def _serve_metrics(metrics: Metrics, settings: Settings, auth: AuthInterceptor | None) -> int:
+    """Open on loopback; beyond it (startup rules) a read token, over TLS when configured."""
+    guarded = not settings.metrics_loopback_only and auth is not None
+    tls = (settings.tls_cert, settings.tls_key) if guarded and settings.tls_cert else None
+    authorize = (lambda token: auth.allows(token, "read")) if guarded and auth else None
+    try:
+        port = metrics.serve(settings.metrics_address, authorize=authorize, tls=tls)
+    except OSError as error:
+        address = settings.metrics_address
+        raise ConfigError([f"TITAN_METRICS_ADDRESS: cannot bind {address}: {error}"]) from None
+    scheme = "https" if tls else "http"
+    note = " (bearer token with the read scope required)" if authorize else ""
+    log.info("metrics on %s://%s/metrics%s", scheme, settings.metrics_address, note)
+    return port
 
 
 def _watch_venues(metrics: Metrics, registry: ExchangeRegistry, monitor: HealthMonitor) -> None:

@@ -9,6 +9,7 @@ import json
 import shlex
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -501,7 +502,10 @@ def test_http_beyond_loopback_needs_tokens() -> None:
     with pytest.raises(ConfigError, match="TITAN_HTTP_ADDRESS"):
         check_startup_rules(make_settings(http_address="0.0.0.0:8080"))
     grants = load_settings({"TITAN_AUTH_TOKENS": f"{READER}:read"}, env_file=None).auth_grants
-    check_startup_rules(make_settings(http_address="0.0.0.0:8080", auth_grants=grants))
+    exposed = make_settings(http_address="0.0.0.0:8080", auth_grants=grants)
+    with pytest.raises(ConfigError, match="TITAN_HTTP_ADDRESS: bearer tokens would cross"):
+        check_startup_rules(exposed)  # tokens in plaintext: TLS or the proxy opt-out
+    check_startup_rules(replace(exposed, allow_plaintext_tokens=True))
     assert load_settings({}, env_file=None).http_address == ""
     settings = load_settings({"TITAN_HTTP_ADDRESS": "127.0.0.1:8080"}, env_file=None)
     assert settings.http_address == "127.0.0.1:8080"

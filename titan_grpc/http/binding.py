@@ -18,6 +18,7 @@ from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from titan_grpc.errors import excerpt
 from titan_grpc.http.routes import Route, resolve_field
 
 # Message types whose JSON form is one string, so they can sit in a path or a query.
@@ -183,7 +184,7 @@ def _put(bound: dict[str, Any], chain: list[FieldDescriptor], text: str, name: s
     try:
         json_format.ParseDict({leaf.name: [value] if _is_repeated(leaf) else value}, container)
     except json_format.ParseError:
-        raise BadInput(name, f"{text!r} is not a valid {_type_name(leaf)}") from None
+        raise BadInput(name, f"{excerpt(text)} is not a valid {_type_name(leaf)}") from None
     node = bound
     for parent in parents:
         node = node.setdefault(parent.name, {})

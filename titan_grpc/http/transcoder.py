@@ -22,7 +22,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import ServiceDescriptor
 from google.rpc import status_pb2
 
-from titan_grpc.errors import InvalidArgument
+from titan_grpc.errors import InvalidArgument, excerpt
 from titan_grpc.http.binding import BadInput, message_to_json, request_from_http
 from titan_grpc.http.context import HttpAbort, HttpServicerContext, Metadata, status_of
 from titan_grpc.http.openapi import openapi_document
@@ -241,5 +241,7 @@ def _timeout(header: str) -> float | None:
         return None
     match = _TIMEOUT.fullmatch(header.strip())
     if match is None:
-        raise BadInput("grpc-timeout", f"expected digits and a unit (e.g. 10S), got {header!r}")
+        raise BadInput(
+            "grpc-timeout", f"expected digits and a unit (e.g. 10S), got {excerpt(header)}"
+        )
     return int(match[1]) * _UNIT_SECONDS[match[2]]

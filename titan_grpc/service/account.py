@@ -42,7 +42,8 @@ class AccountRpcs(ServiceBase):
         )
         if symbol is not None:
             await backend.market(symbol)
-        fills = await backend.my_trades(symbol, order_id=request.order_id.strip(), limit=limit)
+        order_id = convert.optional_order_id_from_proto(request.order_id)
+        fills = await backend.my_trades(symbol, order_id=order_id, limit=limit)
         return pb.ListTradesResponse(
             exchange=backend.name,
             simulated=backend.simulated,

@@ -46,6 +46,7 @@ WEIGHTS = {
     ("GET", "/api/v3/order"): 4,
     ("DELETE", "/api/v3/order"): 1,
     ("GET", "/api/v3/openOrders"): 6,
+    ("DELETE", "/api/v3/openOrders"): 1,
     ("GET", "/api/v3/myTrades"): 20,
 }
 SIGNED = {
@@ -54,6 +55,7 @@ SIGNED = {
     ("GET", "/api/v3/order"),
     ("DELETE", "/api/v3/order"),
     ("GET", "/api/v3/openOrders"),
+    ("DELETE", "/api/v3/openOrders"),
     ("GET", "/api/v3/myTrades"),
 }
 
@@ -350,6 +352,7 @@ class FakeBinance:
             ),
             ("DELETE", "/api/v3/order"): self._cancel,
             ("GET", "/api/v3/openOrders"): self._open_orders,
+            ("DELETE", "/api/v3/openOrders"): self._cancel_open_orders,
             ("GET", "/api/v3/myTrades"): self._my_trades,
         }
         if key not in routes:
@@ -689,6 +692,34 @@ class FakeBinance:
         order["status"] = "CANCELED"
         order["updateTime"] = self.now_ms()
         return {**self._public_order(order), "origClientOrderId": order["clientOrderId"]}
+
+    def _cancel_open_orders(self, p: dict[str, str]) -> Any:
+        """DELETE /api/v3/openOrders: every open order of one symbol (symbol required)."""
+        self._spec(p)
+        open_ids = [
+            order_id
+            for order_id, o in self.orders.items()
+            if o["symbol"] == p["symbol"] and o["status"] in ("NEW", "PARTIALLY_FILLED")
+        ]
+        if not open_ids:
+            raise VenueError(400, -2011, "Unknown order sent.")
+        return [self._cancel({"symbol": p["symbol"], "orderId": str(i)}) for i in open_ids]
+
+    def place_directly(
+        self, symbol: str, side: str, quantity: str, price: str, client_id: str
+    ) -> dict[str, Any]:
+        """An order placed in the venue's own UI or by another tool (not through TITAN)."""
+        return self._new_order(
+            {
+                "symbol": symbol,
+                "side": side,
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "quantity": quantity,
+                "price": price,
+                "newClientOrderId": client_id,
+            }
+        )
 
     def _open_orders(self, p: dict[str, str]) -> Any:
         if "symbol" in p:

@@ -98,6 +98,7 @@ class FakeCoinbase:
         }
     )
     taker_fee: D = D("0.006")
+    maker_fee: D = D("0.004")
 
     def __post_init__(self) -> None:
         self.requests: Counter[str] = Counter()
@@ -334,6 +335,29 @@ class FakeCoinbase:
                 done_at=datetime.fromtimestamp(self.now(), UTC).isoformat(),
             )
             return order["id"], {}
+        if route == "GET /fees":
+            return {
+                "maker_fee_rate": f"{self.maker_fee:f}",
+                "taker_fee_rate": f"{self.taker_fee:f}",
+                "usd_volume": "125000.00",
+            }, {}
+        if route == "DELETE /orders":
+            # Cancel all (optionally of one product): the ids cancelled.
+            if "product_id" in p:
+                self._product(p["product_id"])
+            cancelled = []
+            for order in self.orders.values():
+                if order["status"] in ("open", "pending", "active") and order[
+                    "product_id"
+                ] == p.get("product_id", order["product_id"]):
+                    self._release(order)
+                    order.update(
+                        status="done",
+                        done_reason="canceled",
+                        done_at=datetime.fromtimestamp(self.now(), UTC).isoformat(),
+                    )
+                    cancelled.append(order["id"])
+            return cancelled, {}
         if route == "GET /orders":
             statuses = {v for k, v in multi if k == "status"} or {"open", "pending", "active"}
             rows = [o for o in reversed(list(self.orders.values())) if o["status"] in statuses]

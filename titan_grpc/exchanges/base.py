@@ -90,6 +90,12 @@ class ExchangeBackend(abc.ABC):
         """The market that serves ``symbol``'s market data; may be a quote alias's."""
         return await self.market(symbol)
 
+    async def refresh_fees(self) -> None:
+        """Fetch the account's maker/taker rates from the venue (when keys are configured)
+        so that ``markets()`` carries them; venues without an account fee endpoint keep
+        their defaults. Called at start-up and periodically."""
+        return None
+
     @abc.abstractmethod
     async def ticker(self, symbol: Symbol) -> Ticker: ...
 
@@ -117,6 +123,12 @@ class ExchangeBackend(abc.ABC):
 
     @abc.abstractmethod
     async def open_orders(self, symbol: Symbol | None) -> list[Order]: ...
+
+    async def cancel_all_orders(self, symbol: Symbol | None) -> list[Order] | None:
+        """Cancel every open order (of ``symbol``, or all) with the venue's own bulk cancel
+        and return the orders cancelled; None when the venue has no bulk cancel (the
+        caller then cancels one by one). Call it through ``OrderService.cancel_all``."""
+        return None
 
     @abc.abstractmethod
     async def my_trades(

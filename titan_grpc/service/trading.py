@@ -94,3 +94,34 @@ class TradingRpcs(ServiceBase):
             exchange=exchange, symbol=symbol, states=states, limit=limit
         )
         return pb.ListOrdersResponse(orders=[convert.journaled_order_to_proto(e) for e in entries])
+
+    @unary
+    async def ListOpenOrders(
+        self, request: pb.ListOpenOrdersRequest, context: Any
+    ) -> pb.ListOpenOrdersResponse:
+        backends = self._registry.resolve_many(request.exchanges)
+        symbol = convert.optional_symbol_from_proto(request.symbol)
+        results, errors = await self._per_venue(
+            backends, lambda b: self._orders.open_orders(b, symbol), context
+        )
+        return pb.ListOpenOrdersResponse(
+            orders=[convert.order_to_proto(order) for _, orders in results for order in orders],
+            errors=errors,
+        )
+
+    @unary
+    async def CancelAllOrders(
+        self, request: pb.CancelAllOrdersRequest, context: Any
+    ) -> pb.CancelAllOrdersResponse:
+        backends = self._registry.resolve_many(request.exchanges)
+        symbol = convert.optional_symbol_from_proto(request.symbol)
+        results, errors = await self._per_venue(
+            backends, lambda b: self._orders.cancel_all(b, symbol), context
+        )
+        return pb.CancelAllOrdersResponse(
+            results=[
+                convert.cancel_all_to_proto(result, backend.simulated)
+                for backend, result in results
+            ],
+            errors=errors,
+        )

@@ -51,6 +51,7 @@ from titan_grpc.exchanges.common import (
     credential_problems,
     reconcile_by_client_id,
 )
+from titan_grpc.exchanges.fees import AccountFees
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RetryPolicy
@@ -137,7 +138,9 @@ class BinanceExchange(ExchangeBackend):
             observer=request_observer,
         )
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
-        self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
+        self._fees = AccountFees(
+            Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE)
+        )
         self._reconcile_delays = tuple(reconcile_delays)
         self._recv_window = recv_window_ms
 
@@ -240,12 +243,17 @@ class BinanceExchange(ExchangeBackend):
 
     def _learn_fees(self, account: Mapping[str, Any]) -> None:
         rates = parse.parse_commission_rates(account)
-        if rates and rates != self._fees:
-            self._fees = rates
-            self._market_cache.invalidate()  # rebuild markets with the real fees
+        if rates:
+            self._fees.set_account(*rates)
+
+    async def refresh_fees(self) -> None:
+        # The account's commissionRates (account-wide); /api/v3/account/commission is
+        # per symbol and would cost one request per market.
+        if self.credentials_configured:
+            self._learn_fees(await self._signed(endpoints.ACCOUNT, [("omitZeroBalances", "true")]))
 
     async def markets(self) -> dict[Symbol, Market]:
-        return await self._market_cache.get()
+        return self._fees.apply(await self._market_cache.get())
 
     async def _load_markets(self) -> dict[Symbol, Market]:
         info = await self._public(endpoints.EXCHANGE_INFO)
@@ -257,7 +265,7 @@ class BinanceExchange(ExchangeBackend):
         if order_limit:
             capped = min(order_limit, self._plan.orders_per_window or order_limit)
             self._order_limiter.set_limit(capped)
-        return parse.parse_markets(info, *self._fees)
+        return parse.parse_markets(info, self._fees.default.maker, self._fees.default.taker)
 
     async def ticker(self, symbol: Symbol) -> Ticker:
         market = await self.market(symbol)
@@ -389,6 +397,26 @@ class BinanceExchange(ExchangeBackend):
             for row in rows
             if row.get("symbol") in by_venue_symbol
         ]
+
+    async def cancel_all_orders(self, symbol: Symbol | None) -> list[Order]:
+        # DELETE /api/v3/openOrders cancels one symbol's orders; every symbol: one per
+        # symbol that has open orders.
+        if symbol is None:
+            symbols = sorted({o.symbol for o in await self.open_orders(None)}, key=str)
+        else:
+            symbols = [symbol]
+        canceled: list[Order] = []
+        for each in symbols:
+            market = await self.market(each)
+            try:
+                rows = await self._signed(
+                    endpoints.CANCEL_OPEN_ORDERS, [("symbol", market.venue_symbol)]
+                )
+            except OrderNotFound:
+                continue  # -2011: nothing open on this symbol
+            now = self._now()
+            canceled += [parse.parse_order(row, market, now) for row in rows if "orderId" in row]
+        return canceled
 
     async def my_trades(
         self, symbol: Symbol | None, *, order_id: str = "", limit: int = 100

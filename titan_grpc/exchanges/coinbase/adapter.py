@@ -56,6 +56,7 @@ from titan_grpc.exchanges.common import (
     credential_problems,
     reconcile_by_client_id,
 )
+from titan_grpc.exchanges.fees import AccountFees
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
@@ -147,7 +148,9 @@ class CoinbaseExchange(ExchangeBackend):
             observer=request_observer,
         )
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
-        self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
+        self._fees = AccountFees(
+            Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE)
+        )
         self._ws_idle_timeout = ws_idle_timeout_seconds
         self._ws_url = settings.ws_url or (
             endpoints.SANDBOX_WS_URL if settings.testnet else endpoints.LIVE_WS_URL
@@ -288,11 +291,16 @@ class CoinbaseExchange(ExchangeBackend):
         return AuthCheck(permissions=("view", "trade"))
 
     async def markets(self) -> dict[Symbol, Market]:
-        return await self._market_cache.get()
+        return self._fees.apply(await self._market_cache.get())
+
+    async def refresh_fees(self) -> None:
+        # GET /fees: the account's tier, one rate pair for every product.
+        if self.credentials_configured:
+            self._fees.set_account(*parse.parse_fees(await self._signed(endpoints.FEES)))
 
     async def _load_markets(self) -> dict[Symbol, Market]:
         rows = await self._public(endpoints.PRODUCTS)
-        return parse.parse_products(rows, *self._fees)
+        return parse.parse_products(rows, self._fees.default.maker, self._fees.default.taker)
 
     async def market(self, symbol: Symbol) -> Market:
         """Exact markets only: orders never go to a quote alias's market."""
@@ -447,6 +455,25 @@ class CoinbaseExchange(ExchangeBackend):
             params.append(("product_id", (await self.market(symbol)).venue_symbol))
         rows = await self._paged(endpoints.ORDERS, params, 1000)
         return [await self._to_order(row) for row in rows]
+
+    async def cancel_all_orders(self, symbol: Symbol | None) -> list[Order]:
+        # DELETE /orders[?product_id=] answers with the ids only: read the orders first.
+        before = {order.order_id: order for order in await self.open_orders(symbol)}
+        params = []
+        if symbol is not None:
+            params.append(("product_id", (await self.market(symbol)).venue_symbol))
+        ids = await self._signed(endpoints.CANCEL_ALL, params)
+        now = self._now()
+        return [
+            dataclasses.replace(
+                before[str(order_id)],
+                status=OrderStatus.CANCELED,
+                updated_time=now,
+                status_reason="canceled",
+            )
+            for order_id in ids or []
+            if str(order_id) in before
+        ]
 
     async def my_trades(
         self, symbol: Symbol | None, *, order_id: str = "", limit: int = 100

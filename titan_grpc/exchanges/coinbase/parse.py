@@ -149,6 +149,11 @@ def parse_products(
     return markets
 
 
+def parse_fees(row: Mapping[str, Any]) -> tuple[Decimal, Decimal]:
+    """GET /fees: ``{maker_fee_rate, taker_fee_rate, usd_volume}`` as (maker, taker)."""
+    return decimal(row["maker_fee_rate"]), decimal(row["taker_fee_rate"])
+
+
 def levels(rows: Any, depth: int | None = None) -> tuple[PriceLevel, ...]:
     """[price, size, ...] rows as price levels (the first ``depth`` of them)."""
     return tuple(PriceLevel(decimal(row[0]), decimal(row[1])) for row in rows[:depth])

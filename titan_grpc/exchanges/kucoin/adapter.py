@@ -43,6 +43,7 @@ from titan_grpc.errors import (
     NotConfigured,
     OrderNotCancelable,
     OrderNotFound,
+    TitanError,
 )
 from titan_grpc.exchanges.base import BookFeed, ExchangeBackend
 from titan_grpc.exchanges.common import (
@@ -51,6 +52,7 @@ from titan_grpc.exchanges.common import (
     credential_problems,
     reconcile_by_client_id,
 )
+from titan_grpc.exchanges.fees import AccountFees
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.kucoin import auth, endpoints, parse, stream
 from titan_grpc.exchanges.kucoin.endpoints import Endpoint
@@ -61,6 +63,8 @@ from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
 
 log = logging.getLogger(__name__)
+
+FEE_RETRY_SECONDS = 60.0
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9-]{16,128}$")
 NO_SANDBOX = (
@@ -136,9 +140,15 @@ class KucoinExchange(ExchangeBackend):
             observer=request_observer,
         )
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
-        self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
+        self._fees = AccountFees(
+            Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE)
+        )
         self.frame_stats = FrameStats()
         self._reconcile_delays = tuple(reconcile_delays)
+        # KuCoin's rates depend on the symbol's fee class: fetched per symbol asked about.
+        self._fee_symbols: set[Symbol] = set()
+        self._fee_lock = asyncio.Lock()
+        self._fee_retry_at = float("-inf")
 
     @property
     def credentials_configured(self) -> bool:
@@ -245,11 +255,42 @@ class KucoinExchange(ExchangeBackend):
         return AuthCheck(permissions=("general", "spot"))
 
     async def markets(self) -> dict[Symbol, Market]:
-        return await self._market_cache.get()
+        return self._fees.apply(await self._market_cache.get())
+
+    async def refresh_fees(self) -> None:
+        if self.credentials_configured and self._fee_symbols:
+            await self._fetch_fees(sorted(self._fee_symbols, key=lambda s: s.canonical))
+
+    async def _fetch_fees(self, symbols: Sequence[Symbol]) -> None:
+        markets = await self._market_cache.get()
+        wanted = {markets[s].venue_symbol: s for s in symbols if s in markets}
+        names = list(wanted)
+        for start in range(0, len(names), endpoints.TRADE_FEES_BATCH):
+            batch = ",".join(names[start : start + endpoints.TRADE_FEES_BATCH])
+            rows = await self._signed(endpoints.TRADE_FEES, [("symbols", batch)])
+            for name, (maker, taker) in parse.parse_trade_fees(rows).items():
+                if name in wanted:
+                    self._fees.set_symbol(wanted[name], maker, taker)
+
+    async def market(self, symbol: Symbol) -> Market:
+        market = await super().market(symbol)
+        if not self.credentials_configured or self._fees.knows(symbol):
+            return market
+        self._fee_symbols.add(symbol)
+        async with self._fee_lock:
+            if self._fees.knows(symbol) or self._clock() < self._fee_retry_at:
+                return self._fees.with_rates(market)
+            try:
+                await self._fetch_fees([symbol])
+            except TitanError as error:
+                # Market data must not fail for want of fees: defaults until the next try.
+                log.warning("kucoin: account fees for %s unavailable: %s", symbol, error)
+                self._fee_retry_at = self._clock() + FEE_RETRY_SECONDS
+        return self._fees.with_rates(market)
 
     async def _load_markets(self) -> dict[Symbol, Market]:
         rows = await self._public(endpoints.SYMBOLS)
-        return parse.parse_symbols(rows, *self._fees)
+        return parse.parse_symbols(rows, self._fees.default.maker, self._fees.default.taker)
 
     async def ticker(self, symbol: Symbol) -> Ticker:
         market = await self.market(symbol)
@@ -379,11 +420,30 @@ class KucoinExchange(ExchangeBackend):
 
     async def open_orders(self, symbol: Symbol | None) -> list[Order]:
         if symbol is None:
-            raise InvalidArgument("symbol", "kucoin lists open orders per symbol; give the symbol")
+            # The HF API lists active orders per symbol; it names the symbols that have some.
+            answer = await self._signed(endpoints.ACTIVE_SYMBOLS)
+            by_venue = {m.venue_symbol: m.symbol for m in (await self.markets()).values()}
+            symbols = [by_venue[n] for n in (answer or {}).get("symbols") or [] if n in by_venue]
+            return [order for each in symbols for order in await self.open_orders(each)]
         market = await self.market(symbol)
         rows = await self._signed(endpoints.ACTIVE_ORDERS, [("symbol", market.venue_symbol)])
         now = self._now()
         return [parse.parse_order(row, market, now) for row in rows or []]
+
+    async def cancel_all_orders(self, symbol: Symbol | None) -> list[Order]:
+        # DELETE /api/v1/hf/orders?symbol= only requests the cancels: read the orders
+        # first and report the ones no longer active after.
+        before = await self.open_orders(symbol)
+        for each in sorted({order.symbol for order in before}, key=str):
+            market = await self.market(each)
+            await self._signed(endpoints.CANCEL_BY_SYMBOL, [("symbol", market.venue_symbol)])
+        still_open = {order.order_id for order in await self.open_orders(symbol)}
+        now = self._now()
+        return [
+            replace(order, status=OrderStatus.CANCELED, updated_time=now, status_reason="canceled")
+            for order in before
+            if order.order_id not in still_open
+        ]
 
     async def my_trades(
         self, symbol: Symbol | None, *, order_id: str = "", limit: int = 100

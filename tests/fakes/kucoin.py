@@ -19,6 +19,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import ROUND_DOWN
 from decimal import Decimal as D
 from typing import Any
 from urllib.parse import parse_qsl
@@ -420,8 +421,27 @@ class FakeKucoin:
             raise VenueError(200, "126043", "order not exist.")
         return found
 
+    @staticmethod
+    def _size_for_funds(spec: SymbolSpec, side: str, funds: D) -> str:
+        """The most size, in base increments, the funds buy (or that sells for them)."""
+        size, remaining = D(0), funds
+        for price, available in spec.asks if side == "buy" else spec.bids:
+            affordable = (remaining / price / spec.base_increment).to_integral_value(
+                ROUND_DOWN
+            ) * spec.base_increment
+            take = min(available, affordable)
+            if take <= 0:
+                break
+            size += take
+            remaining -= price * take
+        return f"{size:f}"
+
     def _new_order(self, o: dict[str, Any]) -> Any:
         spec = self._spec(o)
+        if "funds" in o:
+            if o.get("type") != "market" or "size" in o:
+                raise VenueError(200, "400100", "funds: market orders only, instead of size")
+            o = {**o, "size": self._size_for_funds(spec, o.get("side", ""), D(o["funds"]))}
         for name in ("clientOid", "side", "type", "size"):
             if name not in o:
                 raise VenueError(200, "400100", f"{name} is required")

@@ -5,10 +5,56 @@ from __future__ import annotations
 from typing import Any
 
 from titan_grpc import convert
-from titan_grpc.domain import OrderRequest, OrderType, parse_decimal
+from titan_grpc.domain import ZERO, OrderRequest, OrderType, parse_decimal
 from titan_grpc.errors import InvalidArgument
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.service.base import DEFAULT_HISTORY, MAX_HISTORY, ServiceBase, unary
+
+
+def _order_request_from_proto(request: pb.PlaceOrderRequest) -> OrderRequest:
+    """The whole PlaceOrder request as one domain value, every field checked."""
+    symbol = convert.symbol_from_proto(request.symbol)
+    side = convert.side_from_proto(request.side)
+    order_type = convert.order_type_from_proto(request.type, allow_stops=True)
+    time_in_force = convert.time_in_force_from_proto(request.time_in_force, order_type)
+    price = parse_decimal(request.price, "price", required=False)
+    stop_price = parse_decimal(request.stop_price, "stop_price", required=False)
+    quote_quantity = parse_decimal(request.quote_quantity, "quote_quantity", required=False)
+    if quote_quantity is not None:
+        if request.quantity.strip():
+            raise InvalidArgument("quote_quantity", "is exclusive with quantity; give one")
+        if order_type is not OrderType.MARKET:
+            raise InvalidArgument("quote_quantity", "applies to ORDER_TYPE_MARKET orders only")
+        quantity = ZERO
+    else:
+        parsed = parse_decimal(request.quantity, "quantity")
+        assert parsed is not None
+        quantity = parsed
+    if order_type.has_limit_price and price is None:
+        raise InvalidArgument("price", f"is required for {order_type.value} orders")
+    if not order_type.has_limit_price:
+        if price is not None:
+            raise InvalidArgument("price", f"must be empty for {order_type.value} orders")
+        if request.time_in_force == pb.TIME_IN_FORCE_GTC:
+            raise InvalidArgument("time_in_force", "market orders cannot be GTC; use IOC or FOK")
+    if request.post_only and order_type is not OrderType.LIMIT:
+        raise InvalidArgument("post_only", "applies to limit orders only")
+    if order_type.is_stop and stop_price is None:
+        raise InvalidArgument("stop_price", f"is required for {order_type.value} orders")
+    if not order_type.is_stop and stop_price is not None:
+        raise InvalidArgument("stop_price", "applies to stop orders only")
+    return OrderRequest(
+        symbol=symbol,
+        side=side,
+        type=order_type,
+        quantity=quantity,
+        price=price,
+        time_in_force=time_in_force,
+        client_order_id=convert.client_order_id_from_proto(request.client_order_id),
+        post_only=request.post_only,
+        quote_quantity=quote_quantity,
+        stop_price=stop_price,
+    )
 
 
 class TradingRpcs(ServiceBase):
@@ -18,39 +64,9 @@ class TradingRpcs(ServiceBase):
     ) -> pb.PlaceOrderResponse:
         backend = self._registry.resolve(request.exchange)
         self._refuse_if_suspect(backend)
-        symbol = convert.symbol_from_proto(request.symbol)
-        side = convert.side_from_proto(request.side)
-        order_type = convert.order_type_from_proto(request.type)
-        time_in_force = convert.time_in_force_from_proto(request.time_in_force, order_type)
-        quantity = parse_decimal(request.quantity, "quantity")
-        price = parse_decimal(request.price, "price", required=False)
-        if order_type is OrderType.LIMIT and price is None:
-            raise InvalidArgument("price", "is required for limit orders")
-        if order_type is OrderType.MARKET:
-            if price is not None:
-                raise InvalidArgument("price", "must be empty for market orders")
-            if request.post_only:
-                raise InvalidArgument("post_only", "applies to limit orders only")
-            if request.time_in_force == pb.TIME_IN_FORCE_GTC:
-                raise InvalidArgument(
-                    "time_in_force", "market orders cannot be GTC; use IOC or FOK"
-                )
-        client_order_id = convert.client_order_id_from_proto(request.client_order_id)
-        assert quantity is not None
-        await backend.market(symbol)
-        order = await self._orders.place(
-            backend,
-            OrderRequest(
-                symbol=symbol,
-                side=side,
-                type=order_type,
-                quantity=quantity,
-                price=price,
-                time_in_force=time_in_force,
-                client_order_id=client_order_id,
-                post_only=request.post_only,
-            ),
-        )
+        order_request = _order_request_from_proto(request)
+        await backend.market(order_request.symbol)
+        order = await self._orders.place(backend, order_request)
         return pb.PlaceOrderResponse(order=convert.order_to_proto(order))
 
     @unary

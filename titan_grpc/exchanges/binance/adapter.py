@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -310,16 +311,22 @@ class BinanceExchange(ExchangeBackend):
             ticker = await self.ticker(request.symbol)
             reference = ticker.ask if request.side is Side.BUY else ticker.bid
         check_order_filters(market, request, reference)
+        kind = "LIMIT_MAKER" if request.post_only else parse.ORDER_TYPE_NAMES[request.type]
         params = [
             ("symbol", market.venue_symbol),
             ("side", parse.SIDE_NAMES[request.side]),
-            ("type", "LIMIT_MAKER" if request.post_only else request.type.name),
+            ("type", kind),
         ]
-        if request.type is OrderType.LIMIT and not request.post_only:
+        if request.type.has_limit_price and not request.post_only:
             params.append(("timeInForce", parse.TIME_IN_FORCE_NAMES[request.time_in_force]))
-        params.append(("quantity", format_decimal(request.quantity)))
+        if request.quote_quantity is not None:
+            params.append(("quoteOrderQty", format_decimal(request.quote_quantity)))
+        else:
+            params.append(("quantity", format_decimal(request.quantity)))
         if request.price is not None:
             params.append(("price", format_decimal(request.price)))
+        if request.stop_price is not None:
+            params.append(("stopPrice", format_decimal(request.stop_price)))
         params += [("newClientOrderId", request.client_order_id), ("newOrderRespType", "FULL")]
         await self._order_limiter.acquire(1)  # the account's ORDERS count, besides weight
         try:
@@ -327,7 +334,10 @@ class BinanceExchange(ExchangeBackend):
         except (AmbiguousOutcome, MalformedResponse) as error:
             # Possibly executed: find out by client order id, never send it again.
             return await self._reconcile(market, request.client_order_id, error)
-        return parse.parse_order(data, market, self._now())
+        order = parse.parse_order(data, market, self._now())
+        return dataclasses.replace(
+            order, stop_price=request.stop_price, quote_quantity=request.quote_quantity
+        )
 
     async def _reconcile(self, market: Market, client_order_id: str, cause: Exception) -> Order:
         async def lookup() -> Order:

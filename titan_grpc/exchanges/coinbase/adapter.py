@@ -46,6 +46,7 @@ from titan_grpc.errors import (
     NotConfigured,
     OrderNotCancelable,
     OrderNotFound,
+    OrderTypeUnsupported,
 )
 from titan_grpc.exchanges.base import BookFeed, ExchangeBackend, find_market
 from titan_grpc.exchanges.coinbase import auth, endpoints, parse, stream
@@ -369,6 +370,12 @@ class CoinbaseExchange(ExchangeBackend):
         return parse.parse_accounts(await self._signed(endpoints.ACCOUNTS))
 
     async def place_order(self, request: OrderRequest) -> Order:
+        if request.type is OrderType.STOP_MARKET:
+            raise OrderTypeUnsupported(
+                "coinbase: Coinbase Exchange takes stop orders as stop-limit only; "
+                "use ORDER_TYPE_STOP_LIMIT",
+                exchange=self.name,
+            )
         market, _ = await self._market(request.symbol, trading=True)
         reference = None
         if request.type is OrderType.MARKET and market.min_notional > 0:
@@ -380,19 +387,29 @@ class CoinbaseExchange(ExchangeBackend):
             "client_oid": self._remember(request.client_order_id),
             "product_id": market.venue_symbol,
             "side": request.side.value,
-            "type": request.type.value,
-            "size": format_decimal(request.quantity),
+            "type": request.type.triggered.value,
         }
-        if request.type is OrderType.LIMIT:
+        if request.quote_quantity is not None:
+            body["funds"] = format_decimal(request.quote_quantity)
+        else:
+            body["size"] = format_decimal(request.quantity)
+        if request.type.has_limit_price:
             body["price"] = format_decimal(request.price)
             body["time_in_force"] = parse.TIME_IN_FORCE_NAMES[request.time_in_force]
             if request.post_only:
                 body["post_only"] = True
+        if request.stop_price is not None:
+            # "entry" triggers at or above stop_price, "loss" at or below.
+            body["stop"] = "entry" if request.side is Side.BUY else "loss"
+            body["stop_price"] = format_decimal(request.stop_price)
         try:
             row = await self._signed(endpoints.ORDER_NEW, body=body)
         except (AmbiguousOutcome, MalformedResponse) as error:
             return await self._reconcile(market, request.client_order_id, error)
-        return parse.parse_order(row, market, request.client_order_id, self._now())
+        order = parse.parse_order(row, market, request.client_order_id, self._now())
+        return dataclasses.replace(
+            order, stop_price=request.stop_price, quote_quantity=request.quote_quantity
+        )
 
     async def _reconcile(self, market: Market, client_order_id: str, cause: Exception) -> Order:
         async def lookup() -> Order:

@@ -43,6 +43,7 @@ from titan_grpc.errors import (
     NotConfigured,
     OrderNotCancelable,
     OrderNotFound,
+    OrderTypeUnsupported,
     TitanError,
 )
 from titan_grpc.exchanges.base import BookFeed, ExchangeBackend
@@ -346,6 +347,12 @@ class KucoinExchange(ExchangeBackend):
         return parse.parse_accounts(await self._signed(endpoints.ACCOUNTS, [("type", "trade")]))
 
     async def place_order(self, request: OrderRequest) -> Order:
+        if request.type.is_stop:
+            raise OrderTypeUnsupported(
+                "kucoin: stop orders are not supported (KuCoin's HF order API, which TITAN "
+                "uses, has no stop orders)",
+                exchange=self.name,
+            )
         market = await self.market(request.symbol)
         reference = None
         if request.type is OrderType.MARKET and market.min_notional > 0:
@@ -357,8 +364,11 @@ class KucoinExchange(ExchangeBackend):
             "side": request.side.value,
             "symbol": market.venue_symbol,
             "type": request.type.value,
-            "size": format_decimal(request.quantity),
         }
+        if request.quote_quantity is not None:
+            body["funds"] = format_decimal(request.quote_quantity)
+        else:
+            body["size"] = format_decimal(request.quantity)
         if request.type is OrderType.LIMIT:
             body["price"] = format_decimal(request.price)
             body["timeInForce"] = parse.TIME_IN_FORCE_NAMES[request.time_in_force]
@@ -369,7 +379,8 @@ class KucoinExchange(ExchangeBackend):
         except (AmbiguousOutcome, MalformedResponse) as error:
             return await self._reconcile(market, request.client_order_id, error)
         # The HF placement answers only with ids: read the order for its state and fills.
-        return await self.get_order(request.symbol, order_id=str(placed["orderId"]))
+        order = await self.get_order(request.symbol, order_id=str(placed["orderId"]))
+        return replace(order, quote_quantity=request.quote_quantity)
 
     async def _reconcile(self, market: Market, client_order_id: str, cause: Exception) -> Order:
         async def lookup() -> Order:

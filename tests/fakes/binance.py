@@ -824,4 +824,10 @@ class FakeBinance:
         rows = [t for t in self.trades if t["symbol"] == p["symbol"]]
         if "orderId" in p:
             rows = [t for t in rows if t["orderId"] == int(p["orderId"])]
-        return rows[-int(p.get("limit", "500")) :]
+        limit = int(p.get("limit", "500"))
+        if limit > 1000:
+            raise VenueError(400, -1100, "Illegal characters found in parameter 'limit'.")
+        if "fromId" in p:
+            # Oldest first from that trade id, as Binance pages forward.
+            return [t for t in rows if t["id"] >= int(p["fromId"])][:limit]
+        return rows[-limit:]

@@ -31,6 +31,7 @@ from titan_grpc.domain import (
     Ticker,
 )
 from titan_grpc.errors import FeatureUnavailable, UnknownSymbol
+from titan_grpc.paging import Page, PageRequest
 
 
 class BookFeed(Protocol):
@@ -137,6 +138,16 @@ class ExchangeBackend(abc.ABC):
 
     @abc.abstractmethod
     async def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]: ...
+
+    async def trades_page(
+        self, symbol: Symbol | None, order_id: str, page: PageRequest
+    ) -> Page[Fill]:
+        """One page of the account's fills on the venue's own paging (see ``paging``)."""
+        raise FeatureUnavailable(f"{self.name}: paged trade history is not available")
+
+    async def ledger_page(self, asset: str | None, page: PageRequest) -> Page[LedgerEntry]:
+        """One page of the account's ledger on the venue's own paging."""
+        raise FeatureUnavailable(f"{self.name}: paged ledger history is not available")
 
     @abc.abstractmethod
     def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote | FeedInterrupted]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from titan_grpc import convert
-from titan_grpc.domain import ZERO, OrderRequest, OrderType, parse_decimal
+from titan_grpc.domain import ZERO, OrderRequest, OrderType, Symbol, parse_decimal
 from titan_grpc.errors import InvalidArgument
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
+from titan_grpc.paging import PageRequest, cursor_int
+from titan_grpc.service import pages
 from titan_grpc.service.base import DEFAULT_HISTORY, MAX_HISTORY, ServiceBase, unary
+from titan_grpc.trading.journal import JournalEntry, JournalState, OrderJournal
 
 
 def _order_request_from_proto(request: pb.PlaceOrderRequest) -> OrderRequest:
@@ -57,6 +61,38 @@ def _order_request_from_proto(request: pb.PlaceOrderRequest) -> OrderRequest:
     )
 
 
+async def _journal_page(
+    journal: OrderJournal,
+    exchange: str | None,
+    symbol: Symbol | None,
+    states: tuple[JournalState, ...],
+    page: PageRequest,
+) -> tuple[list[JournalEntry], dict[str, str] | None]:
+    """A page of the journal, newest first, as of the first page's time (orders written
+    since then do not shift later pages); the cursor is that time and an offset."""
+    if page.cursor:
+        offset = cursor_int(page.cursor, "offset")
+        try:
+            as_of = datetime.fromisoformat(page.cursor.get("as_of", ""))
+        except ValueError:
+            raise InvalidArgument("page_token", "is not a page token this server issued") from None
+    else:
+        offset, as_of = 0, datetime.now(UTC)
+    wanted = offset + page.size + 1
+    fetch = wanted
+    while True:
+        entries = await journal.list_entries(
+            exchange=exchange, symbol=symbol, states=states, limit=fetch
+        )
+        kept = [e for e in entries if e.created_at <= as_of and page.covers(e.created_at)]
+        if len(kept) >= wanted or len(entries) < fetch:
+            break
+        fetch *= 2
+    more = len(kept) > offset + page.size
+    cursor = {"as_of": as_of.isoformat(), "offset": str(offset + page.size)} if more else None
+    return kept[offset : offset + page.size], cursor
+
+
 class TradingRpcs(ServiceBase):
     @unary
     async def PlaceOrder(
@@ -103,6 +139,17 @@ class TradingRpcs(ServiceBase):
         exchange = self._registry.resolve(request.exchange).name if request.exchange else None
         symbol = convert.optional_symbol_from_proto(request.symbol)
         states = convert.journal_states_from_proto(request.states)
+        if pages.wants_paging(request):
+            page, digest = pages.page_request_from_proto(
+                request, "orders", exchange, symbol, [state.value for state in states]
+            )
+            entries, cursor = await _journal_page(
+                self._orders.journal, exchange, symbol, states, page
+            )
+            return pb.ListOrdersResponse(
+                orders=[convert.journaled_order_to_proto(e) for e in entries],
+                next_page_token=pages.next_page_token("orders", digest, cursor),
+            )
         limit = convert.bounded(
             request.limit, default=DEFAULT_HISTORY, maximum=MAX_HISTORY, field="limit"
         )

@@ -59,6 +59,7 @@ from titan_grpc.net import ClockSync, RestClient, RestRequest, RetryPolicy
 from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory
 from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
+from titan_grpc.paging import Page, PageRequest, cursor_int
 
 log = logging.getLogger(__name__)
 
@@ -443,6 +444,38 @@ class BinanceExchange(ExchangeBackend):
         fills = [parse.parse_my_trade(row, market) for row in rows]
         fills.reverse()  # newest first
         return fills
+
+    async def trades_page(
+        self, symbol: Symbol | None, order_id: str, page: PageRequest
+    ) -> Page[Fill]:
+        """Oldest first: Binance pages fills forward by trade id (fromId); the time range
+        is applied to what comes back (fromId cannot be combined with it)."""
+        if symbol is None:
+            raise InvalidArgument("symbol", "binance lists trades per symbol; give the symbol")
+        market = await self.market(symbol)
+        if order_id:
+            # One order's fills: all of them, in one page.
+            rows = await self._signed(
+                endpoints.MY_TRADES,
+                [("symbol", market.venue_symbol), ("orderId", order_id)],
+                weight=endpoints.MY_TRADES_BY_ORDER_WEIGHT,
+            )
+            fills = [parse.parse_my_trade(row, market) for row in rows]
+            return Page([f for f in fills if page.covers(f.time)], None)
+        from_id = cursor_int(page.cursor, "from_id") if page.cursor else 0
+        rows = await self._signed(
+            endpoints.MY_TRADES,
+            [
+                ("symbol", market.venue_symbol),
+                ("fromId", str(from_id)),
+                ("limit", str(min(page.size, endpoints.MY_TRADES_MAX_LIMIT))),
+            ],
+        )
+        fills = [parse.parse_my_trade(row, market) for row in rows]
+        past_end = page.end is not None and any(f.time >= page.end for f in fills)
+        more = len(rows) >= min(page.size, endpoints.MY_TRADES_MAX_LIMIT) and not past_end
+        cursor = {"from_id": str(int(rows[-1]["id"]) + 1)} if more and rows else None
+        return Page([f for f in fills if page.covers(f.time)], cursor)
 
     async def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]:
         raise FeatureUnavailable(

@@ -56,6 +56,7 @@ OPEN_ORDERS_ALL_WEIGHT = 80
 CANCEL_OPEN_ORDERS = Endpoint("DELETE", "/api/v3/openOrders", 1, signed=True)
 MY_TRADES = Endpoint("GET", "/api/v3/myTrades", 20, signed=True)
 MY_TRADES_BY_ORDER_WEIGHT = 5
+MY_TRADES_MAX_LIMIT = 1000
 
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -64,6 +64,7 @@ from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, Ret
 from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory
 from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
+from titan_grpc.paging import Page, PageRequest
 
 log = logging.getLogger(__name__)
 
@@ -519,6 +520,59 @@ class CoinbaseExchange(ExchangeBackend):
             return []
         rows = await self._paged(endpoints.LEDGER, [], limit, account=str(account["id"]))
         return [parse.parse_ledger_entry(row, asset) for row in rows]
+
+    async def _cursor_page(
+        self,
+        endpoint: Endpoint,
+        params: list[tuple[str, str]],
+        page: PageRequest,
+        **parts: str,
+    ) -> tuple[list[Any], Mapping[str, str] | None]:
+        """One page of a CB-AFTER list (newest first) within the page's time range."""
+        params = [*params, ("limit", str(min(page.size, endpoints.MAX_PAGE_SIZE)))]
+        if page.start is not None:
+            params.append(("start_date", page.start.isoformat()))
+        if page.end is not None:
+            params.append(("end_date", page.end.isoformat()))
+        if page.cursor:
+            params.append(("after", page.cursor.get("after", "")))
+        response = await self._signed_response(endpoint, params, None, **parts)
+        rows: list[Any] = response.json()
+        after = response.headers.get("CB-AFTER", "")
+        full = len(rows) >= min(page.size, endpoints.MAX_PAGE_SIZE)
+        return rows, ({"after": after} if full and after else None)
+
+    async def trades_page(
+        self, symbol: Symbol | None, order_id: str, page: PageRequest
+    ) -> Page[Fill]:
+        if symbol is None and not order_id:
+            raise InvalidArgument("symbol", "coinbase lists fills per symbol or order; give one")
+        params: list[tuple[str, str]] = []
+        if order_id:
+            params.append(("order_id", order_id))
+        if symbol is not None:
+            params.append(("product_id", (await self.market(symbol)).venue_symbol))
+        rows, cursor = await self._cursor_page(endpoints.FILLS, params, page)
+        markets = {m.venue_symbol: m for m in (await self.markets()).values()}
+        fills = [
+            parse.parse_fill(row, markets[row["product_id"]], "")
+            for row in rows
+            if row.get("product_id") in markets
+        ]
+        return Page([f for f in fills if page.covers(f.time)], cursor)
+
+    async def ledger_page(self, asset: str | None, page: PageRequest) -> Page[LedgerEntry]:
+        if asset is None:
+            raise InvalidArgument("asset", "coinbase keeps one ledger per asset; give the asset")
+        accounts = await self._signed(endpoints.ACCOUNTS)
+        account = next((a for a in accounts if str(a.get("currency")).upper() == asset), None)
+        if account is None:
+            return Page([], None)
+        rows, cursor = await self._cursor_page(
+            endpoints.LEDGER, [], page, account=str(account["id"])
+        )
+        entries = [parse.parse_ledger_entry(row, asset) for row in rows]
+        return Page([e for e in entries if page.covers(e.time)], cursor)
 
     # ---- streams (WebSocket feeds; see stream.py) ------------------------------------
 

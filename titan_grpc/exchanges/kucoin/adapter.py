@@ -62,6 +62,7 @@ from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, Ret
 from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory, WindowBudget
 from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
+from titan_grpc.paging import Page, PageRequest, cursor_int
 
 log = logging.getLogger(__name__)
 
@@ -491,6 +492,62 @@ class KucoinExchange(ExchangeBackend):
                 break
             page_number += 1
         return entries[:limit]
+
+    @staticmethod
+    def _time_range(page: PageRequest) -> list[tuple[str, str]]:
+        params = []
+        if page.start is not None:
+            params.append(("startAt", str(int(page.start.timestamp() * 1000))))
+        if page.end is not None:
+            params.append(("endAt", str(int(page.end.timestamp() * 1000) - 1)))
+        return params
+
+    async def trades_page(
+        self, symbol: Symbol | None, order_id: str, page: PageRequest
+    ) -> Page[Fill]:
+        """Newest first, on the HF fills' lastId cursor (at most 100 per request)."""
+        if symbol is None:
+            raise InvalidArgument("symbol", "kucoin lists fills per symbol; give the symbol")
+        market = await self.market(symbol)
+        fills: list[Fill] = []
+        last_id = page.cursor.get("last_id", "") if page.cursor else ""
+        if page.cursor and not last_id.isdigit():
+            raise InvalidArgument("page_token", "is not a page token this server issued")
+        while len(fills) < page.size:
+            params = [
+                ("symbol", market.venue_symbol),
+                ("limit", str(min(endpoints.FILLS_MAX_LIMIT, page.size - len(fills)))),
+                *self._time_range(page),
+            ]
+            if order_id:
+                params.append(("orderId", order_id))
+            if last_id:
+                params.append(("lastId", last_id))
+            answer = await self._signed(endpoints.FILLS, params)
+            items = answer.get("items") or []
+            fills += [parse.parse_fill(row, market) for row in items]
+            last_id = str(answer.get("lastId") or "")
+            if not items or not last_id or last_id == "0":
+                last_id = ""
+                break
+        cursor = {"last_id": last_id} if last_id else None
+        return Page([f for f in fills if page.covers(f.time)], cursor)
+
+    async def ledger_page(self, asset: str | None, page: PageRequest) -> Page[LedgerEntry]:
+        """Newest first, by page number (currentPage/pageSize)."""
+        number = cursor_int(page.cursor, "page") if page.cursor else 1
+        params = [
+            ("currentPage", str(number)),
+            ("pageSize", str(min(page.size, endpoints.LEDGER_MAX_PAGE_SIZE))),
+            *self._time_range(page),
+        ]
+        if asset:
+            params.insert(0, ("currency", asset))
+        answer = await self._signed(endpoints.LEDGERS, params)
+        entries = [parse.parse_ledger_entry(row) for row in answer.get("items") or []]
+        more = number < int(answer.get("totalPage") or 0)
+        cursor = {"page": str(number + 1)} if more else None
+        return Page([e for e in entries if page.covers(e.time)], cursor)
 
     # ---- streams (WebSocket feeds; see stream.py) ------------------------------------
 

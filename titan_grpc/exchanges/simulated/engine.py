@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
+from typing import TypeVar
 
 from titan_grpc.domain import (
     MONEY_CONTEXT,
@@ -59,7 +60,9 @@ from titan_grpc.errors import (
     UnknownSymbol,
 )
 from titan_grpc.exchanges.filters import check_order_filters, floor_to
+from titan_grpc.paging import Page, PageRequest, cursor_int
 
+T = TypeVar("T")
 FEE_PRECISION = Decimal("0.00000001")
 PUBLIC_TRADES_KEPT = 1000
 
@@ -423,6 +426,25 @@ class MatchingEngine:
         selected = (e for e in reversed(self._ledger) if asset is None or e.asset == asset)
         return list(itertools.islice(selected, limit))
 
+    def fills_page(self, symbol: Symbol | None, order_id: str, page: PageRequest) -> Page[Fill]:
+        """Newest first; the cursor is the position of the last fill returned."""
+        return _page_back(
+            self._fills,
+            page,
+            lambda f: (
+                (symbol is None or f.symbol == symbol)
+                and (not order_id or f.order_id == order_id)
+                and page.covers(f.time)
+            ),
+        )
+
+    def ledger_page(self, asset: str | None, page: PageRequest) -> Page[LedgerEntry]:
+        return _page_back(
+            self._ledger,
+            page,
+            lambda e: (asset is None or e.asset == asset) and page.covers(e.time),
+        )
+
     # ---- internals ---------------------------------------------------------------
 
     def _effective_time_in_force(self, request: OrderRequest) -> TimeInForce:
@@ -627,3 +649,15 @@ class MatchingEngine:
             stop_price=request.stop_price,
             quote_quantity=request.quote_quantity,
         )
+
+
+def _page_back(rows: list[T], page: PageRequest, wanted: Callable[[T], bool]) -> Page[T]:
+    """Walk ``rows`` (append-only, oldest first) backwards from the cursor's position."""
+    position = min(cursor_int(page.cursor, "before"), len(rows)) if page.cursor else len(rows)
+    items: list[T] = []
+    while position > 0 and len(items) < page.size:
+        position -= 1
+        if wanted(rows[position]):
+            items.append(rows[position])
+    more = position > 0 and len(items) == page.size
+    return Page(items, {"before": str(position)} if more else None)

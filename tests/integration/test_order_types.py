@@ -39,11 +39,11 @@ def expected_spend(levels: list[tuple[D, D]], quote: D, step: D) -> tuple[D, D]:
 
 
 @pytest.mark.parametrize(
-    ("exchange", "symbol", "asks", "step", "param"),
+    ("exchange", "symbol", "asks", "step"),
     [
-        ("binance", "BTC-USDT", [(D("43001"), D("0.5"))], D("0.00001"), "quoteOrderQty"),
-        ("coinbase", "BTC-USD", [(D("43001"), D("0.5"))], D("0.00000001"), "funds"),
-        ("kucoin", "BTC-USDT", [(D("43000.5"), D("0.4"))], D("0.00000001"), "funds"),
+        ("binance", "BTC-USDT", [(D("43001"), D("0.5"))], D("0.00001")),  # quoteOrderQty
+        ("coinbase", "BTC-USD", [(D("43001"), D("0.5"))], D("0.00000001")),  # funds
+        ("kucoin", "BTC-USDT", [(D("43000.5"), D("0.4"))], D("0.00000001")),  # funds
     ],
 )
 async def test_a_quote_sized_market_order_spends_the_quote_amount_the_filters_allow(
@@ -52,7 +52,6 @@ async def test_a_quote_sized_market_order_spends_the_quote_amount_the_filters_al
     symbol: str,
     asks: list[tuple[D, D]],
     step: D,
-    param: str,
 ) -> None:
     order = (await venues.stub.PlaceOrder(spend(exchange, symbol, "100", f"{exchange}-q"))).order
     bought, spent = expected_spend(asks, D("100"), step)
@@ -65,7 +64,6 @@ async def test_a_quote_sized_market_order_spends_the_quote_amount_the_filters_al
     journal = await venues.stub.ListOrders(pb.ListOrdersRequest(exchange=exchange))
     assert journal.orders[0].intent.quote_quantity == "100"
     assert not journal.orders[0].intent.quantity or journal.orders[0].intent.quantity == "0"
-    del param
 
 
 async def test_the_simulator_spends_the_quote_amount_level_by_level(venues: Venues) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,7 +103,7 @@ class TradingRpcs(ServiceBase):
         self._refuse_if_suspect(backend)
         order_request = _order_request_from_proto(request)
         await backend.market(order_request.symbol)
-        order = await self._orders.place(backend, order_request)
+        order = replace(await self._orders.place(backend, order_request), placed_by_gateway=True)
         return pb.PlaceOrderResponse(order=convert.order_to_proto(order))
 
     @unary
@@ -129,7 +130,7 @@ class TradingRpcs(ServiceBase):
             request.order_id, request.client_order_id
         )
         order = await backend.get_order(symbol, order_id=order_id, client_order_id=client_order_id)
-        await self._orders.observe(backend.name, order)
+        order = await self._orders.observed(backend.name, order)
         return pb.GetOrderStatusResponse(order=convert.order_to_proto(order))
 
     @unary

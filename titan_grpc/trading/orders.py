@@ -101,7 +101,7 @@ class OrderService:
             order = await backend.cancel_order(
                 symbol, order_id=order_id, client_order_id=client_order_id
             )
-        return await self._observed(backend.name, order)
+        return await self.observed(backend.name, order)
 
     async def _place(self, backend: ExchangeBackend, request: OrderRequest) -> Order:
         existing = await self.journal.record_intent(backend.name, request)
@@ -256,7 +256,7 @@ class OrderService:
         with budget_lane(Lane.CANCEL):
             bulk = await backend.cancel_all_orders(symbol)
         if bulk is not None:
-            canceled = [await self._observed(backend.name, order) for order in bulk]
+            canceled = [await self.observed(backend.name, order) for order in bulk]
             log.info("cancel-all on %s: %d cancelled (bulk)", backend.name, len(canceled))
             return CancelAllResult(backend.name, tuple(canceled), (), True)
         canceled, failures = [], []
@@ -285,7 +285,7 @@ class OrderService:
         )
         return replace(order, placed_by_gateway=placed)
 
-    async def _observed(self, exchange: str, order: Order) -> Order:
+    async def observed(self, exchange: str, order: Order) -> Order:
         """``observe`` and mark: the order as the caller should see it."""
         await self.observe(exchange, order)
         return await self._marked(exchange, order)

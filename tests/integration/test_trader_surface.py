@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import aiohttp
 import grpc
 import pytest
 
@@ -208,3 +209,40 @@ async def test_one_dead_venue_does_not_fail_the_kill_switch(venues: Venues) -> N
     )
     assert [e.exchange for e in answer.errors] == ["kucoin"]
     assert [r.exchange for r in answer.results] == ["binance"]
+
+
+async def test_the_new_rpcs_over_http_json() -> None:
+    """GET /v1/markets, GET /v1/openOrders and POST /v1/orders:cancelAll (routes from the
+    proto's google.api.http annotations) reach the same servicer."""
+    world = SimulatedWorld(7)
+    gateway = await start_gateway(make_settings(http_address="127.0.0.1:0"), world=world)
+    assert gateway.http is not None
+    base = f"http://127.0.0.1:{gateway.http.port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(
+                f"{base}/v1/markets", params=[("exchanges", "mock"), ("symbols", "BTC-USDT")]
+            ) as answer:
+                markets = (await answer.json())["markets"]
+            assert markets[0]["feeSource"] == "FEE_SOURCE_DEFAULT"
+            order = {
+                "exchange": "mock",
+                "symbol": "BTC-USDT",
+                "side": "SIDE_BUY",
+                "type": "ORDER_TYPE_LIMIT",
+                "quantity": "0.001",
+                "price": "10000",
+                "clientOrderId": "http-kill-1",
+            }
+            async with http.post(f"{base}/api/exchange/place-order", json=order) as answer:
+                assert answer.status == 200, await answer.text()
+            async with http.get(f"{base}/v1/openOrders", params={"exchanges": "mock"}) as answer:
+                listed = (await answer.json())["orders"]
+            assert [o["clientOrderId"] for o in listed] == ["http-kill-1"]
+            async with http.post(
+                f"{base}/v1/orders:cancelAll", json={"exchanges": ["mock"]}
+            ) as answer:
+                result = (await answer.json())["results"][0]
+            assert [o["clientOrderId"] for o in result["canceledOrders"]] == ["http-kill-1"]
+    finally:
+        await gateway.stop(grace=0.5)

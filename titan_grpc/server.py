@@ -24,6 +24,7 @@ from titan_grpc.errors import ConfigError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.exchanges.binance import BinanceExchange
 from titan_grpc.exchanges.coinbase import CoinbaseExchange
+from titan_grpc.exchanges.fees import keep_fees_fresh, refresh_venue_fees
 from titan_grpc.exchanges.kucoin import KucoinExchange
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
@@ -45,6 +46,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExchangeService"].full_name
 SIMULATED_VENUES = ("binance", "coinbase", "kucoin", "mock")
 RECONCILE_AT_START_SECONDS = 30.0
 JOURNAL_GAUGE_SECONDS = 5.0
+FEE_REFRESH_SECONDS = 900.0  # the account's fee tier changes at most daily on every venue
+FEE_REQUEST_SECONDS = 5.0
 
 
 def check_startup_rules(settings: Settings) -> None:
@@ -167,6 +170,7 @@ async def start_gateway(
         await asyncio.wait_for(orders.reconcile_pending(), RECONCILE_AT_START_SECONDS)
     except TimeoutError:
         log.warning("journal reconciliation at start-up did not finish; continuing")
+    await refresh_venue_fees(registry.all(), FEE_REQUEST_SECONDS)
     shutdown = asyncio.Event()
     info = GatewayInfo(
         version=__version__,
@@ -231,6 +235,11 @@ async def start_gateway(
         gateway.metrics_port = _serve_metrics(metrics, settings, auth)
     gateway._tasks.append(asyncio.create_task(_refresh_journal_gauge(metrics, journal)))
     gateway._tasks.append(asyncio.create_task(service.run_upkeep()))
+    gateway._tasks.append(
+        asyncio.create_task(
+            keep_fees_fresh(registry.all(), FEE_REFRESH_SECONDS, FEE_REQUEST_SECONDS)
+        )
+    )
     if settings.health_interval_seconds > 0:
         gateway._tasks.append(asyncio.create_task(monitor.run(settings.health_interval_seconds)))
     if settings.sim_tick_ms > 0:

@@ -271,50 +271,42 @@ class _Reader:
             return default
         return number
 
-    def seconds(self, name: str, default: float, maximum: float) -> float:
+    def _number(
+        self, name: str, expected: str, minimum: float, maximum: float, *, positive: bool = False
+    ) -> float | None:
+        """The variable as a number within bounds; None (a problem noted) otherwise."""
         value = self.raw(name)
-        if not value:
-            return default
         try:
             number = float(value)
         except ValueError:
-            self.problems.append(f"{name}: expected a number of seconds, got {value!r}")
-            return default
-        if not 0 <= number <= maximum:
-            self.problems.append(f"{name}: must be between 0 and {maximum}, got {value}")
-            return default
+            self.problems.append(f"{name}: expected {expected}, got {value!r}")
+            return None
+        if not (minimum < number if positive else minimum <= number) or number > maximum:
+            low = f"above {minimum:g}" if positive else f"between {minimum:g}"
+            high = f"and at most {maximum:g}" if positive else f"and {maximum:g}"
+            self.problems.append(f"{name}: must be {low} {high}, got {value}")
+            return None
         return number
+
+    def seconds(self, name: str, default: float, maximum: float) -> float:
+        if not self.raw(name):
+            return default
+        number = self._number(name, "a number of seconds", 0, maximum)
+        return default if number is None else number
 
     def optional_integer(self, name: str, minimum: int, maximum: int) -> int | None:
         return self.integer(name, 0, minimum, maximum) if self.raw(name) else None
 
     def optional_rate(self, name: str, maximum: float) -> float | None:
-        value = self.raw(name)
-        if not value:
+        if not self.raw(name):
             return None
-        try:
-            number = float(value)
-        except ValueError:
-            self.problems.append(f"{name}: expected a number per second, got {value!r}")
-            return None
-        if not 0 < number <= maximum:
-            self.problems.append(f"{name}: must be above 0 and at most {maximum:g}, got {value}")
-            return None
-        return number
+        return self._number(name, "a number per second", 0, maximum, positive=True)
 
     def share(self, name: str, default: float, maximum: float) -> float:
-        value = self.raw(name)
-        if not value:
+        if not self.raw(name):
             return default
-        try:
-            number = float(value)
-        except ValueError:
-            self.problems.append(f"{name}: expected a share such as 0.2, got {value!r}")
-            return default
-        if not 0 <= number <= maximum:
-            self.problems.append(f"{name}: must be between 0 and {maximum:g}, got {value}")
-            return default
-        return number
+        number = self._number(name, "a share such as 0.2", 0, maximum)
+        return default if number is None else number
 
     def address(self, name: str, default: str, *, optional: bool = False) -> str:
         value = self.raw(name)

@@ -101,6 +101,41 @@ class RateLimiter(Protocol):
 GrantObserver = Callable[[str, Lane, int], None]
 
 
+def backoff_error(venue: str, wait: float) -> RateLimited:
+    """The venue told us to stop (Retry-After): fail fast, never queue behind a ban."""
+    return RateLimited(
+        f"{venue}: venue asked us to back off; retry in {wait:.1f}s",
+        retry_after=wait,
+        exchange=venue,
+    )
+
+
+def lane_spent_error(venue: str, lane: Lane, wait: float) -> RateLimited:
+    """A caller that may not wait found its lane spent."""
+    return RateLimited(
+        f"{venue}: {lane.name.lower()} budget spent; retry in {wait:.1f}s",
+        retry_after=wait,
+        exchange=venue,
+    )
+
+
+def exhausted_error(venue: str, wait: float) -> RateLimited:
+    """The wait for budget would be longer than a caller may wait."""
+    return RateLimited(
+        f"{venue}: local rate budget exhausted; retry in {wait:.1f}s",
+        retry_after=wait,
+        exchange=venue,
+    )
+
+
+def too_heavy_error(venue: str, lane: Lane, weight: int, ceiling: float) -> RateLimited:
+    return RateLimited(
+        f"{venue}: request weight {weight} exceeds the {lane.name.lower()} lane's whole "
+        f"budget {math.floor(ceiling)}",
+        exchange=venue,
+    )
+
+
 class _Waiters:
     """Counts waiting callers per lane so a woken reader steps aside for a waiting cancel."""
 
@@ -185,22 +220,12 @@ class WindowRateLimiter:
         context = _context.get()
         ceiling = self.shares.ceiling(context.lane, self.limit)
         if weight > ceiling:
-            raise RateLimited(
-                f"{self.venue}: request weight {weight} exceeds the {context.lane.name.lower()}"
-                f" lane's whole budget {math.floor(ceiling)}",
-                exchange=self.venue,
-            )
+            raise too_heavy_error(self.venue, context.lane, weight, ceiling)
         with self._waiters.waiting(context.lane):
             while True:
                 now = self._clock()
                 if now < self._blocked_until:
-                    # The venue told us to stop: fail fast, never queue behind a ban.
-                    wait = self._blocked_until - now
-                    raise RateLimited(
-                        f"{self.venue}: venue asked us to back off; retry in {wait:.1f}s",
-                        retry_after=wait,
-                        exchange=self.venue,
-                    )
+                    raise backoff_error(self.venue, self._blocked_until - now)
                 self._roll(now)
                 fits = self._used + self._carry + weight <= ceiling
                 if fits and not self._waiters.ahead_of(context.lane):
@@ -210,18 +235,9 @@ class WindowRateLimiter:
                     return
                 wait = self._window_end - now if not fits else 0.0
                 if not context.may_wait and not fits:
-                    raise RateLimited(
-                        f"{self.venue}: {context.lane.name.lower()} budget spent for this "
-                        f"window; retry in {wait:.1f}s",
-                        retry_after=wait,
-                        exchange=self.venue,
-                    )
+                    raise lane_spent_error(self.venue, context.lane, wait)
                 if wait > self.max_wait_seconds:
-                    raise RateLimited(
-                        f"{self.venue}: local rate budget exhausted; retry in {wait:.1f}s",
-                        retry_after=wait,
-                        exchange=self.venue,
-                    )
+                    raise exhausted_error(self.venue, wait)
                 # Fits but a higher lane waits: let it go first (sleep(0) yields once).
                 await self._sleep(max(wait, 0.001) if not fits else 0)
 
@@ -317,12 +333,7 @@ class TokenBucketLimiter:
             while True:
                 now = self._clock()
                 if now < self._blocked_until:
-                    wait = self._blocked_until - now
-                    raise RateLimited(
-                        f"{self.venue}: venue asked us to back off; retry in {wait:.1f}s",
-                        retry_after=wait,
-                        exchange=self.venue,
-                    )
+                    raise backoff_error(self.venue, self._blocked_until - now)
                 self._refill(now)
                 wait = self._shortfall(context.lane, weight)
                 if wait == 0 and not self._waiters.ahead_of(context.lane):
@@ -333,18 +344,9 @@ class TokenBucketLimiter:
                         self._on_grant(self.venue, context.lane, weight)
                     return
                 if wait > 0 and not context.may_wait:
-                    raise RateLimited(
-                        f"{self.venue}: {context.lane.name.lower()} budget spent; "
-                        f"retry in {wait:.2f}s",
-                        retry_after=wait,
-                        exchange=self.venue,
-                    )
+                    raise lane_spent_error(self.venue, context.lane, wait)
                 if wait > self.max_wait_seconds:
-                    raise RateLimited(
-                        f"{self.venue}: local rate budget exhausted; retry in {wait:.1f}s",
-                        retry_after=wait,
-                        exchange=self.venue,
-                    )
+                    raise exhausted_error(self.venue, wait)
                 await self._sleep(wait)
 
     def block_for(self, seconds: float) -> None:

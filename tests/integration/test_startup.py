@@ -1,0 +1,90 @@
+"""Start-up serves at once: reads answer while reconciliation runs in the background."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+
+from tests.conftest import make_settings
+from tests.fakes.binance import FakeBinance
+from tests.integration.test_binance import adapter
+from tests.integration.test_order_safety import resting
+from tests.replicas import trading_status, wait_for_trading
+from titan_grpc.exchanges.base import ExchangeBackend
+from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
+from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
+from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+from titan_grpc.server import Gateway, start_gateway
+
+ORDER_LOOKUP = ("GET", "/api/v3/order")
+UNSETTLED = 200
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBinance]:
+    venue = FakeBinance(weight_limit=1_000_000, order_limit=1_000_000)
+    await venue.start()
+    try:
+        yield venue
+    finally:
+        venue.holds.clear()
+        await venue.stop()
+
+
+async def gateway_on(fake: FakeBinance, journal: Path) -> Gateway:
+    world = SimulatedWorld(7)
+    backends: dict[str, ExchangeBackend] = {
+        "binance": adapter(fake, total_timeout=30.0),
+        "mock": SimulatedExchange("mock", world),
+    }
+    settings = make_settings(
+        use_real_exchanges=True, journal_path=str(journal), reconcile_settle_seconds=30
+    )
+    return await start_gateway(settings, world=world, backends=backends)
+
+
+async def test_a_restart_with_200_unsettled_orders_answers_reads_before_reconciling(
+    fake: FakeBinance, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.sqlite3"
+    first = await gateway_on(fake, journal)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{first.port}") as channel:
+        stub = pb_grpc.ExchangeServiceStub(channel)
+        ids = [f"open-{n:03d}" for n in range(UNSETTLED)]
+        placed = {}
+        for cid in ids:  # resting orders: open at the venue, so all need reconciling
+            placed[cid] = (await stub.PlaceOrder(resting(cid))).order.order_id
+    await first.stop(grace=0.5)
+
+    lookups = asyncio.Event()
+    fake.holds[ORDER_LOOKUP] = lookups  # reconciliation cannot finish until we say so
+    second = await gateway_on(fake, journal)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{second.port}") as channel:
+            stub = pb_grpc.ExchangeServiceStub(channel)
+            # Bound and answering while every lookup is still held at the venue:
+            assert await trading_status(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
+            listed = await stub.ListOrders(pb.ListOrdersRequest(limit=1000))
+            assert len(listed.orders) == UNSETTLED
+            assert (await stub.GetStatus(pb.GetStatusRequest())).version
+            assert not second.reconciled.is_set()  # answered before reconciliation finished
+
+            # An id under reconciliation waits for it; a new id goes at once.
+            waiting = asyncio.ensure_future(stub.PlaceOrder(resting(ids[0])))
+            fresh = await stub.PlaceOrder(resting("fresh-1"))
+            assert fresh.order.order_id
+            assert not waiting.done()
+
+            lookups.set()
+            await wait_for_trading(channel)
+            assert (await waiting).order.order_id == placed[ids[0]]
+    finally:
+        await second.stop(grace=0.5)
+    assert second.reconciled.is_set()
+    assert set(fake.orders_per_client_id()) == {*ids, "fresh-1"}
+    assert set(fake.orders_per_client_id().values()) == {1}

@@ -14,10 +14,10 @@ async def trading_status(channel: grpc.aio.Channel) -> int:
     return int(answer.status)
 
 
-async def wait_for_trading(channel: grpc.aio.Channel, timeout: float = 120) -> None:
+async def wait_for_trading(channel: grpc.aio.Channel, seconds: float = 120) -> None:
     """Return once trading health says SERVING (start-up reconciliation finished)."""
     stub = health_pb2_grpc.HealthStub(channel)
-    watch = stub.Watch(health_pb2.HealthCheckRequest(service=TRADING), timeout=timeout)
+    watch = stub.Watch(health_pb2.HealthCheckRequest(service=TRADING), timeout=seconds)
     async for update in watch:
         if update.status == health_pb2.HealthCheckResponse.SERVING:
             watch.cancel()

@@ -52,6 +52,7 @@ class Claims:
         self._local: weakref.WeakValueDictionary[ClaimKey, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        self._renewers: set[asyncio.Task[None]] = set()
 
     def _local_lock(self, key: ClaimKey) -> asyncio.Lock:
         lock = self._local.get(key)
@@ -99,27 +100,38 @@ class Claims:
 
     @contextlib.asynccontextmanager
     async def _leased(self, key: ClaimKey) -> AsyncIterator[None]:
-        renewer = asyncio.create_task(self._renew(key))
+        # The renewer is told to stop, never cancelled: cancelling a store call midway
+        # can stall in the client's clean-up (seen with redis-py), and a renewal that
+        # lands after the release changes nothing (it only extends the caller's own claim).
+        done = asyncio.Event()
+        renewer = asyncio.create_task(self._renew(key, done))
+        self._renewers.add(renewer)
+        renewer.add_done_callback(self._renewers.discard)
         try:
             yield
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            done.set()
             try:
                 await asyncio.shield(self.store.release(key, self.owner))
             except (StoreUnavailable, OSError, ConnectionError) as error:
                 # The lease runs out by itself; nobody else is blocked for longer than it.
                 log.warning("could not release the claim on %s/%s: %s", *key, error)
 
-    async def _renew(self, key: ClaimKey) -> None:
+    async def _renew(self, key: ClaimKey, done: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                async with asyncio.timeout(self.lease_seconds / 3):
+                    await done.wait()
+                return
+            except TimeoutError:
+                pass
             try:
                 kept = await self.store.renew(key, self.owner, self.lease_seconds)
             except (StoreUnavailable, OSError, ConnectionError) as error:
                 log.warning("could not renew the claim on %s/%s: %s", *key, error)
                 continue
+            if done.is_set():
+                return
             if not kept:
                 log.error(
                     "lost the claim on %s/%s (stalled past its %.1fs lease); another process "

@@ -22,12 +22,18 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.conftest import make_settings
 from tests.fakes.binance import API_KEY, API_SECRET, FakeBinance, Fault
+from tests.integration.test_binance import adapter
 from tests.integration.test_cli import ROOT, free_port
 from tests.integration.test_order_safety import market
 from tests.replicas import wait_for_trading
+from titan_grpc.config import Secret
+from titan_grpc.exchanges.base import ExchangeBackend
+from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+from titan_grpc.server import start_gateway
 
 ORDERS = 500
 SLOW_ORDERS = 2000
@@ -299,3 +305,54 @@ async def test_soak_three_hosts_on_postgres_and_redis(
 ) -> None:
     servers = await distributed_servers(fake, tmp_path, journal_url, clean_redis_url)
     await run(servers, fake, SLOW_ORDERS)
+
+
+# ---- the report's case, in one test process: two gateways, a slow venue ---------------
+
+
+@pytest.fixture(params=["sqlite", "postgres+redis"])
+def shared_stores(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, object]:
+    if request.param == "sqlite":
+        return {"journal_path": str(tmp_path / "journal.sqlite3")}
+    return {
+        "journal_url": Secret(request.getfixturevalue("journal_url")),
+        "redis_url": Secret(request.getfixturevalue("clean_redis_url")),
+    }
+
+
+async def test_two_gateways_and_a_venue_slower_than_the_settle_time_place_each_id_once(
+    shared_stores: dict[str, object],
+) -> None:
+    venue = FakeBinance(weight_limit=1_000_000, order_limit=1_000_000)
+    venue.order_fault_plan = lambda: Fault("latency", 0.6)  # accepting takes longer than ...
+    await venue.start()
+    settings = make_settings(
+        use_real_exchanges=True,
+        reconcile_settle_seconds=0.2,
+        **shared_stores,  # ... settling
+    )
+    gateways = []
+    try:
+        for _ in range(2):  # two processes' worth: own venue session, own claim owner
+            world = SimulatedWorld(7)
+            backends: dict[str, ExchangeBackend] = {
+                "binance": adapter(venue, total_timeout=10.0),
+                "mock": SimulatedExchange("mock", world),
+            }
+            gateways.append(await start_gateway(settings, world=world, backends=backends))
+        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{g.port}") for g in gateways]
+        stubs = [pb_grpc.ExchangeServiceStub(channel) for channel in channels]
+        ids = [f"slow-{n}" for n in range(8)]
+        calls = [stubs[n % 2].PlaceOrder(market(cid)) for cid in ids for n in range(6)]
+        answers = await asyncio.gather(*calls)
+        for channel in channels:
+            await channel.close()
+    finally:
+        for gateway in gateways:
+            await gateway.stop(grace=0.5)
+        await venue.stop()
+    per_id: dict[str, set[str]] = defaultdict(set)
+    for answer in answers:
+        per_id[answer.order.client_order_id].add(answer.order.order_id)
+    assert venue.orders_per_client_id() == dict.fromkeys(ids, 1)  # one venue order per id
+    assert all(len(order_ids) == 1 for order_ids in per_id.values())  # the same for all

@@ -13,8 +13,11 @@ from grpc_health.v1 import health_pb2
 from tests.conftest import make_settings
 from tests.fakes.binance import FakeBinance
 from tests.integration.test_binance import adapter
+from tests.integration.test_cli import free_port
 from tests.integration.test_order_safety import resting
 from tests.replicas import trading_status, wait_for_trading
+from titan_grpc.config import Secret
+from titan_grpc.errors import ConfigError
 from titan_grpc.exchanges.base import ExchangeBackend
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
@@ -88,3 +91,23 @@ async def test_a_restart_with_200_unsettled_orders_answers_reads_before_reconcil
     assert second.reconciled.is_set()
     assert set(fake.orders_per_client_id()) == {*ids, "fresh-1"}
     assert set(fake.orders_per_client_id().values()) == {1}
+
+
+@pytest.mark.parametrize(
+    ("variable", "setting", "url"),
+    [
+        ("TITAN_JOURNAL_URL", "journal_url", "postgresql://titan:{pw}@127.0.0.1:{port}/titan"),
+        ("TITAN_REDIS_URL", "redis_url", "redis://:{pw}@127.0.0.1:{port}/0"),
+    ],
+)
+async def test_an_unreachable_store_stops_start_up_naming_the_variable_not_the_url(
+    variable: str, setting: str, url: str
+) -> None:
+    password = "CANARY-PW-4471"
+    closed = free_port()  # nothing listens there
+    settings = make_settings(**{setting: Secret(url.format(pw=password, port=closed))})
+    with pytest.raises(ConfigError) as caught:
+        await start_gateway(settings)
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{variable}: ")
+    assert password not in problem

@@ -96,19 +96,33 @@ class PostgresDatabase:
         self._users += 1
         if self._users > 1:
             return
+        try:
+            # One direct connection first: an unreachable server or a bad password fails
+            # start-up at once with its reason (the pool would keep retrying quietly).
+            async with await psycopg.AsyncConnection.connect(
+                self._url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_SECONDS)
+            ) as connection:
+                async with connection.transaction():
+                    await connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    await connection.execute(_SCHEMA)
+        except (psycopg.Error, OSError) as error:
+            self._users -= 1
+            raise StoreUnavailable(
+                f"cannot open the PostgreSQL journal: {_reason(error)}"
+            ) from None
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             self._url,
             min_size=1,
             max_size=POOL_SIZE,
             open=False,
             kwargs={"autocommit": True},
+            # A connection the server dropped (restart, fail-over) is replaced on checkout
+            # instead of failing the caller's write.
+            check=AsyncConnectionPool.check_connection,
             name="titan-journal",
         )
         try:
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
-            async with pool.connection() as connection, connection.transaction():
-                await connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                await connection.execute(_SCHEMA)
         except (psycopg.Error, OSError) as error:
             await pool.close()
             self._users -= 1

@@ -157,6 +157,11 @@ async def start_gateway(
     ``world`` and ``backends`` replace what ``settings`` would build (tests use them).
     """
     check_startup_rules(settings)
+    if share_port and settings.journal_path == ":memory:" and not settings.journal_url:
+        # Workers must share one journal (and its claims), or each would send on its own.
+        raise ConfigError(
+            ["TITAN_JOURNAL_PATH: :memory: cannot be shared by --workers processes; use a file"]
+        )
     world = world or SimulatedWorld(settings.sim_seed)
     metrics = Metrics()
     registry = ExchangeRegistry(

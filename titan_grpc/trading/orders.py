@@ -126,7 +126,7 @@ class OrderService:
         except DuplicateOrder as error:
             # The venue already knows this client order id: it is our order. A lookup
             # that cannot see it yet proves nothing: keep it AMBIGUOUS and reconcile.
-            found = await self._lookup_after_duplicate(backend, request, error)
+            found = await self._lookup_after_duplicate(backend, request)
             if found is None:
                 ambiguous = AmbiguousOutcome(
                     f"{backend.name} reports client_order_id {cid!r} as a duplicate but "
@@ -145,7 +145,7 @@ class OrderService:
         return order
 
     async def _lookup_after_duplicate(
-        self, backend: ExchangeBackend, request: OrderRequest, error: DuplicateOrder
+        self, backend: ExchangeBackend, request: OrderRequest
     ) -> Order | None:
         try:
             return await self._lookup(backend, request)

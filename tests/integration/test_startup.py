@@ -111,3 +111,47 @@ async def test_an_unreachable_store_stops_start_up_naming_the_variable_not_the_u
     [problem] = caught.value.problems
     assert problem.startswith(f"{variable}: ")
     assert password not in problem
+
+
+@pytest.fixture(params=["sqlite", "postgres+redis"])
+def shared_stores(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, object]:
+    if request.param == "sqlite":
+        return {"journal_path": str(tmp_path / "journal.sqlite3")}
+    return {
+        "journal_url": Secret(request.getfixturevalue("journal_url")),
+        "redis_url": Secret(request.getfixturevalue("clean_redis_url")),
+    }
+
+
+async def start_on(fake: FakeBinance, stores: dict[str, object]) -> Gateway:
+    world = SimulatedWorld(7)
+    backends: dict[str, ExchangeBackend] = {
+        "binance": adapter(fake, total_timeout=30.0),
+        "mock": SimulatedExchange("mock", world),
+    }
+    settings = make_settings(use_real_exchanges=True, **stores)
+    return await start_gateway(settings, world=world, backends=backends)
+
+
+async def test_only_one_process_reconciles_a_row(
+    fake: FakeBinance, shared_stores: dict[str, object]
+) -> None:
+    first = await start_on(fake, shared_stores)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{first.port}") as channel:
+        stub = pb_grpc.ExchangeServiceStub(channel)
+        for n in range(30):  # resting orders: open at the venue, so all need reconciling
+            await stub.PlaceOrder(resting(f"open-{n:02d}"))
+    await first.stop(grace=0.5)
+
+    lookups = asyncio.Event()
+    fake.holds[ORDER_LOOKUP] = lookups  # both are up before either can finish a row
+    before = fake.requests[ORDER_LOOKUP]
+    restarted = [await start_on(fake, shared_stores) for _ in range(2)]
+    try:
+        lookups.set()
+        for gateway in restarted:
+            await gateway.reconciled.wait()
+    finally:
+        for gateway in restarted:
+            await gateway.stop(grace=0.5)
+    assert fake.requests[ORDER_LOOKUP] - before == 30  # one lookup per row, not per process

@@ -277,13 +277,17 @@ class OrderService:
         wait = self.claims.lease_seconds * 2 + self._claim_wait_seconds
         try:
             async with self.claims.hold(key, wait_seconds=wait):
-                return await self._reconcile_held(backend, key)
+                return await self._reconcile_held(backend, listed)
         except ClaimBusy:
             return "unreachable"
 
-    async def _reconcile_held(self, backend: ExchangeBackend, key: ClaimKey) -> str:
-        entry = await self.journal.get(*key)  # read again under the claim
-        if entry is None or not needs_reconciliation(entry):
+    async def _reconcile_held(self, backend: ExchangeBackend, listed: JournalEntry) -> str:
+        entry = await self.journal.get(listed.exchange, listed.client_order_id)
+        # Read again under the claim: a row that changed since it was listed was settled
+        # (or refreshed) by another process meanwhile, so only one process works on it.
+        if entry is None or entry.updated_at != listed.updated_at:
+            return "skipped"
+        if not needs_reconciliation(entry):
             return "skipped"
         try:
             found = await self._lookup(backend, entry.request)

@@ -97,3 +97,42 @@ async def test_a_waiter_gives_up_with_claim_busy(store: ClaimStore) -> None:
     with pytest.raises(ClaimBusy):
         async with Claims(store, owner="me").hold(KEY, wait_seconds=0.05):
             raise AssertionError("entered a claim another owner holds")
+
+
+class CountingStore:
+    """A claim store that counts renewals (to wait for them, not for time)."""
+
+    def __init__(self, store: ClaimStore) -> None:
+        self.store = store
+        self.renewed = asyncio.Condition()
+        self.renewals = 0
+
+    async def acquire(self, key: tuple[str, str], owner: str, lease_seconds: float) -> bool:
+        return await self.store.acquire(key, owner, lease_seconds)
+
+    async def renew(self, key: tuple[str, str], owner: str, lease_seconds: float) -> bool:
+        kept = await self.store.renew(key, owner, lease_seconds)
+        async with self.renewed:
+            self.renewals += 1
+            self.renewed.notify_all()
+        return kept
+
+    async def release(self, key: tuple[str, str], owner: str) -> None:
+        await self.store.release(key, owner)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+async def test_a_claim_held_past_its_lease_is_renewed_not_lost(tmp_path: Path) -> None:
+    sqlite_claims = SqliteClaims(SqliteDatabase(str(tmp_path / "journal.sqlite3")))
+    await sqlite_claims.open()
+    store = CountingStore(sqlite_claims)
+    try:
+        async with Claims(store, owner="worker", lease_seconds=1.0).hold(KEY, wait_seconds=1):
+            async with store.renewed:  # four renewals: longer than one lease has passed
+                await store.renewed.wait_for(lambda: store.renewals >= 4)
+            assert not await sqlite_claims.acquire(KEY, "other", 30)  # still the worker's
+        assert await sqlite_claims.acquire(KEY, "other", 30)  # released on the way out
+    finally:
+        await store.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import grpc
@@ -17,14 +19,31 @@ from tests.integration.test_cli import free_port
 from tests.integration.test_order_safety import resting
 from tests.replicas import trading_status, wait_for_trading
 from titan_grpc.config import Secret
+from titan_grpc.domain import OrderRequest, OrderType, Side, Symbol, TimeInForce
 from titan_grpc.errors import ConfigError
 from titan_grpc.exchanges.base import ExchangeBackend
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.server import Gateway, start_gateway
+from titan_grpc.stores.sqlite import SqliteJournal
+from titan_grpc.trading.journal import JournalState
 
 ORDER_LOOKUP = ("GET", "/api/v3/order")
+
+
+def request_for(cid: str) -> OrderRequest:
+    return OrderRequest(
+        Symbol("BTC", "USDT"),
+        Side.BUY,
+        OrderType.LIMIT,
+        Decimal("0.01"),
+        Decimal("30000"),
+        TimeInForce.GTC,
+        cid,
+    )
+
+
 UNSETTLED = 200
 
 
@@ -155,3 +174,26 @@ async def test_only_one_process_reconciles_a_row(
         for gateway in restarted:
             await gateway.stop(grace=0.5)
     assert fake.requests[ORDER_LOOKUP] - before == 30  # one lookup per row, not per process
+
+
+async def test_the_server_prunes_settled_orders_past_the_retention(tmp_path: Path) -> None:
+    path = str(tmp_path / "journal.sqlite3")
+    long_ago = datetime.now(UTC) - timedelta(days=45)
+    old = SqliteJournal(path, clock=lambda: long_ago)
+    await old.open()
+    for cid in ("refused-long-ago", "limbo-long-ago"):
+        await old.record_intent("binance", request_for(cid))
+    await old.record_failure("binance", "refused-long-ago", JournalState.REJECTED, "K", "no")
+    await old.record_failure("binance", "limbo-long-ago", JournalState.UNSENT, "K", "later")
+    await old.close()
+
+    gateway = await start_gateway(make_settings(journal_path=path, journal_retention_days=30))
+    try:
+        for _ in range(500):  # the first pruning pass follows start-up reconciliation
+            kept = {e.client_order_id for e in await gateway.journal.list_entries()}
+            if kept == {"limbo-long-ago"}:
+                break
+            await asyncio.sleep(0.01)
+        assert kept == {"limbo-long-ago"}  # a settled rejection went; an unsent intent stays
+    finally:
+        await gateway.stop(grace=0.5)

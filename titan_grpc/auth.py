@@ -2,8 +2,8 @@
 
 ``authorization: Bearer <token>`` metadata is matched against TITAN_AUTH_TOKENS in
 constant time (SHA-256 digests compared with hmac.compare_digest against every grant).
-Scopes: ``trade`` for order placement and cancellation, ``read`` for everything else
-on ExchangeService. Health and reflection stay open. Tokens are never logged.
+Scopes: ``trade`` for order placement and cancellation (cancel-all too), ``read`` for
+everything else on ExchangeService. Health and reflection stay open. Tokens are never logged.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ log = logging.getLogger("titan_grpc.rpc")
 
 SERVICE_PREFIX = "/titan.v1.ExchangeService/"
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
-TRADE_METHODS = frozenset({"PlaceOrder", "CancelOrder"})
+TRADE_METHODS = frozenset({"PlaceOrder", "CancelOrder", "CancelAllOrders"})
 
 
 def required_scope(method: str) -> str | None:

@@ -30,7 +30,12 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 SIDES = {"buy": pb.SIDE_BUY, "sell": pb.SIDE_SELL}
-TYPES = {"limit": pb.ORDER_TYPE_LIMIT, "market": pb.ORDER_TYPE_MARKET}
+TYPES = {
+    "limit": pb.ORDER_TYPE_LIMIT,
+    "market": pb.ORDER_TYPE_MARKET,
+    "stop-limit": pb.ORDER_TYPE_STOP_LIMIT,
+    "stop-market": pb.ORDER_TYPE_STOP_MARKET,
+}
 TIFS = {
     "gtc": pb.TIME_IN_FORCE_GTC,
     "ioc": pb.TIME_IN_FORCE_IOC,
@@ -182,6 +187,8 @@ def _order(client: TitanClient, args: argparse.Namespace) -> tuple[Message, Tabl
                 time_in_force=TIFS[args.tif] if args.tif else pb.TIME_IN_FORCE_UNSPECIFIED,
                 client_order_id=args.client_order_id,
                 post_only=args.post_only,
+                quote_quantity=args.quote_quantity,
+                stop_price=args.stop_price,
             )
         ).order
     elif args.action == "cancel":
@@ -203,6 +210,96 @@ def _order(client: TitanClient, args: argparse.Namespace) -> tuple[Message, Tabl
             )
         ).order
     return order, _order_table(order)
+
+
+def _markets(client: TitanClient, args: argparse.Namespace) -> tuple[Message, Table]:
+    answer = client.markets(args.exchange or (), args.symbol or ())
+    rows = [
+        (
+            m.exchange,
+            m.symbol,
+            m.venue_symbol,
+            pb.MarketStatus.Name(m.status).removeprefix("MARKET_STATUS_").lower(),
+            m.tick_size,
+            m.step_size,
+            m.min_notional,
+            m.maker_fee_rate,
+            m.taker_fee_rate,
+            pb.FeeSource.Name(m.fee_source).removeprefix("FEE_SOURCE_").lower(),
+        )
+        for m in answer.markets
+    ]
+    rows += [
+        (e.exchange, f"error: {e.code}", e.message, "", "", "", "", "", "", "")
+        for e in answer.errors
+    ]
+    columns = ["Venue", "Symbol", "Venue symbol", "Status", "tick", "step", "min notional"]
+    return answer, _table("Markets", [*columns, "maker", "taker", "Fee source"], rows)
+
+
+def _order_rows(orders: Iterable[pb.Order]) -> list[tuple[object, ...]]:
+    return [
+        (
+            o.exchange,
+            o.symbol,
+            o.order_id,
+            o.client_order_id,
+            pb.Side.Name(o.side).removeprefix("SIDE_").lower(),
+            pb.OrderType.Name(o.type).removeprefix("ORDER_TYPE_").lower(),
+            o.quantity,
+            o.price,
+            o.stop_price,
+            "yes" if o.placed_by_gateway else "no",
+        )
+        for o in orders
+    ]
+
+
+ORDER_COLUMNS = ["Venue", "Symbol", "Order id", "Client id", "Side", "Type", "quantity"]
+ORDER_COLUMNS += ["price", "stop", "Via TITAN"]
+
+
+def _open_orders(client: TitanClient, args: argparse.Namespace) -> tuple[Message, Table]:
+    answer = client.open_orders(args.exchange or (), args.symbol or "")
+    rows = _order_rows(answer.orders)
+    rows += [(e.exchange, f"error: {e.code}", e.message, *[""] * 7) for e in answer.errors]
+    return answer, _table("Open orders", ORDER_COLUMNS, rows)
+
+
+def _cancel_all(client: TitanClient, args: argparse.Namespace) -> int:
+    """The kill switch; unless --yes it shows what is open and asks (on stderr, so that
+    stdout keeps only the answer)."""
+    venues = args.exchange or ()
+    where = ", ".join(venues) if venues else "every venue"
+    if not args.yes:
+        from rich.console import Console
+
+        listed = client.open_orders(venues, args.symbol)
+        Console(stderr=True).print(_table("Open orders", ORDER_COLUMNS, _order_rows(listed.orders)))
+        scope = f"{args.symbol} on {where}" if args.symbol else where
+        prompt = f"Cancel every open order ({len(listed.orders)} listed) for {scope}? [y/N] "
+        print(prompt, end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            print("titan-grpc: nothing cancelled", file=sys.stderr)
+            return 1
+    result = client.cancel_all(venues, args.symbol)
+    if args.json:
+        print(json_format.MessageToJson(result))
+    else:
+        rows: list[tuple[object, ...]] = [
+            (
+                r.exchange,
+                len(r.canceled_orders),
+                len(r.failures),
+                "bulk" if r.bulk else "one by one",
+            )
+            for r in result.results
+        ]
+        rows += [(e.exchange, f"error: {e.code}", e.message, "") for e in result.errors]
+        _console().print(_table("Cancelled", ["Venue", "cancelled", "failed", "How"], rows))
+    failed = any(r.failures for r in result.results) or bool(result.errors)
+    return 1 if failed else 0
 
 
 def _balances(client: TitanClient, args: argparse.Namespace) -> tuple[Message, Table]:
@@ -321,6 +418,8 @@ COMMANDS: dict[str, Command] = {
     "order": _order,
     "balances": _balances,
     "portfolio": _portfolio,
+    "markets": _markets,
+    "open-orders": _open_orders,
 }
 
 
@@ -409,9 +508,26 @@ def add_client_commands(commands: Any) -> None:
     )
     _order_options(place, place=True)
     place.add_argument("--side", choices=sorted(SIDES), required=True, help="buy or sell")
-    place.add_argument("--type", choices=sorted(TYPES), required=True, help="limit or market")
-    place.add_argument("--quantity", required=True, help="base quantity, a decimal (0.001)")
-    place.add_argument("--price", default="", help="limit price (required for --type limit)")
+    place.add_argument(
+        "--type",
+        choices=sorted(TYPES),
+        required=True,
+        help="limit, market, stop-limit or stop-market (stops need --stop-price)",
+    )
+    place.add_argument(
+        "--quantity", default="", help="base quantity, a decimal (0.001); or --quote-quantity"
+    )
+    place.add_argument(
+        "--quote-quantity",
+        default="",
+        help="market orders: spend (buy) or receive (sell) this much quote asset instead",
+    )
+    place.add_argument(
+        "--price", default="", help="limit price (required for --type limit and stop-limit)"
+    )
+    place.add_argument(
+        "--stop-price", default="", help="stop orders: the last price that triggers them"
+    )
     place.add_argument(
         "--tif",
         choices=sorted(TIFS),
@@ -431,6 +547,26 @@ def add_client_commands(commands: Any) -> None:
         _order_options(sub, place=False)
     for sub in (place, *(actions.choices[name] for name in ("cancel", "status"))):
         _connection_options(sub)
+    markets = command("markets", "markets: tick, step, minimums and the account's fees")
+    markets.add_argument(
+        "--exchange", action="append", help="only this venue (repeat for more; default: all)"
+    )
+    markets.add_argument(
+        "--symbol", action="append", help="only this market (repeat for more; default: all)"
+    )
+    open_orders = command("open-orders", "the venues' open orders (also those not placed here)")
+    open_orders.add_argument(
+        "--exchange", action="append", help="only this venue (repeat for more; default: all)"
+    )
+    open_orders.add_argument("--symbol", default="", help="only this market (default: all)")
+    cancel_all = command(
+        "cancel-all", "cancel every open order: the kill switch (asks first unless --yes)"
+    )
+    cancel_all.add_argument(
+        "--exchange", action="append", help="only this venue (repeat for more; default: all)"
+    )
+    cancel_all.add_argument("--symbol", default="", help="only this market (default: all)")
+    cancel_all.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     balances = command("balances", "balances per venue")
     balances.add_argument(
         "--exchange", action="append", help="only this venue (repeat for more; default: all)"
@@ -450,6 +586,8 @@ def run_client_command(args: argparse.Namespace) -> int:
         try:
             if args.command == "watch":
                 return _watch(client, args, None if args.json else _console())
+            if args.command == "cancel-all":
+                return _cancel_all(client, args)
             message, renderable = COMMANDS[args.command](client, args)
         except grpc.RpcError as error:
             code = error.code().name if isinstance(error, grpc.Call) else "ERROR"

@@ -20,10 +20,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from titan_grpc.domain import (
     Balance,
+    FeeSource,
     Fill,
     LedgerEntry,
     LedgerEntryType,
     Liquidity,
+    Market,
     Order,
     OrderBook,
     OrderStatus,
@@ -45,13 +47,23 @@ from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.market.aggregate import Best
 from titan_grpc.market.portfolio import Valuation
 from titan_grpc.market.pricing import Opportunity, VenuePrice
+from titan_grpc.status import venue_error_to_proto
 from titan_grpc.trading.journal import JournalEntry, JournalState
+from titan_grpc.trading.orders import CancelAllResult
 from titan_grpc.trading.router import RoutePlan
 
 _SIDES = {pb.SIDE_BUY: Side.BUY, pb.SIDE_SELL: Side.SELL}
 _SIDES_PB = {side: value for value, side in _SIDES.items()}
 _ORDER_TYPES = {pb.ORDER_TYPE_LIMIT: OrderType.LIMIT, pb.ORDER_TYPE_MARKET: OrderType.MARKET}
-_ORDER_TYPES_PB = {kind: value for value, kind in _ORDER_TYPES.items()}
+_STOP_ORDER_TYPES = {
+    pb.ORDER_TYPE_STOP_LIMIT: OrderType.STOP_LIMIT,
+    pb.ORDER_TYPE_STOP_MARKET: OrderType.STOP_MARKET,
+}
+_ORDER_TYPES_PB = {kind: value for value, kind in (_ORDER_TYPES | _STOP_ORDER_TYPES).items()}
+_FEE_SOURCES_PB = {
+    FeeSource.DEFAULT: pb.FEE_SOURCE_DEFAULT,
+    FeeSource.ACCOUNT: pb.FEE_SOURCE_ACCOUNT,
+}
 _TIFS = {
     pb.TIME_IN_FORCE_GTC: TimeInForce.GTC,
     pb.TIME_IN_FORCE_IOC: TimeInForce.IOC,
@@ -124,20 +136,26 @@ def side_from_proto(value: int, field: str = "side") -> Side:
         raise InvalidArgument(field, _enum_reason(value, "SIDE_BUY or SIDE_SELL")) from None
 
 
-def order_type_from_proto(value: int, field: str = "type") -> OrderType:
+def order_type_from_proto(
+    value: int, field: str = "type", *, allow_stops: bool = False
+) -> OrderType:
+    types = _ORDER_TYPES | _STOP_ORDER_TYPES if allow_stops else _ORDER_TYPES
     try:
-        return _ORDER_TYPES[value]  # type: ignore[index]
+        return types[value]  # type: ignore[index]
     except KeyError:
-        raise InvalidArgument(
-            field, _enum_reason(value, "ORDER_TYPE_LIMIT or ORDER_TYPE_MARKET")
-        ) from None
+        allowed = (
+            "ORDER_TYPE_LIMIT, _MARKET, _STOP_LIMIT or _STOP_MARKET"
+            if allow_stops
+            else "ORDER_TYPE_LIMIT or ORDER_TYPE_MARKET"
+        )
+        raise InvalidArgument(field, _enum_reason(value, allowed)) from None
 
 
 def time_in_force_from_proto(
     value: int, order_type: OrderType, field: str = "time_in_force"
 ) -> TimeInForce:
     if value == pb.TIME_IN_FORCE_UNSPECIFIED:
-        return TimeInForce.GTC if order_type is OrderType.LIMIT else TimeInForce.IOC
+        return TimeInForce.GTC if order_type.has_limit_price else TimeInForce.IOC
     try:
         return _TIFS[value]  # type: ignore[index]
     except KeyError:
@@ -398,6 +416,29 @@ def order_to_proto(order: Order) -> pb.Order:
         simulated=order.simulated,
         fills=[fill_to_proto(fill) for fill in order.fills],
         status_reason=order.status_reason,
+        placed_by_gateway=order.placed_by_gateway,
+        stop_price=dec(order.stop_price),
+        quote_quantity=dec(order.quote_quantity),
+    )
+
+
+def market_to_proto(market: Market, simulated: bool) -> pb.Market:
+    return pb.Market(
+        exchange=market.exchange,
+        symbol=market.symbol.canonical,
+        venue_symbol=market.venue_symbol,
+        status=pb.MARKET_STATUS_TRADING if market.trading_enabled else pb.MARKET_STATUS_HALTED,
+        tick_size=dec(market.tick_size),
+        step_size=dec(market.step_size),
+        min_quantity=dec(market.min_quantity),
+        max_quantity=dec(market.max_quantity),
+        min_notional=dec(market.min_notional),
+        maker_fee_rate=dec(market.maker_fee_rate),
+        taker_fee_rate=dec(market.taker_fee_rate),
+        fee_source=_FEE_SOURCES_PB[market.fee_source],
+        simulated=simulated,
+        base_asset=market.symbol.base,
+        quote_asset=market.symbol.quote,
     )
 
 
@@ -476,6 +517,8 @@ def journaled_order_to_proto(entry: JournalEntry) -> pb.JournaledOrder:
             price=dec(request.price),
             time_in_force=_TIFS_PB[request.time_in_force],
             post_only=request.post_only,
+            quote_quantity=dec(request.quote_quantity),
+            stop_price=dec(request.stop_price),
         ),
         order=order_to_proto(entry.order) if entry.order is not None else None,
         error=f"{entry.error_kind}: {entry.error_message}" if entry.error_kind else "",
@@ -568,4 +611,22 @@ def valuation_to_proto(
             )
             for u in valuation.unpriced
         ],
+    )
+
+
+def cancel_all_to_proto(result: CancelAllResult, simulated: bool) -> pb.VenueCancelResult:
+    return pb.VenueCancelResult(
+        exchange=result.exchange,
+        simulated=simulated,
+        canceled_orders=[order_to_proto(order) for order in result.canceled],
+        failures=[
+            pb.CancelFailure(
+                order_id=order.order_id,
+                client_order_id=order.client_order_id,
+                symbol=order.symbol.canonical,
+                error=venue_error_to_proto(result.exchange, error),
+            )
+            for order, error in result.failures
+        ],
+        bulk=result.bulk,
     )

@@ -38,6 +38,25 @@ class Side(enum.Enum):
 class OrderType(enum.Enum):
     LIMIT = "limit"
     MARKET = "market"
+    STOP_LIMIT = "stop_limit"  # becomes LIMIT when the last price reaches stop_price
+    STOP_MARKET = "stop_market"  # becomes MARKET when the last price reaches stop_price
+
+    @property
+    def is_stop(self) -> bool:
+        return self in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET)
+
+    @property
+    def has_limit_price(self) -> bool:
+        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+    @property
+    def triggered(self) -> OrderType:
+        """The type a stop order becomes once triggered (itself for the others)."""
+        if self is OrderType.STOP_LIMIT:
+            return OrderType.LIMIT
+        if self is OrderType.STOP_MARKET:
+            return OrderType.MARKET
+        return self
 
 
 class TimeInForce(enum.Enum):
@@ -58,6 +77,11 @@ class OrderStatus(enum.Enum):
     @property
     def is_open(self) -> bool:
         return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+
+
+class FeeSource(enum.Enum):
+    DEFAULT = "default"  # the venue's published standard tier
+    ACCOUNT = "account"  # the account's own rates, from the venue's fee endpoint
 
 
 class Liquidity(enum.Enum):
@@ -218,6 +242,7 @@ class Market:
     maker_fee_rate: Decimal
     taker_fee_rate: Decimal
     trading_enabled: bool = True
+    fee_source: FeeSource = FeeSource.DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +331,9 @@ class Balance:
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
+    """An order to place. ``quantity`` is in the base asset; a market order sized in the
+    quote asset has ``quote_quantity`` set and ``quantity`` zero."""
+
     symbol: Symbol
     side: Side
     type: OrderType
@@ -314,6 +342,8 @@ class OrderRequest:
     time_in_force: TimeInForce
     client_order_id: str
     post_only: bool = False
+    quote_quantity: Decimal | None = None
+    stop_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +387,9 @@ class Order:
     simulated: bool
     fills: tuple[Fill, ...] = ()
     status_reason: str = ""
+    placed_by_gateway: bool = False
+    stop_price: Decimal | None = None
+    quote_quantity: Decimal | None = None  # the quote amount asked for (quote-sized orders)
 
     @property
     def average_fill_price(self) -> Decimal | None:

@@ -19,6 +19,7 @@ this tree through a table per venue, keeping the venue's own code and message.
         ├── RateLimited(retry_after)                                  -> RESOURCE_EXHAUSTED
         ├── InsufficientFunds                                         -> FAILED_PRECONDITION
         ├── OrderRejected                     venue refused it        -> FAILED_PRECONDITION
+        │   └── OrderTypeUnsupported          venue lacks the type    -> FAILED_PRECONDITION
         ├── OrderNotCancelable                already done            -> FAILED_PRECONDITION
         ├── DuplicateOrder                    client id reused        -> ALREADY_EXISTS
         ├── OrderNotFound                                             -> NOT_FOUND
@@ -176,6 +177,10 @@ class InsufficientFunds(ExchangeError):
 
 class OrderRejected(ExchangeError):
     """The venue refused the order for a business reason (e.g. post-only would take)."""
+
+
+class OrderTypeUnsupported(OrderRejected):
+    """The venue (as TITAN drives it) has no such order type, e.g. stop-market on Coinbase."""
 
 
 class OrderNotCancelable(ExchangeError):

@@ -25,6 +25,7 @@ from titan_grpc.errors import ConfigError, StoreUnavailable
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.exchanges.binance import BinanceExchange
 from titan_grpc.exchanges.coinbase import CoinbaseExchange
+from titan_grpc.exchanges.fees import keep_fees_fresh, refresh_venue_fees
 from titan_grpc.exchanges.kucoin import KucoinExchange
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
@@ -48,6 +49,8 @@ SIMULATED_VENUES = ("binance", "coinbase", "kucoin", "mock")
 TRADING_HEALTH_NAME = f"{SERVICE_NAME}/trading"
 JOURNAL_GAUGE_SECONDS = 5.0
 PRUNE_INTERVAL_SECONDS = 3600.0
+FEE_REFRESH_SECONDS = 900.0  # the account's fee tier changes at most daily on every venue
+FEE_REQUEST_SECONDS = 5.0
 
 
 def check_startup_rules(settings: Settings) -> None:
@@ -175,6 +178,7 @@ async def start_gateway(
         settle_seconds=settings.reconcile_settle_seconds,
         reconcile_concurrency=settings.reconcile_concurrency,
     )
+    await refresh_venue_fees(registry.all(), FEE_REQUEST_SECONDS)
     shutdown = asyncio.Event()
     info = GatewayInfo(
         version=__version__,
@@ -260,6 +264,11 @@ async def start_gateway(
         gateway.metrics_port = _serve_metrics(metrics, settings, auth)
     gateway._tasks.append(asyncio.create_task(_refresh_journal_gauge(metrics, stores.journal)))
     gateway._tasks.append(asyncio.create_task(service.run_upkeep()))
+    gateway._tasks.append(
+        asyncio.create_task(
+            keep_fees_fresh(registry.all(), FEE_REFRESH_SECONDS, FEE_REQUEST_SECONDS)
+        )
+    )
     if settings.health_interval_seconds > 0:
         gateway._tasks.append(asyncio.create_task(monitor.run(settings.health_interval_seconds)))
     if settings.sim_tick_ms > 0:

@@ -79,6 +79,13 @@ async def test_tokens_and_scopes(secured: Gateway) -> None:
             stub.CancelOrder(cancel, metadata=bearer(READER)), grpc.StatusCode.PERMISSION_DENIED
         )
         await stub.CancelOrder(cancel, metadata=bearer(TRADER))
+        kill = pb.CancelAllOrdersRequest(exchanges=["binance"])
+        await expect_error(
+            stub.CancelAllOrders(kill, metadata=bearer(READER)), grpc.StatusCode.PERMISSION_DENIED
+        )
+        assert (await stub.CancelAllOrders(kill, metadata=bearer(TRADER))).results
+        listed = pb.ListOpenOrdersRequest(exchanges=["binance"])
+        await stub.ListOpenOrders(listed, metadata=bearer(READER))  # a read
         stream = stub.StreamQuotes(pb.StreamQuotesRequest(symbols=["BTC-USDT"]))
         await expect_error(stream.read(), grpc.StatusCode.UNAUTHENTICATED)
         stream = stub.StreamQuotes(

@@ -373,3 +373,64 @@ def test_best_price_table_shows_arbitrage(shared_server: tuple[int, subprocess.P
     result = titan(port, "best-price", "BTC-USDT", "--side", "buy")
     assert result.returncode == 0, result.stderr
     assert "best" in result.stdout and "Arbitrage" in result.stdout
+
+
+def test_cli_markets_open_orders_and_a_confirmed_cancel_all(
+    shared_server: tuple[int, subprocess.Popen[str]],
+) -> None:
+    port, _ = shared_server
+
+    def run(*args: str, answer: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "titan_grpc", *args, "--address", f"127.0.0.1:{port}"],
+            cwd=ROOT,
+            input=answer,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    markets = json.loads(
+        run("markets", "--exchange", "coinbase", "--symbol", "BTC-USDT", "--json").stdout
+    )["markets"]
+    assert markets[0]["tickSize"] and markets[0]["feeSource"] == "FEE_SOURCE_DEFAULT"
+    for cid, extra in (
+        ("cli-rest", ("--side", "buy", "--type", "limit", "--price", "10000")),
+        (
+            "cli-stop",
+            ("--side", "sell", "--type", "stop-limit", "--price", "9000", "--stop-price", "9100"),
+        ),
+    ):
+        placed = run(
+            "order",
+            "place",
+            "--exchange",
+            "coinbase",
+            "--symbol",
+            "BTC-USDT",
+            "--quantity",
+            "0.001",
+            "--client-order-id",
+            cid,
+            *extra,
+        )
+        assert placed.returncode == 0, placed.stderr
+    listed = json.loads(run("open-orders", "--exchange", "coinbase", "--json").stdout)
+    assert {o["clientOrderId"] for o in listed["orders"]} == {"cli-rest", "cli-stop"}
+    assert all(o["placedByGateway"] for o in listed["orders"])
+
+    declined = run("cancel-all", "--exchange", "coinbase", answer="n\n")
+    assert declined.returncode == 1 and "nothing cancelled" in declined.stderr
+    assert "[y/N]" in declined.stderr and "(2 listed)" in declined.stderr
+    still = json.loads(run("open-orders", "--exchange", "coinbase", "--json").stdout)
+    assert len(still["orders"]) == 2
+
+    confirmed = run("cancel-all", "--exchange", "coinbase", answer="y\n")
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert "one by one" in confirmed.stdout
+    assert not json.loads(run("open-orders", "--exchange", "coinbase", "--json").stdout).get(
+        "orders"
+    )
+    quiet = run("cancel-all", "--exchange", "kucoin", "--yes", "--json")
+    assert quiet.returncode == 0 and "[y/N]" not in quiet.stderr
+    assert json.loads(quiet.stdout)["results"][0]["exchange"] == "kucoin"

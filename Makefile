@@ -11,7 +11,7 @@ PROTOS := $(shell find protos -name '*.proto')
 NODE_CLIENT := clients/node
 NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed
 
-.PHONY: all setup run test lint proto buf bench clean node-client lock
+.PHONY: all setup run test lint proto buf bench clean node-client lock engines
 
 all: test
 
@@ -60,11 +60,21 @@ node-client: $(NODE_STAMP)
 run: $(RUN_STAMP)
 	$(VENV)/bin/titan-grpc serve
 
-test: setup $(BUF) $(NODE_STAMP)
+# Real PostgreSQL and Redis for the store tests, from Debian's packages when missing
+# (tests/engines.py starts them on loopback; PostgreSQL runs as `nobody` under root).
+APT_INSTALL := apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+engines:
+	@command -v redis-server >/dev/null 2>&1 || command -v valkey-server >/dev/null 2>&1 \
+		|| ($(APT_INSTALL) redis-server)
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| ($(APT_INSTALL) postgresql)
+
+# TITAN_REQUIRE_ENGINES=1: a missing engine fails the run instead of skipping its tests.
+test: setup $(BUF) $(NODE_STAMP) engines
 	@# the HTTP/JSON tests run the README's curl lines with real curl (Debian: curl)
 	command -v curl >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q curl)
 	cd $(NODE_CLIENT) && TITAN_PYTHON=$(abspath $(PY)) npm test --silent
-	TITAN_BUF=$(abspath $(BUF)) $(PY) -m pytest -q
+	TITAN_REQUIRE_ENGINES=1 TITAN_BUF=$(abspath $(BUF)) $(PY) -m pytest -q
 
 lint: setup $(BUF)
 	$(VENV)/bin/ruff check titan_grpc tests scripts clients/python bench setup.py

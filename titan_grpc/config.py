@@ -116,6 +116,11 @@ class Settings:
     tls_key: str = ""
     tls_client_ca: str = ""
     journal_path: str = "titan-journal.sqlite3"
+    journal_url: Secret = field(default_factory=lambda: Secret(""))  # postgresql://...
+    redis_url: Secret = field(default_factory=lambda: Secret(""))  # redis://...
+    journal_retention_days: int = 30
+    claim_lease_seconds: float = 15.0
+    reconcile_concurrency: int = 8
     metrics_address: str = ""
     # HTTP/JSON transcoding of the same service (titan_grpc/http/); empty = off.
     http_address: str = ""
@@ -126,7 +131,7 @@ class Settings:
     sim_seed: int = 42
     sim_tick_ms: int = 500
     shutdown_grace_seconds: float = 5.0
-    reconcile_settle_seconds: float = 10.0
+    reconcile_settle_seconds: float = 30.0
     health_interval_seconds: float = 15.0
     tuning: ServerTuning = field(default_factory=ServerTuning)
     # The read path (README, "Freshness and budgets").
@@ -197,6 +202,11 @@ KNOWN_VARIABLES = (
     "TITAN_TLS_KEY",
     "TITAN_TLS_CLIENT_CA",
     "TITAN_JOURNAL_PATH",
+    "TITAN_JOURNAL_URL",
+    "TITAN_REDIS_URL",
+    "TITAN_JOURNAL_RETENTION_DAYS",
+    "TITAN_CLAIM_LEASE_SECONDS",
+    "TITAN_RECONCILE_CONCURRENCY",
     "TITAN_METRICS_ADDRESS",
     "TITAN_HTTP_ADDRESS",
     "TITAN_ALLOW_PLAINTEXT_TOKENS",
@@ -326,6 +336,15 @@ class _Reader:
             self.problems.append(f"{name}: expected an http(s):// or ws(s):// URL, got {value!r}")
             return ""
         return value.rstrip("/")
+
+    def store_url(self, name: str, schemes: tuple[str, ...]) -> Secret:
+        value = self.raw(name)
+        if value and not value.startswith(tuple(f"{scheme}://" for scheme in schemes)):
+            # Never echo the value: it may carry a password.
+            expected = " or ".join(f"{scheme}://" for scheme in schemes)
+            self.problems.append(f"{name}: expected a {expected} URL")
+            return Secret("")
+        return Secret(value)
 
     def file_path(self, name: str) -> str:
         value = self.raw(name)
@@ -488,6 +507,11 @@ def load_settings(
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,
         journal_path=reader.text("TITAN_JOURNAL_PATH", "titan-journal.sqlite3"),
+        journal_url=reader.store_url("TITAN_JOURNAL_URL", ("postgresql", "postgres")),
+        redis_url=reader.store_url("TITAN_REDIS_URL", ("redis", "rediss", "unix")),
+        journal_retention_days=reader.integer("TITAN_JOURNAL_RETENTION_DAYS", 30, 0, 36_500),
+        claim_lease_seconds=max(reader.seconds("TITAN_CLAIM_LEASE_SECONDS", 15.0, 3600.0), 0.1),
+        reconcile_concurrency=reader.integer("TITAN_RECONCILE_CONCURRENCY", 8, 1, 256),
         metrics_address=reader.address("TITAN_METRICS_ADDRESS", "", optional=True),
         http_address=reader.address("TITAN_HTTP_ADDRESS", "", optional=True),
         allow_plaintext_tokens=reader.boolean("TITAN_ALLOW_PLAINTEXT_TOKENS", False),
@@ -498,7 +522,7 @@ def load_settings(
         sim_seed=reader.integer("TITAN_SIM_SEED", 42, 0, 2**63 - 1),
         sim_tick_ms=reader.integer("TITAN_SIM_TICK_MS", 500, 0, 3_600_000),
         shutdown_grace_seconds=reader.seconds("TITAN_SHUTDOWN_GRACE_SECONDS", 5.0, 300.0),
-        reconcile_settle_seconds=reader.seconds("TITAN_RECONCILE_SETTLE_SECONDS", 10.0, 3600.0),
+        reconcile_settle_seconds=reader.seconds("TITAN_RECONCILE_SETTLE_SECONDS", 30.0, 3600.0),
         health_interval_seconds=reader.seconds("TITAN_HEALTH_INTERVAL_SECONDS", 15.0, 3600.0),
         tuning=_server_tuning(reader),
         read_max_age_ms=reader.integer("TITAN_READ_MAX_AGE_MS", 1000, 0, 3_600_000),

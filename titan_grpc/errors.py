@@ -10,6 +10,7 @@ this tree through a table per venue, keeping the venue's own code and message.
     ├── NotConfigured(variable)               keys missing            -> FAILED_PRECONDITION
     ├── FeatureUnavailable                    not built yet           -> UNIMPLEMENTED
     ├── ConfigError                           bad configuration       (start-up only)
+    ├── StoreUnavailable                      journal/claims store busy or down -> UNAVAILABLE
     └── ExchangeError(exchange, venue_code, venue_message)
         ├── UnknownSymbol                     market not listed       -> INVALID_ARGUMENT
         ├── InvalidOrder(field)               filter / parameter      -> INVALID_ARGUMENT
@@ -74,6 +75,10 @@ class ConfigError(TitanError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+class StoreUnavailable(TitanError):
+    """The order journal or the claim store could not be used now (busy, unreachable)."""
 
 
 class InvalidArgument(TitanError):

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -20,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from titan_grpc import __version__, server_options
 from titan_grpc.auth import AuthInterceptor
 from titan_grpc.config import Settings
-from titan_grpc.errors import ConfigError
+from titan_grpc.errors import ConfigError, StoreUnavailable
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.exchanges.binance import BinanceExchange
 from titan_grpc.exchanges.coinbase import CoinbaseExchange
@@ -37,15 +38,17 @@ from titan_grpc.net.ratelimit import Budgets, LaneShares
 from titan_grpc.service import ExchangeService, GatewayInfo
 from titan_grpc.service.handlers import add_to_server
 from titan_grpc.startup import plaintext_token_warnings, startup_problems
-from titan_grpc.trading.journal import JournalState, OrderJournal
+from titan_grpc.stores import Claims, JournalStore, Stores, open_stores
+from titan_grpc.trading.journal import JournalState
 from titan_grpc.trading.orders import OrderService
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExchangeService"].full_name
 SIMULATED_VENUES = ("binance", "coinbase", "kucoin", "mock")
-RECONCILE_AT_START_SECONDS = 30.0
+TRADING_HEALTH_NAME = f"{SERVICE_NAME}/trading"
 JOURNAL_GAUGE_SECONDS = 5.0
+PRUNE_INTERVAL_SECONDS = 3600.0
 FEE_REFRESH_SECONDS = 900.0  # the account's fee tier changes at most daily on every venue
 FEE_REQUEST_SECONDS = 5.0
 
@@ -109,9 +112,12 @@ class Gateway:
     world: SimulatedWorld
     health: HealthServicer
     shutdown: asyncio.Event
-    journal: OrderJournal
+    journal: JournalStore
     monitor: HealthMonitor
     metrics: Metrics
+    stores: Stores
+    orders: OrderService
+    reconciled: asyncio.Event = field(default_factory=asyncio.Event)
     metrics_port: int = 0
     http: HttpServer | None = None
     end_streams: Callable[[], None] = lambda: None
@@ -136,7 +142,7 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.monitor.close()
         await self.registry.close()
-        await self.journal.close()
+        await self.stores.close()
         self.metrics.close()
         log.info("stopped")
 
@@ -154,22 +160,24 @@ async def start_gateway(
     ``world`` and ``backends`` replace what ``settings`` would build (tests use them).
     """
     check_startup_rules(settings)
+    if share_port and settings.journal_path == ":memory:" and not settings.journal_url:
+        # Workers must share one journal (and its claims), or each would send on its own.
+        raise ConfigError(
+            ["TITAN_JOURNAL_PATH: :memory: cannot be shared by --workers processes; use a file"]
+        )
     world = world or SimulatedWorld(settings.sim_seed)
     metrics = Metrics()
     registry = ExchangeRegistry(
         backends or build_backends(settings, world, metrics, budget_split=budget_split)
     )
-    journal = OrderJournal(settings.journal_path)
-    try:
-        await journal.open()
-    except sqlite3.Error as error:
-        problem = f"TITAN_JOURNAL_PATH: cannot open {settings.journal_path}: {error}"
-        raise ConfigError([problem]) from None
-    orders = OrderService(journal, registry, settle_seconds=settings.reconcile_settle_seconds)
-    try:
-        await asyncio.wait_for(orders.reconcile_pending(), RECONCILE_AT_START_SECONDS)
-    except TimeoutError:
-        log.warning("journal reconciliation at start-up did not finish; continuing")
+    stores = await _open_stores(settings)
+    orders = OrderService(
+        stores.journal,
+        Claims(stores.claims, lease_seconds=settings.claim_lease_seconds),
+        registry,
+        settle_seconds=settings.reconcile_settle_seconds,
+        reconcile_concurrency=settings.reconcile_concurrency,
+    )
     await refresh_venue_fees(registry.all(), FEE_REQUEST_SECONDS)
     shutdown = asyncio.Event()
     info = GatewayInfo(
@@ -219,11 +227,32 @@ async def start_gateway(
         ),
         server,
     )
-    port = _bind(server, settings)
+    try:
+        port = _bind(server, settings)
+    except ConfigError:
+        await stores.close()
+        raise
+    # Trading waits for start-up reconciliation; everything else serves at once.
+    await health.set(TRADING_HEALTH_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
     for name in ("", SERVICE_NAME, *(f"{SERVICE_NAME}/{venue}" for venue in registry.names)):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    gateway = Gateway(server, port, registry, world, health, shutdown, journal, monitor, metrics)
+    gateway = Gateway(
+        server,
+        port,
+        registry,
+        world,
+        health,
+        shutdown,
+        stores.journal,
+        monitor,
+        metrics,
+        stores,
+        orders,
+    )
+    gateway._tasks.append(
+        asyncio.create_task(_reconcile_then_trade(gateway, settings.journal_retention_days))
+    )
     gateway.end_streams = service.end_streams
     if settings.http_address:
         try:
@@ -233,7 +262,7 @@ async def start_gateway(
             raise
     if settings.metrics_address:
         gateway.metrics_port = _serve_metrics(metrics, settings, auth)
-    gateway._tasks.append(asyncio.create_task(_refresh_journal_gauge(metrics, journal)))
+    gateway._tasks.append(asyncio.create_task(_refresh_journal_gauge(metrics, stores.journal)))
     gateway._tasks.append(asyncio.create_task(service.run_upkeep()))
     gateway._tasks.append(
         asyncio.create_task(
@@ -245,12 +274,13 @@ async def start_gateway(
     if settings.sim_tick_ms > 0:
         gateway._tasks.append(asyncio.create_task(world.run(settings.sim_tick_ms / 1000)))
     log.info(
-        "TITAN %s serving titan.v1.ExchangeService on %s (port %d, %s, venues: %s)",
+        "TITAN %s serving titan.v1.ExchangeService on %s (port %d, %s, venues: %s; %s)",
         __version__,
         settings.grpc_address,
         port,
         ("mTLS" if settings.tls_client_ca else "TLS") if settings.tls_cert else "plaintext",
         ", ".join(_describe(b) for b in registry.all()),
+        stores.engines,
     )
     return gateway
 
@@ -287,10 +317,53 @@ def _budget_reader(backend: ExchangeBackend) -> Callable[[], float]:
     return lambda: backend.rate_budget_used() or 0.0
 
 
-async def _refresh_journal_gauge(metrics: Metrics, journal: OrderJournal) -> None:
+async def _open_stores(settings: Settings) -> Stores:
+    try:
+        return await open_stores(
+            journal_path=settings.journal_path,
+            journal_url=settings.journal_url.reveal(),
+            redis_url=settings.redis_url.reveal(),
+        )
+    except sqlite3.Error as error:
+        problem = f"TITAN_JOURNAL_PATH: cannot open {settings.journal_path}: {error}"
+        raise ConfigError([problem]) from None
+    except StoreUnavailable as error:
+        variable = "TITAN_REDIS_URL" if "Redis" in error.message else "TITAN_JOURNAL_URL"
+        raise ConfigError([f"{variable}: {error.message}"]) from None
+
+
+async def _reconcile_then_trade(gateway: Gateway, retention_days: int) -> None:
+    """Start-up reconciliation in the background, then trading health SERVING; then
+    journal retention every hour (first after reconciliation, so it never races it)."""
+    delay = 1.0
     while True:
-        counts = await journal.count_by_state()
-        metrics.journal_ambiguous.set(counts.get(JournalState.AMBIGUOUS, 0))
+        try:
+            await gateway.orders.reconcile_pending()
+            break
+        except (StoreUnavailable, sqlite3.Error) as error:
+            log.warning("start-up reconciliation: journal unavailable (%s); retrying", error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+    gateway.reconciled.set()
+    await gateway.health.set(TRADING_HEALTH_NAME, health_pb2.HealthCheckResponse.SERVING)
+    if retention_days <= 0:
+        return
+    while True:
+        try:
+            await gateway.orders.prune(timedelta(days=retention_days))
+        except (StoreUnavailable, sqlite3.Error) as error:
+            log.warning("journal retention deferred: %s", error)
+        await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+
+
+async def _refresh_journal_gauge(metrics: Metrics, journal: JournalStore) -> None:
+    while True:
+        try:
+            counts = await journal.count_by_state()
+        except (StoreUnavailable, sqlite3.Error) as error:
+            log.warning("journal gauge not refreshed: %s", error)
+        else:
+            metrics.journal_ambiguous.set(counts.get(JournalState.AMBIGUOUS, 0))
         await asyncio.sleep(JOURNAL_GAUGE_SECONDS)
 
 

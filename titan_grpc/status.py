@@ -41,6 +41,7 @@ _CODES: tuple[tuple[type[errors.TitanError], grpc.StatusCode], ...] = (
     (errors.OrderNotFound, grpc.StatusCode.NOT_FOUND),
     (errors.ExchangeUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.AmbiguousOutcome, grpc.StatusCode.UNAVAILABLE),
+    (errors.StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
     # A venue error nobody classified: the venue's words are kept, the code says so.
     (errors.ExchangeError, grpc.StatusCode.UNKNOWN),
 )

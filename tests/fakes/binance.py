@@ -111,7 +111,7 @@ class VenueError(Exception):
 @dataclass
 class Fault:
     # "5xx", "5xx_after_accept", "timeout_after_accept", "reset_after_accept",
-    # "malformed", "latency"
+    # "malformed", "latency", "duplicate" (a -2010 duplicate answer, no order made)
     kind: str
     seconds: float = 0.0
 
@@ -145,6 +145,7 @@ class FakeBinance:
         self.orders: dict[int, dict[str, Any]] = {}
         self.trades: list[dict[str, Any]] = []
         self.faults: dict[tuple[str, str], deque[Fault]] = {}
+        self.holds: dict[tuple[str, str], asyncio.Event] = {}  # answers wait for the event
         self._order_ids = itertools.count(1000)
         self._trade_ids = itertools.count(5000)
         self._window = -1
@@ -223,6 +224,11 @@ class FakeBinance:
             params = self._params(request, body)
             if key in SIGNED:
                 self._check_signed(request, params, body)
+            if fault and fault.kind == "duplicate":
+                raise VenueError(400, -2010, "Duplicate order sent.")
+            gate = self.holds.get(key)
+            if gate is not None:
+                await gate.wait()  # the test decides when this route answers
             answer = await self._route(key, params)
         except VenueError as error:
             self.rejections[error.code] += 1

@@ -13,7 +13,8 @@ from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.paging import PageRequest, cursor_int
 from titan_grpc.service import pages
 from titan_grpc.service.base import DEFAULT_HISTORY, MAX_HISTORY, ServiceBase, unary
-from titan_grpc.trading.journal import JournalEntry, JournalState, OrderJournal
+from titan_grpc.stores import JournalStore
+from titan_grpc.trading.journal import JournalEntry, JournalState
 
 
 def _order_request_from_proto(request: pb.PlaceOrderRequest) -> OrderRequest:
@@ -63,7 +64,7 @@ def _order_request_from_proto(request: pb.PlaceOrderRequest) -> OrderRequest:
 
 
 async def _journal_page(
-    journal: OrderJournal,
+    journal: JournalStore,
     exchange: str | None,
     symbol: Symbol | None,
     states: tuple[JournalState, ...],

@@ -23,8 +23,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from titan_grpc.stores.redis_client import Redis, RedisScript
-
 from titan_grpc.errors import RateLimited, StoreUnavailable
 from titan_grpc.net.ratelimit import (
     GrantObserver,
@@ -34,6 +32,7 @@ from titan_grpc.net.ratelimit import (
     WindowBudget,
     current_budget,
 )
+from titan_grpc.stores.redis_client import Redis, RedisScript
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
 import grpc
 import pytest
 
+from tests.engines import create_database, running_postgres, running_redis
 from titan_grpc.config import Settings
 from titan_grpc.exchanges.simulated import SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
@@ -53,3 +55,36 @@ async def channel(gateway: Gateway) -> AsyncIterator[grpc.aio.Channel]:
 @pytest.fixture
 def stub(channel: grpc.aio.Channel) -> pb_grpc.ExchangeServiceStub:
     return pb_grpc.ExchangeServiceStub(channel)
+
+
+# ---- real engines (tests/engines.py): started once per session, only when asked for ----
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server on loopback (its ``postgres`` database)."""
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis (or Valkey) server on loopback."""
+    with running_redis() as url:
+        yield url
+
+
+@pytest.fixture
+def journal_url(postgres_url: str) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    return create_database(postgres_url, f"t_{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture
+def clean_redis_url(redis_url: str) -> str:
+    """The session's Redis, emptied for one test."""
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()
+    return redis_url

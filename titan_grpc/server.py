@@ -10,6 +10,7 @@ import signal
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -17,42 +18,44 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from titan_grpc import __version__
+from titan_grpc import __version__, server_options
 from titan_grpc.auth import AuthInterceptor
 from titan_grpc.config import Settings
-from titan_grpc.errors import ConfigError
+from titan_grpc.errors import ConfigError, StoreUnavailable
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.exchanges.binance import BinanceExchange
 from titan_grpc.exchanges.coinbase import CoinbaseExchange
+from titan_grpc.exchanges.fees import keep_fees_fresh, refresh_venue_fees
 from titan_grpc.exchanges.kucoin import KucoinExchange
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
-from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+from titan_grpc.http import HttpServer, server_ssl_context, start_http_server
 from titan_grpc.market.fallback import FallbackExchange
 from titan_grpc.market.health import HealthMonitor
 from titan_grpc.market.state import ReadPolicy
 from titan_grpc.metrics import Metrics
 from titan_grpc.net.ratelimit import Budgets, LaneShares
 from titan_grpc.service import ExchangeService, GatewayInfo
-from titan_grpc.trading.journal import JournalState, OrderJournal
+from titan_grpc.service.handlers import add_to_server
+from titan_grpc.startup import plaintext_token_warnings, startup_problems
+from titan_grpc.stores import Claims, JournalStore, Stores, open_stores
+from titan_grpc.trading.journal import JournalState
 from titan_grpc.trading.orders import OrderService
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExchangeService"].full_name
 SIMULATED_VENUES = ("binance", "coinbase", "kucoin", "mock")
-RECONCILE_AT_START_SECONDS = 30.0
+TRADING_HEALTH_NAME = f"{SERVICE_NAME}/trading"
 JOURNAL_GAUGE_SECONDS = 5.0
+PRUNE_INTERVAL_SECONDS = 3600.0
+FEE_REFRESH_SECONDS = 900.0  # the account's fee tier changes at most daily on every venue
+FEE_REQUEST_SECONDS = 5.0
 
 
 def check_startup_rules(settings: Settings) -> None:
-    """Refuse configurations this build cannot serve safely."""
-    problems: list[str] = []
-    if not settings.binds_loopback_only and not settings.auth_grants:
-        problems.append(
-            f"TITAN_GRPC_ADDRESS: {settings.grpc_address} is not a loopback address and "
-            "TITAN_AUTH_TOKENS is empty; bind to 127.0.0.1 or configure bearer tokens"
-        )
+    """Refuse configurations this build cannot serve safely, listing every problem."""
+    problems = startup_problems(settings)
     if problems:
         raise ConfigError(problems)
 
@@ -109,10 +112,14 @@ class Gateway:
     world: SimulatedWorld
     health: HealthServicer
     shutdown: asyncio.Event
-    journal: OrderJournal
+    journal: JournalStore
     monitor: HealthMonitor
     metrics: Metrics
+    stores: Stores
+    orders: OrderService
+    reconciled: asyncio.Event = field(default_factory=asyncio.Event)
     metrics_port: int = 0
+    http: HttpServer | None = None
     end_streams: Callable[[], None] = lambda: None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
@@ -126,13 +133,16 @@ class Gateway:
         await self.health.enter_graceful_shutdown()
         self.shutdown.set()
         self.end_streams()
-        await self.server.stop(grace)
+        stopping = [self.server.stop(grace)]
+        if self.http is not None:
+            stopping.append(self.http.stop())  # stops accepting now, like the gRPC server
+        await asyncio.gather(*stopping)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.monitor.close()
         await self.registry.close()
-        await self.journal.close()
+        await self.stores.close()
         self.metrics.close()
         log.info("stopped")
 
@@ -150,22 +160,25 @@ async def start_gateway(
     ``world`` and ``backends`` replace what ``settings`` would build (tests use them).
     """
     check_startup_rules(settings)
+    if share_port and settings.journal_path == ":memory:" and not settings.journal_url:
+        # Workers must share one journal (and its claims), or each would send on its own.
+        raise ConfigError(
+            ["TITAN_JOURNAL_PATH: :memory: cannot be shared by --workers processes; use a file"]
+        )
     world = world or SimulatedWorld(settings.sim_seed)
     metrics = Metrics()
     registry = ExchangeRegistry(
         backends or build_backends(settings, world, metrics, budget_split=budget_split)
     )
-    journal = OrderJournal(settings.journal_path)
-    try:
-        await journal.open()
-    except sqlite3.Error as error:
-        problem = f"TITAN_JOURNAL_PATH: cannot open {settings.journal_path}: {error}"
-        raise ConfigError([problem]) from None
-    orders = OrderService(journal, registry, settle_seconds=settings.reconcile_settle_seconds)
-    try:
-        await asyncio.wait_for(orders.reconcile_pending(), RECONCILE_AT_START_SECONDS)
-    except TimeoutError:
-        log.warning("journal reconciliation at start-up did not finish; continuing")
+    stores = await _open_stores(settings)
+    orders = OrderService(
+        stores.journal,
+        Claims(stores.claims, lease_seconds=settings.claim_lease_seconds),
+        registry,
+        settle_seconds=settings.reconcile_settle_seconds,
+        reconcile_concurrency=settings.reconcile_concurrency,
+    )
+    await refresh_venue_fees(registry.all(), FEE_REQUEST_SECONDS)
     shutdown = asyncio.Event()
     info = GatewayInfo(
         version=__version__,
@@ -179,47 +192,114 @@ async def start_gateway(
     )
     # so_reuseport=0 unless workers share the port on purpose: a second server must fail
     # to bind rather than silently share it.
-    interceptors = [AuthInterceptor(settings.auth_grants)] if settings.auth_grants else []
+    # The servicer's decorators count the calls it handles; auth counts its refusals.
+    auth = (
+        AuthInterceptor(settings.auth_grants, observe=metrics.observe_rpc)
+        if settings.auth_grants
+        else None
+    )
+    interceptors = [auth] if auth is not None else []
+    for warning in plaintext_token_warnings(settings):
+        log.warning(warning)
     reuse = 1 if share_port else 0
-    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", reuse)])
+    server = grpc.aio.server(
+        interceptors=[*server_options.tracing_interceptors(settings), *interceptors],
+        options=[
+            ("grpc.so_reuseport", reuse),
+            # A larger request is refused RESOURCE_EXHAUSTED before it is read into memory.
+            ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
+            *server_options.channel_args(settings),
+        ],
+        compression=server_options.compression(settings),
+    )
+    debug_services = server_options.add_channelz(settings, server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     monitor = HealthMonitor(registry.all(), on_change=_venue_health_setter(health))
     service = ExchangeService(registry, orders, monitor, info, shutdown, metrics)
-    pb_grpc.add_ExchangeServiceServicer_to_server(service, server)
+    add_to_server(service, server)
     _watch_venues(metrics, registry, monitor)
     reflection.enable_server_reflection(
         (
             SERVICE_NAME,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
+            *debug_services,
         ),
         server,
     )
-    port = _bind(server, settings)
+    try:
+        port = _bind(server, settings)
+    except ConfigError:
+        await stores.close()
+        raise
+    # Trading waits for start-up reconciliation; everything else serves at once.
+    await health.set(TRADING_HEALTH_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
     for name in ("", SERVICE_NAME, *(f"{SERVICE_NAME}/{venue}" for venue in registry.names)):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    gateway = Gateway(server, port, registry, world, health, shutdown, journal, monitor, metrics)
+    gateway = Gateway(
+        server,
+        port,
+        registry,
+        world,
+        health,
+        shutdown,
+        stores.journal,
+        monitor,
+        metrics,
+        stores,
+        orders,
+    )
+    gateway._tasks.append(
+        asyncio.create_task(_reconcile_then_trade(gateway, settings.journal_retention_days))
+    )
     gateway.end_streams = service.end_streams
+    if settings.http_address:
+        try:
+            gateway.http = await _start_http(settings, service, auth)
+        except ConfigError:
+            await gateway.stop(0)
+            raise
     if settings.metrics_address:
-        gateway.metrics_port = metrics.serve(settings.metrics_address)
-        log.info("metrics on http://%s/metrics", settings.metrics_address)
-    gateway._tasks.append(asyncio.create_task(_refresh_journal_gauge(metrics, journal)))
+        gateway.metrics_port = _serve_metrics(metrics, settings, auth)
+    gateway._tasks.append(asyncio.create_task(_refresh_journal_gauge(metrics, stores.journal)))
     gateway._tasks.append(asyncio.create_task(service.run_upkeep()))
+    gateway._tasks.append(
+        asyncio.create_task(
+            keep_fees_fresh(registry.all(), FEE_REFRESH_SECONDS, FEE_REQUEST_SECONDS)
+        )
+    )
     if settings.health_interval_seconds > 0:
         gateway._tasks.append(asyncio.create_task(monitor.run(settings.health_interval_seconds)))
     if settings.sim_tick_ms > 0:
         gateway._tasks.append(asyncio.create_task(world.run(settings.sim_tick_ms / 1000)))
     log.info(
-        "TITAN %s serving titan.v1.ExchangeService on %s (port %d, %s, venues: %s)",
+        "TITAN %s serving titan.v1.ExchangeService on %s (port %d, %s, venues: %s; %s)",
         __version__,
         settings.grpc_address,
         port,
         ("mTLS" if settings.tls_client_ca else "TLS") if settings.tls_cert else "plaintext",
         ", ".join(_describe(b) for b in registry.all()),
+        stores.engines,
     )
     return gateway
+
+
+def _serve_metrics(metrics: Metrics, settings: Settings, auth: AuthInterceptor | None) -> int:
+    """Open on loopback; beyond it (startup rules) a read token, over TLS when configured."""
+    guarded = not settings.metrics_loopback_only and auth is not None
+    tls = (settings.tls_cert, settings.tls_key) if guarded and settings.tls_cert else None
+    authorize = (lambda token: auth.allows(token, "read")) if guarded and auth else None
+    try:
+        port = metrics.serve(settings.metrics_address, authorize=authorize, tls=tls)
+    except OSError as error:
+        address = settings.metrics_address
+        raise ConfigError([f"TITAN_METRICS_ADDRESS: cannot bind {address}: {error}"]) from None
+    scheme = "https" if tls else "http"
+    note = " (bearer token with the read scope required)" if authorize else ""
+    log.info("metrics on %s://%s/metrics%s", scheme, settings.metrics_address, note)
+    return port
 
 
 def _watch_venues(metrics: Metrics, registry: ExchangeRegistry, monitor: HealthMonitor) -> None:
@@ -238,10 +318,53 @@ def _budget_reader(backend: ExchangeBackend) -> Callable[[], float]:
     return lambda: backend.rate_budget_used() or 0.0
 
 
-async def _refresh_journal_gauge(metrics: Metrics, journal: OrderJournal) -> None:
+async def _open_stores(settings: Settings) -> Stores:
+    try:
+        return await open_stores(
+            journal_path=settings.journal_path,
+            journal_url=settings.journal_url.reveal(),
+            redis_url=settings.redis_url.reveal(),
+        )
+    except sqlite3.Error as error:
+        problem = f"TITAN_JOURNAL_PATH: cannot open {settings.journal_path}: {error}"
+        raise ConfigError([problem]) from None
+    except StoreUnavailable as error:
+        variable = "TITAN_REDIS_URL" if "Redis" in error.message else "TITAN_JOURNAL_URL"
+        raise ConfigError([f"{variable}: {error.message}"]) from None
+
+
+async def _reconcile_then_trade(gateway: Gateway, retention_days: int) -> None:
+    """Start-up reconciliation in the background, then trading health SERVING; then
+    journal retention every hour (first after reconciliation, so it never races it)."""
+    delay = 1.0
     while True:
-        counts = await journal.count_by_state()
-        metrics.journal_ambiguous.set(counts.get(JournalState.AMBIGUOUS, 0))
+        try:
+            await gateway.orders.reconcile_pending()
+            break
+        except (StoreUnavailable, sqlite3.Error) as error:
+            log.warning("start-up reconciliation: journal unavailable (%s); retrying", error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+    gateway.reconciled.set()
+    await gateway.health.set(TRADING_HEALTH_NAME, health_pb2.HealthCheckResponse.SERVING)
+    if retention_days <= 0:
+        return
+    while True:
+        try:
+            await gateway.orders.prune(timedelta(days=retention_days))
+        except (StoreUnavailable, sqlite3.Error) as error:
+            log.warning("journal retention deferred: %s", error)
+        await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+
+
+async def _refresh_journal_gauge(metrics: Metrics, journal: JournalStore) -> None:
+    while True:
+        try:
+            counts = await journal.count_by_state()
+        except (StoreUnavailable, sqlite3.Error) as error:
+            log.warning("journal gauge not refreshed: %s", error)
+        else:
+            metrics.journal_ambiguous.set(counts.get(JournalState.AMBIGUOUS, 0))
         await asyncio.sleep(JOURNAL_GAUGE_SECONDS)
 
 
@@ -257,6 +380,31 @@ def _venue_health_setter(health: HealthServicer) -> Callable[[str, bool], None]:
         asyncio.get_running_loop().create_task(health.set(f"{SERVICE_NAME}/{venue}", status))
 
     return update
+
+
+async def _start_http(
+    settings: Settings, service: ExchangeService, auth: AuthInterceptor | None
+) -> HttpServer:
+    """The same servicer over HTTP/JSON: same auth check, same TLS, no second hop."""
+    address = settings.http_address
+    tls = (
+        server_ssl_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        if settings.tls_cert
+        else None
+    )
+    try:
+        http = await start_http_server(
+            address,
+            pb.DESCRIPTOR.services_by_name["ExchangeService"],
+            service,
+            auth,
+            ssl_context=tls,
+            shutdown_timeout=settings.shutdown_grace_seconds,
+        )
+    except OSError as error:
+        raise ConfigError([f"TITAN_HTTP_ADDRESS: cannot bind {address}: {error}"]) from None
+    log.info("HTTP/JSON on %s (port %d, OpenAPI at /openapi.json)", address, http.port)
+    return http
 
 
 def _bind(server: grpc.aio.Server, settings: Settings) -> int:

@@ -324,6 +324,10 @@ async def test_after_a_restart_the_feed_opens_for_journaled_open_orders(
         async with grpc.aio.insecure_channel(f"127.0.0.1:{first.port}") as channel:
             bid, _, _ = best(world)
             await place_limit_buy(pb_grpc.ExchangeServiceStub(channel), bid - 200, "0.02", "r-1")
+        # The feed has seeded (and the journal learnt) before the stop: nothing in flight.
+        feeds = accounts_of(first)
+        await until(first, lambda: feeds.tracker(VENUE).live and feeds.tracker(VENUE).order(
+            client_order_id="r-1") is not None)  # fmt: skip
     finally:
         await first.stop(grace=1.0)
     second = await start_gateway(settings, world=world)

@@ -19,6 +19,7 @@ from tests.fakes.binance import API_KEY, API_SECRET, FakeBinance, Fault
 from tests.helpers import error_info, expect_error
 from tests.integration.test_binance import adapter
 from tests.integration.test_cli import ROOT, free_port, wait_until_serving
+from tests.replicas import wait_for_trading
 from titan_grpc.exchanges.base import ExchangeBackend
 from titan_grpc.exchanges.binance import BinanceExchange
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
@@ -164,6 +165,28 @@ async def test_unknown_outcome_is_sent_again_only_after_the_venue_denies_it(
         await gateway.stop(grace=0.5)
 
 
+async def test_a_duplicate_answer_the_venue_cannot_show_is_reconciled_not_rejected(
+    fake: FakeBinance,
+) -> None:
+    gateway = await gateway_for(adapter(fake), settle_seconds=0)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+            stub = pb_grpc.ExchangeServiceStub(channel)
+            fake.inject(*ORDER_POST, Fault("duplicate"))  # "Duplicate order sent.", no order
+            error = await expect_error(
+                stub.PlaceOrder(market("dup-1")), grpc.StatusCode.UNAVAILABLE
+            )
+            assert error_info(error).reason == "AMBIGUOUS_OUTCOME"
+            listed = (await stub.ListOrders(pb.ListOrdersRequest())).orders[0]
+            assert listed.state == pb.JOURNAL_STATE_AMBIGUOUS  # never a final REJECTED
+            # The retry asks the venue again; still unknown past the settle time: sent again.
+            order = (await stub.PlaceOrder(market("dup-1"))).order
+            assert order.status == pb.ORDER_STATUS_FILLED
+            assert fake.orders_per_client_id()["dup-1"] == 1
+    finally:
+        await gateway.stop(grace=0.5)
+
+
 def fault_mix(seed: int) -> tuple[random.Random, list[Fault | None]]:
     return random.Random(seed), [
         None,
@@ -242,6 +265,7 @@ def spawn_server(port: int, fake_url: str, journal: Path) -> subprocess.Popen[st
         KUCOIN_BASE_URL="http://127.0.0.1:9",
         TITAN_JOURNAL_PATH=str(journal),
         TITAN_RECONCILE_SETTLE_SECONDS="0",
+        TITAN_CLAIM_LEASE_SECONDS="1",  # the killed process's claims run out quickly
         TITAN_SIM_TICK_MS="0",
     )
     return subprocess.Popen(
@@ -292,6 +316,7 @@ async def test_sigkill_mid_burst_then_restart_reconciles_to_the_venue(
         await asyncio.to_thread(wait_until_serving, port, restarted)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.ExchangeServiceStub(channel)
+            await wait_for_trading(channel)  # start-up reconciliation runs in the background
             listed = (await stub.ListOrders(pb.ListOrdersRequest(limit=1000))).orders
             # Start-up reconciliation left nothing in limbo ...
             assert {o.state for o in listed} <= {pb.JOURNAL_STATE_ACCEPTED, pb.JOURNAL_STATE_UNSENT}

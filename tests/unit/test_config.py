@@ -65,3 +65,29 @@ def test_quote_aliases_and_non_loopback_detection() -> None:
     assert settings.quote_aliases == (("USDT", "USD"),)
     assert not settings.binds_loopback_only
     assert load_settings({"TITAN_GRPC_ADDRESS": "[::1]:1"}, env_file=None).binds_loopback_only
+
+
+def test_store_urls_are_secrets_and_checked_without_echo() -> None:
+    password = "CANARY-PW-91c2"
+    url = f"postgresql://titan:{password}@db:5432/titan"
+    settings = load_settings(
+        {"TITAN_JOURNAL_URL": url, "TITAN_REDIS_URL": f"redis://:{password}@cache:6379/0"},
+        env_file=None,
+    )
+    assert settings.journal_url.reveal() == url
+    assert password not in repr(settings)
+    defaults = load_settings({}, env_file=None)
+    assert not defaults.journal_url and not defaults.redis_url
+    assert defaults.reconcile_settle_seconds == 30.0  # well above the 10 s REST timeout
+    assert defaults.journal_retention_days == 30
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "TITAN_JOURNAL_URL": f"mysql://{password}@db",
+                "TITAN_REDIS_URL": f"http://{password}",
+            },
+            env_file=None,
+        )
+    problems = caught.value.problems
+    assert [line.split(":")[0] for line in problems] == ["TITAN_JOURNAL_URL", "TITAN_REDIS_URL"]
+    assert all(password not in line for line in problems)

@@ -144,7 +144,8 @@ class AccountTracker:
         if fee is None and fills:
             fee_asset = fills[0].fee_asset  # summed in one asset, as the REST answers do
             fee = sum((f.fee for f in fills if f.fee_asset == fee_asset), ZERO)
-        merged = replace(order, fills=fills, fee=fee, fee_asset=fee_asset)
+        placed = order.placed_by_gateway or (known is not None and known.placed_by_gateway)
+        merged = replace(order, fills=fills, fee=fee, fee_asset=fee_asset, placed_by_gateway=placed)
         self._remember(merged)
         self.last_event_time = update.venue_time
         return replace(update, order=merged, fill=fill)
@@ -161,6 +162,12 @@ class AccountTracker:
         for balance in changed:
             self._balances[balance.asset] = balance
         return replace(update, balances=tuple(changed)) if changed else None
+
+    def mark_placed(self, order_id: str, placed: bool) -> None:
+        """Whether TITAN placed the order (the journal knows; the venue does not)."""
+        known = self._orders.get(order_id)
+        if known is not None and known.placed_by_gateway != placed:
+            self._orders[order_id] = replace(known, placed_by_gateway=placed)
 
     def _remember(self, order: Order) -> None:
         self._orders[order.order_id] = order
@@ -271,9 +278,10 @@ async def account_feed(
                 first = not tracker.seeded
                 events = await catch_up(backend, tracker)
                 tracker.seeded, tracker.live = True, True
+                on_progress()
                 yield FeedRecovered()
                 for event in events:
-                    sent = await _learned(backend.name, event, learn)
+                    sent = await _learned(tracker, event, learn)
                     if not first:
                         yield sent
                 on_progress()
@@ -281,7 +289,7 @@ async def account_feed(
             if isinstance(item, OrderUpdate):
                 update = tracker.apply(item)
                 if update is not None:
-                    learned = await _learned(backend.name, update, learn)
+                    learned = await _learned(tracker, update, learn)
                     on_progress()
                     yield learned
             elif isinstance(item, BalanceUpdate):
@@ -292,15 +300,17 @@ async def account_feed(
         tracker.live = False
 
 
-async def _learned(exchange: str, event: AccountEvent, learn: Learn) -> AccountEvent:
+async def _learned(tracker: AccountTracker, event: AccountEvent, learn: Learn) -> AccountEvent:
     if not isinstance(event, OrderUpdate):
         return event
+    exchange = tracker.exchange
     try:
         placed = await learn(exchange, event.order)
     except TitanError as error:  # the journal must not stop the feed
         log.warning("journal could not learn order %s: %s", event.order.order_id, error)
         placed = False
-    return replace(event, placed_by_gateway=placed)
+    tracker.mark_placed(event.order.order_id, placed)
+    return replace(event, order=replace(event.order, placed_by_gateway=placed))
 
 
 class AccountFeeds:
@@ -365,12 +375,16 @@ class AccountFeeds:
         self._poke()
 
     def known_order(self, venue: str, order_id: str, client_order_id: str) -> Order | None:
-        """The order as the live feed knows it; None unless the feed is open and current."""
+        """A finished order as the live feed reported it (a final state never changes);
+        None for an open one (the feed may be a moment behind the venue) or when the feed
+        is not open and current."""
         tracker = self._trackers.get(venue)
         if tracker is None or not tracker.live or self.hub.subscriber_count(venue) == 0:
             return None
         order = tracker.order(order_id, client_order_id)
-        if order is None or sum((f.quantity for f in order.fills), ZERO) != order.filled_quantity:
+        if order is None or order.status.is_open:
+            return None
+        if sum((f.quantity for f in order.fills), ZERO) != order.filled_quantity:
             return None  # fills from before the feed knew the order: the venue has them
         return order
 

@@ -101,6 +101,41 @@ class RateLimiter(Protocol):
 GrantObserver = Callable[[str, Lane, int], None]
 
 
+def backoff_error(venue: str, wait: float) -> RateLimited:
+    """The venue told us to stop (Retry-After): fail fast, never queue behind a ban."""
+    return RateLimited(
+        f"{venue}: venue asked us to back off; retry in {wait:.1f}s",
+        retry_after=wait,
+        exchange=venue,
+    )
+
+
+def lane_spent_error(venue: str, lane: Lane, wait: float) -> RateLimited:
+    """A caller that may not wait found its lane spent."""
+    return RateLimited(
+        f"{venue}: {lane.name.lower()} budget spent; retry in {wait:.1f}s",
+        retry_after=wait,
+        exchange=venue,
+    )
+
+
+def exhausted_error(venue: str, wait: float) -> RateLimited:
+    """The wait for budget would be longer than a caller may wait."""
+    return RateLimited(
+        f"{venue}: local rate budget exhausted; retry in {wait:.1f}s",
+        retry_after=wait,
+        exchange=venue,
+    )
+
+
+def too_heavy_error(venue: str, lane: Lane, weight: int, ceiling: float) -> RateLimited:
+    return RateLimited(
+        f"{venue}: request weight {weight} exceeds the {lane.name.lower()} lane's whole "
+        f"budget {math.floor(ceiling)}",
+        exchange=venue,
+    )
+
+
 class _Waiters:
     """Counts waiting callers per lane so a woken reader steps aside for a waiting cancel."""
 
@@ -131,9 +166,13 @@ class WindowRateLimiter:
         max_wait_seconds: float = 10.0,
         shares: LaneShares = LaneShares(),
         on_grant: GrantObserver | None = None,
+        split: int = 1,
     ) -> None:
         self.venue = venue
-        self.limit = limit
+        # With ``split`` processes sharing the venue budget and no shared store, each
+        # keeps 1/split of every venue figure (limits and usage headers alike).
+        self._split = split
+        self.limit = max(1, limit // split)
         self.window_seconds = window_seconds
         self.max_wait_seconds = max_wait_seconds
         self.shares = shares
@@ -171,7 +210,8 @@ class WindowRateLimiter:
         self._used = 0
 
     def set_limit(self, limit: int) -> None:
-        self.limit = limit
+        """The venue-wide limit (e.g. from exchangeInfo)."""
+        self.limit = max(1, limit // self._split)
 
     async def acquire(self, weight: int) -> None:
         """Reserve ``weight`` in the caller's lane, waiting for the next window if
@@ -180,22 +220,12 @@ class WindowRateLimiter:
         context = _context.get()
         ceiling = self.shares.ceiling(context.lane, self.limit)
         if weight > ceiling:
-            raise RateLimited(
-                f"{self.venue}: request weight {weight} exceeds the {context.lane.name.lower()}"
-                f" lane's whole budget {math.floor(ceiling)}",
-                exchange=self.venue,
-            )
+            raise too_heavy_error(self.venue, context.lane, weight, ceiling)
         with self._waiters.waiting(context.lane):
             while True:
                 now = self._clock()
                 if now < self._blocked_until:
-                    # The venue told us to stop: fail fast, never queue behind a ban.
-                    wait = self._blocked_until - now
-                    raise RateLimited(
-                        f"{self.venue}: venue asked us to back off; retry in {wait:.1f}s",
-                        retry_after=wait,
-                        exchange=self.venue,
-                    )
+                    raise backoff_error(self.venue, self._blocked_until - now)
                 self._roll(now)
                 fits = self._used + self._carry + weight <= ceiling
                 if fits and not self._waiters.ahead_of(context.lane):
@@ -205,23 +235,15 @@ class WindowRateLimiter:
                     return
                 wait = self._window_end - now if not fits else 0.0
                 if not context.may_wait and not fits:
-                    raise RateLimited(
-                        f"{self.venue}: {context.lane.name.lower()} budget spent for this "
-                        f"window; retry in {wait:.1f}s",
-                        retry_after=wait,
-                        exchange=self.venue,
-                    )
+                    raise lane_spent_error(self.venue, context.lane, wait)
                 if wait > self.max_wait_seconds:
-                    raise RateLimited(
-                        f"{self.venue}: local rate budget exhausted; retry in {wait:.1f}s",
-                        retry_after=wait,
-                        exchange=self.venue,
-                    )
+                    raise exhausted_error(self.venue, wait)
                 # Fits but a higher lane waits: let it go first (sleep(0) yields once).
                 await self._sleep(max(wait, 0.001) if not fits else 0)
 
     def observe_used(self, used: int) -> None:
         """Correct the count from the venue's own figure (e.g. X-MBX-USED-WEIGHT-1M)."""
+        used //= self._split
         self._roll(self._clock())
         if self._carry and used < self._carry:
             self._carry = 0  # the venue rolled its window too
@@ -311,12 +333,7 @@ class TokenBucketLimiter:
             while True:
                 now = self._clock()
                 if now < self._blocked_until:
-                    wait = self._blocked_until - now
-                    raise RateLimited(
-                        f"{self.venue}: venue asked us to back off; retry in {wait:.1f}s",
-                        retry_after=wait,
-                        exchange=self.venue,
-                    )
+                    raise backoff_error(self.venue, self._blocked_until - now)
                 self._refill(now)
                 wait = self._shortfall(context.lane, weight)
                 if wait == 0 and not self._waiters.ahead_of(context.lane):
@@ -327,18 +344,9 @@ class TokenBucketLimiter:
                         self._on_grant(self.venue, context.lane, weight)
                     return
                 if wait > 0 and not context.may_wait:
-                    raise RateLimited(
-                        f"{self.venue}: {context.lane.name.lower()} budget spent; "
-                        f"retry in {wait:.2f}s",
-                        retry_after=wait,
-                        exchange=self.venue,
-                    )
+                    raise lane_spent_error(self.venue, context.lane, wait)
                 if wait > self.max_wait_seconds:
-                    raise RateLimited(
-                        f"{self.venue}: local rate budget exhausted; retry in {wait:.1f}s",
-                        retry_after=wait,
-                        exchange=self.venue,
-                    )
+                    raise exhausted_error(self.venue, wait)
                 await self._sleep(wait)
 
     def block_for(self, seconds: float) -> None:
@@ -353,10 +361,47 @@ class TokenBucketLimiter:
         return 1.0 - self._tokens / self.burst
 
 
+class WindowBudget(RateLimiter, Protocol):
+    """A per-window weight budget an adapter corrects from the venue's headers."""
+
+    def set_limit(self, limit: int) -> None: ...
+
+    def observe_used(self, used: int) -> None: ...
+
+    def observe_reset(self, seconds: float) -> None: ...
+
+
+class BudgetFactory(Protocol):
+    """Builds a venue's limiters. ``pool`` names one of the venue's budgets ("weight",
+    "orders", "public", "private"). In-process (``Budgets``) by default; a shared store
+    (titan_grpc/stores) keeps them for every process and host using the same API key."""
+
+    def window(
+        self,
+        venue: str,
+        pool: str,
+        limit: int,
+        window_seconds: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_wait_seconds: float = 10.0,
+    ) -> WindowBudget: ...
+
+    def bucket(
+        self,
+        venue: str,
+        pool: str,
+        rate_per_second: float,
+        burst: int,
+        *,
+        max_wait_seconds: float = 10.0,
+    ) -> RateLimiter: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Budgets:
-    """Builds a venue's limiters: its lane shares, and its part of the venue's budget
-    when several processes share one account without a shared store (``split``)."""
+    """In-process limiters with lane shares; with ``split`` processes sharing an account
+    and no shared store, each process gets ``1/split`` of every budget."""
 
     shares: LaneShares = LaneShares()
     split: int = 1
@@ -365,6 +410,7 @@ class Budgets:
     def window(
         self,
         venue: str,
+        pool: str,
         limit: int,
         window_seconds: float,
         *,
@@ -373,17 +419,19 @@ class Budgets:
     ) -> WindowRateLimiter:
         return WindowRateLimiter(
             venue,
-            max(1, limit // self.split),
+            limit,
             window_seconds,
             clock=clock,
             max_wait_seconds=max_wait_seconds,
             shares=self.shares,
             on_grant=self.on_grant,
+            split=self.split,
         )
 
     def bucket(
         self,
         venue: str,
+        pool: str,
         rate_per_second: float,
         burst: int,
         *,
@@ -397,10 +445,6 @@ class Budgets:
             shares=self.shares,
             on_grant=self.on_grant,
         )
-
-    def part(self, limit: int) -> int:
-        """This process's part of a venue-published limit."""
-        return max(1, limit // self.split)
 
 
 # One process, all of each budget, no lanes: adapters built outside the server (tests, tools).

@@ -11,6 +11,7 @@ from titan_grpc.service.account import AccountRpcs
 from titan_grpc.service.account_streams import AccountStreamRpcs
 from titan_grpc.service.base import GatewayInfo
 from titan_grpc.service.market_data import MarketDataRpcs
+from titan_grpc.service.markets import MarketsRpcs
 from titan_grpc.service.multi_venue import MultiVenueRpcs
 from titan_grpc.service.status_rpcs import StatusRpcs
 from titan_grpc.service.streams import StreamRpcs
@@ -22,6 +23,7 @@ class ExchangeService(
     MarketDataRpcs,
     AccountRpcs,
     TradingRpcs,
+    MarketsRpcs,
     MultiVenueRpcs,
     StreamRpcs,
     AccountStreamRpcs,

@@ -1,17 +1,24 @@
-"""Safe order placement: journal first, send once, reconcile by client order id.
+"""Safe order placement: claim, journal first, send once, reconcile by client order id.
 
 ``OrderService.place`` is idempotent per (exchange, client order id): a repeated call
-with the same id — while the first is still in flight, after it finished, or after a
-restart — answers with the existing order and never sends a second one.
+with the same id — while the first is still in flight (in this process or another one
+sharing the stores), after it finished, or after a restart — answers with the existing
+order and never sends a second one.
+
+One process at a time works on an id: it holds the id's claim (owner + lease, renewed
+while it works). Callers elsewhere wait for the claim, then read the journal. A claim
+whose owner died runs out with its lease; the next owner finds the row in INTENT or
+AMBIGUOUS and asks the venue by client order id before anything is sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
+from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from titan_grpc.domain import Order, OrderRequest, Symbol
 from titan_grpc.errors import (
@@ -30,9 +37,20 @@ from titan_grpc.errors import (
 )
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.net.ratelimit import Lane, budget_lane
-from titan_grpc.trading.journal import JournalEntry, JournalState, OrderJournal
+from titan_grpc.stores import ClaimBusy, ClaimKey, Claims, JournalStore, needs_reconciliation
+from titan_grpc.trading.journal import JournalEntry, JournalState
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAllResult:
+    """What a cancel-all did on one venue."""
+
+    exchange: str
+    canceled: tuple[Order, ...]
+    failures: tuple[tuple[Order, TitanError], ...]
+    bulk: bool  # the venue's own bulk cancel was used
 
 
 def _state_after(error: BaseException) -> JournalState:
@@ -46,36 +64,64 @@ def _state_after(error: BaseException) -> JournalState:
     return JournalState.AMBIGUOUS  # an unexpected failure: we cannot know
 
 
+DEFAULT_SETTLE_SECONDS = 30.0
+DEFAULT_CLAIM_WAIT_SECONDS = 20.0
+DEFAULT_RECONCILE_CONCURRENCY = 8
+
+
+def _news_for(entry: JournalEntry, order: Order) -> bool:
+    """Whether a private feed's report of ``order`` tells the journal something new."""
+    known = entry.order
+    if entry.state is JournalState.REJECTED and known is not None:
+        return False
+    if entry.state is not JournalState.ACCEPTED or known is None:
+        return True  # an intent or an ambiguous placement: the venue has it
+    if (known.status, known.filled_quantity) == (order.status, order.filled_quantity):
+        return False
+    older = order.filled_quantity < known.filled_quantity or (
+        not known.status.is_open and order.status.is_open
+    )
+    return not older
+
+
 class OrderService:
     def __init__(
         self,
-        journal: OrderJournal,
+        journal: JournalStore,
+        claims: Claims,
         registry: ExchangeRegistry,
         *,
-        settle_seconds: float = 10.0,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+        claim_wait_seconds: float = DEFAULT_CLAIM_WAIT_SECONDS,
+        reconcile_concurrency: int = DEFAULT_RECONCILE_CONCURRENCY,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.journal = journal
+        self.claims = claims
         self._registry = registry
         self._settle_seconds = settle_seconds
+        self._claim_wait_seconds = claim_wait_seconds
+        self._reconcile_concurrency = max(1, reconcile_concurrency)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
-
-    def _lock_for(self, key: tuple[str, str]) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[key] = lock
-        return lock
+        # Ids that start-up reconciliation has not settled yet: placements wait for them.
+        self._reconciling: dict[ClaimKey, asyncio.Event] = {}
 
     async def place(self, backend: ExchangeBackend, request: OrderRequest) -> Order:
-        lock = self._lock_for((backend.name, request.client_order_id))
-        # The placement lane: reads can never spend the budget a placement needs.
-        with budget_lane(Lane.PLACE):
-            async with lock:
-                return await self._place(backend, request)
+        key = (backend.name, request.client_order_id)
+        pending = self._reconciling.get(key)
+        if pending is not None:
+            await pending.wait()
+        try:
+            # The placement lane: reads can never spend the budget a placement needs.
+            with budget_lane(Lane.PLACE):
+                async with self.claims.hold(key, wait_seconds=self._claim_wait_seconds):
+                    return await self._place(backend, request)
+        except ClaimBusy:
+            raise AmbiguousOutcome(
+                f"order {request.client_order_id} on {backend.name} is being placed by another "
+                "call right now; retry with the same client_order_id (it is never sent twice)",
+                exchange=backend.name,
+            ) from None
 
     async def cancel(
         self,
@@ -90,8 +136,7 @@ class OrderService:
             order = await backend.cancel_order(
                 symbol, order_id=order_id, client_order_id=client_order_id
             )
-        await self.observe(backend.name, order)
-        return order
+        return await self.observed(backend.name, order)
 
     async def _place(self, backend: ExchangeBackend, request: OrderRequest) -> Order:
         existing = await self.journal.record_intent(backend.name, request)
@@ -104,17 +149,33 @@ class OrderService:
         try:
             order = await backend.place_order(request)
         except DuplicateOrder as error:
-            # The venue already knows this client order id: it is our order.
-            found = await self._lookup(backend, request)
+            # The venue already knows this client order id: it is our order. A lookup
+            # that cannot see it yet proves nothing: keep it AMBIGUOUS and reconcile.
+            found = await self._lookup_after_duplicate(backend, request)
             if found is None:
-                await self._record_failure(backend.name, cid, error)
-                raise
+                ambiguous = AmbiguousOutcome(
+                    f"{backend.name} reports client_order_id {cid!r} as a duplicate but "
+                    f"does not show the order yet; retry with the same client_order_id",
+                    exchange=backend.name,
+                    venue_code=error.venue_code,
+                    venue_message=error.venue_message,
+                )
+                await self._record_failure(backend.name, cid, ambiguous)
+                raise ambiguous from None
             order = found
         except BaseException as error:
             await self._record_failure(backend.name, cid, error)
             raise
         await self.journal.record_order(backend.name, cid, order)
         return order
+
+    async def _lookup_after_duplicate(
+        self, backend: ExchangeBackend, request: OrderRequest
+    ) -> Order | None:
+        try:
+            return await self._lookup(backend, request)
+        except AmbiguousOutcome:
+            return None
 
     async def _record_failure(self, exchange: str, cid: str, error: BaseException) -> None:
         state = _state_after(error)
@@ -197,70 +258,158 @@ class OrderService:
         """The private feed reported ``order``: journal its state (an ambiguous placement
         is resolved here). Answers whether TITAN placed it (it is in the journal).
 
-        Waits for a placement of the same id in flight, so the feed never races the
-        placement's own record; a state older than the journal's is not written back."""
+        Holds the id's claim (waiting for a placement of the same id in flight), so the
+        feed never races the placement's own record; a state older than the journal's is
+        not written back."""
         if not order.client_order_id:
             return False
-        async with self._lock_for((exchange, order.client_order_id)):
-            entry = await self.journal.get(exchange, order.client_order_id)
-            if entry is None:
-                return False
-            known = entry.order
-            if entry.state is JournalState.ACCEPTED and known is not None:
-                same = (known.status, known.filled_quantity) == (
-                    order.status,
-                    order.filled_quantity,
-                )
-                older = order.filled_quantity < known.filled_quantity or (
-                    not known.status.is_open and order.status.is_open
-                )
-                if same or older:
-                    return True
-            if entry.state is not JournalState.REJECTED or known is None:
-                await self.journal.record_order(exchange, order.client_order_id, order)
-            return True
+        entry = await self.journal.get(exchange, order.client_order_id)
+        if entry is None or not _news_for(entry, order):
+            return entry is not None  # nothing to write: no claim taken
+        key = (exchange, order.client_order_id)
+        try:
+            async with self.claims.hold(key, wait_seconds=self._claim_wait_seconds):
+                entry = await self.journal.get(exchange, order.client_order_id)
+                if entry is not None and _news_for(entry, order):
+                    await self.journal.record_order(exchange, order.client_order_id, order)
+        except ClaimBusy:
+            pass  # still being placed or reconciled elsewhere: that call records the outcome
+        return True
 
     async def reconcile_pending(self) -> dict[str, int]:
-        """At start-up: settle INTENT/AMBIGUOUS rows and refresh open orders."""
+        """Settle INTENT/AMBIGUOUS rows and refresh open orders (at start-up, in the
+        background). Rows are worked on concurrently (bounded); each one only under its
+        claim, so only one process reconciles a row and a live sender is never disturbed.
+        Placements of ids still waiting here wait for them; other ids go at once."""
         with budget_lane(Lane.PLACE):
             return await self._reconcile_pending()
 
     async def _reconcile_pending(self) -> dict[str, int]:
-        outcome = {"resolved": 0, "unsent": 0, "unreachable": 0, "skipped": 0}
-        by_name = {backend.name: backend for backend in self._registry.all()}
-        for entry in await self.journal.needing_reconciliation():
-            backend = by_name.get(entry.exchange)
-            if backend is None:
-                outcome["skipped"] += 1
-                continue
+        outcome: Counter[str] = Counter()
+        entries = await self.journal.needing_reconciliation()
+        for entry in entries:
+            self._reconciling.setdefault((entry.exchange, entry.client_order_id), asyncio.Event())
+        limit = asyncio.Semaphore(self._reconcile_concurrency)
+
+        async def settle(entry: JournalEntry) -> None:
+            key = (entry.exchange, entry.client_order_id)
             try:
-                found = await self._lookup(backend, entry.request)
-            except AmbiguousOutcome as error:
-                log.warning("reconciliation of %s deferred: %s", entry.client_order_id, error)
+                async with limit:
+                    outcome[await self._reconcile_one(entry)] += 1
+            except Exception as error:  # a store outage: this row waits for next time
+                log.warning("reconciliation of %s failed: %s", entry.client_order_id, error)
                 outcome["unreachable"] += 1
-                continue
-            if found is not None:
-                await self.journal.record_order(entry.exchange, entry.client_order_id, found)
-                outcome["resolved"] += 1
-            elif entry.state in (JournalState.INTENT, JournalState.AMBIGUOUS):
-                age = (self._clock() - entry.updated_at).total_seconds()
-                if age >= self._settle_seconds:
-                    await self.journal.record_failure(
-                        entry.exchange,
-                        entry.client_order_id,
-                        JournalState.UNSENT,
-                        "OrderNotFound",
-                        "not known to the venue at reconciliation",
-                    )
-                    outcome["unsent"] += 1
-                else:
-                    outcome["unreachable"] += 1
-            else:
-                log.warning(
-                    "journaled open order %s is no longer known to %s",
-                    entry.client_order_id,
-                    entry.exchange,
-                )
-                outcome["skipped"] += 1
-        log.info("journal reconciliation: %s", outcome)
-        return outcome
+            finally:
+                event = self._reconciling.pop(key, None)
+                if event is not None:
+                    event.set()
+
+        try:
+            await asyncio.gather(*(settle(entry) for entry in entries))
+        finally:
+            for event in self._reconciling.values():
+                event.set()
+            self._reconciling.clear()
+        log.info("journal reconciliation: %s", dict(outcome))
+        return {name: outcome[name] for name in ("resolved", "unsent", "unreachable", "skipped")}
+
+    async def _reconcile_one(self, listed: JournalEntry) -> str:
+        by_name = {backend.name: backend for backend in self._registry.all()}
+        backend = by_name.get(listed.exchange)
+        if backend is None:
+            return "skipped"
+        key = (listed.exchange, listed.client_order_id)
+        # Wait out a live holder (it is sending or reconciling this id; afterwards the
+        # row no longer needs us) and a dead one's lease (then the venue is asked first).
+        wait = self.claims.lease_seconds * 2 + self._claim_wait_seconds
+        try:
+            async with self.claims.hold(key, wait_seconds=wait):
+                return await self._reconcile_held(backend, listed)
+        except ClaimBusy:
+            return "unreachable"
+
+    async def _reconcile_held(self, backend: ExchangeBackend, listed: JournalEntry) -> str:
+        entry = await self.journal.get(listed.exchange, listed.client_order_id)
+        # Read again under the claim: a row that changed since it was listed was settled
+        # (or refreshed) by another process meanwhile, so only one process works on it.
+        if entry is None or entry.updated_at != listed.updated_at:
+            return "skipped"
+        if not needs_reconciliation(entry):
+            return "skipped"
+        try:
+            found = await self._lookup(backend, entry.request)
+        except AmbiguousOutcome as error:
+            log.warning("reconciliation of %s deferred: %s", entry.client_order_id, error)
+            return "unreachable"
+        if found is not None:
+            await self.journal.record_order(entry.exchange, entry.client_order_id, found)
+            return "resolved"
+        if entry.state in (JournalState.INTENT, JournalState.AMBIGUOUS):
+            age = (self._clock() - entry.updated_at).total_seconds()
+            if age < self._settle_seconds:
+                return "unreachable"
+            await self.journal.record_failure(
+                entry.exchange,
+                entry.client_order_id,
+                JournalState.UNSENT,
+                "OrderNotFound",
+                "not known to the venue at reconciliation",
+            )
+            return "unsent"
+        log.warning(
+            "journaled open order %s is no longer known to %s",
+            entry.client_order_id,
+            entry.exchange,
+        )
+        return "skipped"
+
+    async def prune(self, retention: timedelta) -> int:
+        """Forget settled orders last updated longer than ``retention`` ago."""
+        removed = await self.journal.prune(self._clock() - retention)
+        if removed:
+            log.info(
+                "journal retention: pruned %d settled orders older than %s", removed, retention
+            )
+        return removed
+
+    # ---- cancels and the venue's open orders ----------------------------------------
+
+    async def cancel_all(self, backend: ExchangeBackend, symbol: Symbol | None) -> CancelAllResult:
+        """The kill switch for one venue: its bulk cancel where it has one, else every open
+        order one by one; journaled orders are updated either way."""
+        with budget_lane(Lane.CANCEL):
+            bulk = await backend.cancel_all_orders(symbol)
+        if bulk is not None:
+            canceled = [await self.observed(backend.name, order) for order in bulk]
+            log.info("cancel-all on %s: %d cancelled (bulk)", backend.name, len(canceled))
+            return CancelAllResult(backend.name, tuple(canceled), (), True)
+        canceled, failures = [], []
+        for order in await backend.open_orders(symbol):
+            try:
+                canceled.append(await self.cancel(backend, order.symbol, order_id=order.order_id))
+            except TitanError as error:
+                failures.append((order, error))
+        log.info(
+            "cancel-all on %s: %d cancelled, %d failed",
+            backend.name,
+            len(canceled),
+            len(failures),
+        )
+        return CancelAllResult(backend.name, tuple(canceled), tuple(failures), False)
+
+    async def open_orders(self, backend: ExchangeBackend, symbol: Symbol | None) -> list[Order]:
+        """The venue's open orders, each marked whether this gateway placed it."""
+        return [
+            await self._marked(backend.name, order) for order in await backend.open_orders(symbol)
+        ]
+
+    async def _marked(self, exchange: str, order: Order) -> Order:
+        placed = bool(order.client_order_id) and (
+            await self.journal.get(exchange, order.client_order_id) is not None
+        )
+        return replace(order, placed_by_gateway=placed)
+
+    async def observed(self, exchange: str, order: Order) -> Order:
+        """``observe`` and mark: the order as the caller should see it."""
+        await self.observe(exchange, order)
+        return await self._marked(exchange, order)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal as D
+from pathlib import Path
 
 from titan_grpc.domain import (
     Order,
@@ -17,7 +18,8 @@ from titan_grpc.domain import (
     TimeInForce,
 )
 from titan_grpc.exchanges import ExchangeRegistry
-from titan_grpc.trading.journal import JournalState, OrderJournal
+from titan_grpc.stores import Claims, open_stores
+from titan_grpc.trading.journal import JournalState
 from titan_grpc.trading.orders import OrderService
 
 BTC = Symbol("BTC", "USDT")
@@ -32,10 +34,10 @@ def order(status: OrderStatus, filled: str) -> Order:
     )  # fmt: skip
 
 
-async def test_an_ambiguous_placement_resolves_when_the_feed_reports_it() -> None:
-    journal = OrderJournal(":memory:")
-    await journal.open()
-    service = OrderService(journal, ExchangeRegistry({}))
+async def test_an_ambiguous_placement_resolves_when_the_feed_reports_it(tmp_path: Path) -> None:
+    stores = await open_stores(journal_path=str(tmp_path / "journal.sqlite3"))
+    journal = stores.journal
+    service = OrderService(journal, Claims(stores.claims), ExchangeRegistry({}))
     await journal.record_intent("binance", REQUEST)
     await journal.record_failure("binance", "c-1", JournalState.AMBIGUOUS, "Timeout", "t")
 
@@ -54,4 +56,4 @@ async def test_an_ambiguous_placement_resolves_when_the_feed_reports_it() -> Non
     foreign = replace(order(OrderStatus.NEW, "0"), client_order_id="web-1")
     assert not await service.learn("binance", foreign)
     assert await journal.get("binance", "web-1") is None
-    await journal.close()
+    await stores.close()

@@ -34,11 +34,12 @@ from titan_grpc.market.fallback import FallbackExchange
 from titan_grpc.market.health import HealthMonitor
 from titan_grpc.market.state import ReadPolicy
 from titan_grpc.metrics import Metrics
-from titan_grpc.net.ratelimit import Budgets, LaneShares
+from titan_grpc.net.ratelimit import BudgetFactory, Budgets, LaneShares
 from titan_grpc.service import ExchangeService, GatewayInfo
 from titan_grpc.service.handlers import add_to_server
 from titan_grpc.startup import plaintext_token_warnings, startup_problems
 from titan_grpc.stores import Claims, JournalStore, Stores, open_stores
+from titan_grpc.stores.redis_budget import open_redis_budgets
 from titan_grpc.trading.journal import JournalState
 from titan_grpc.trading.orders import OrderService
 
@@ -65,17 +66,13 @@ def build_backends(
     world: SimulatedWorld,
     metrics: Metrics | None = None,
     *,
-    budget_split: int = 1,
+    budgets: BudgetFactory | None = None,
 ) -> dict[str, ExchangeBackend]:
     """Simulated venues by default; in real mode the real adapters plus the "mock" venue."""
     if not settings.use_real_exchanges:
         return {name: SimulatedExchange(name, world) for name in SIMULATED_VENUES}
     observer = metrics.observe_upstream if metrics is not None else None
-    budgets = Budgets(
-        LaneShares.from_reserve(settings.trading_reserve),
-        split=budget_split,
-        on_grant=metrics.observe_budget if metrics is not None else None,
-    )
+    budgets = budgets or Budgets(LaneShares.from_reserve(settings.trading_reserve))
     real: dict[str, ExchangeBackend] = {
         "binance": BinanceExchange(settings.binance, request_observer=observer, budgets=budgets),
         "coinbase": CoinbaseExchange(
@@ -120,6 +117,7 @@ class Gateway:
     reconciled: asyncio.Event = field(default_factory=asyncio.Event)
     metrics_port: int = 0
     http: HttpServer | None = None
+    budgets: BudgetFactory | None = None
     end_streams: Callable[[], None] = lambda: None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
@@ -142,6 +140,8 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.monitor.close()
         await self.registry.close()
+        if self.budgets is not None:
+            await self.budgets.close()
         await self.stores.close()
         self.metrics.close()
         log.info("stopped")
@@ -167,8 +167,9 @@ async def start_gateway(
         )
     world = world or SimulatedWorld(settings.sim_seed)
     metrics = Metrics()
+    budgets = await _open_budgets(settings, metrics, budget_split) if not backends else None
     registry = ExchangeRegistry(
-        backends or build_backends(settings, world, metrics, budget_split=budget_split)
+        backends or build_backends(settings, world, metrics, budgets=budgets)
     )
     stores = await _open_stores(settings)
     orders = OrderService(
@@ -249,6 +250,7 @@ async def start_gateway(
         metrics,
         stores,
         orders,
+        budgets=budgets,
     )
     gateway._tasks.append(
         asyncio.create_task(_reconcile_then_trade(gateway, settings.journal_retention_days))
@@ -315,6 +317,24 @@ def _health_reader(monitor: HealthMonitor, name: str) -> Callable[[], float]:
 
 def _budget_reader(backend: ExchangeBackend) -> Callable[[], float]:
     return lambda: backend.rate_budget_used() or 0.0
+
+
+async def _open_budgets(settings: Settings, metrics: Metrics, split: int) -> BudgetFactory:
+    """Venue budgets: in Redis for every process and host with TITAN_REDIS_URL (real mode),
+    else in this process (``split`` processes on this host each spend 1/split of them)."""
+    shares = LaneShares.from_reserve(settings.trading_reserve)
+    if not (settings.use_real_exchanges and settings.redis_url):
+        return Budgets(shares, split=split, on_grant=metrics.observe_budget)
+    keys = {
+        venue.name: venue.credentials.api_key.reveal()
+        for venue in (settings.binance, settings.coinbase, settings.kucoin)
+    }
+    try:
+        return await open_redis_budgets(
+            settings.redis_url.reveal(), shares, api_keys=keys, on_grant=metrics.observe_budget
+        )
+    except StoreUnavailable as error:
+        raise ConfigError([f"TITAN_REDIS_URL: {error.message}"]) from None
 
 
 async def _open_stores(settings: Settings) -> Stores:

@@ -179,7 +179,6 @@ async def start_gateway(
         settle_seconds=settings.reconcile_settle_seconds,
         reconcile_concurrency=settings.reconcile_concurrency,
     )
-    await refresh_venue_fees(registry.all(), FEE_REQUEST_SECONDS)
     shutdown = asyncio.Event()
     info = GatewayInfo(
         version=__version__,
@@ -238,6 +237,9 @@ async def start_gateway(
     await server.start()
     for name in ("", SERVICE_NAME, *(f"{SERVICE_NAME}/{venue}" for venue in registry.names)):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    # The account's fee tiers, fetched while already serving (the standard tier until
+    # then; at most FEE_REQUEST_SECONDS per venue, venues in parallel).
+    await refresh_venue_fees(registry.all(), FEE_REQUEST_SECONDS)
     gateway = Gateway(
         server,
         port,

@@ -22,10 +22,8 @@ from titan_grpc.auth import AuthInterceptor
 from titan_grpc.config import Settings
 from titan_grpc.errors import ConfigError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
-from titan_grpc.exchanges.binance import BinanceExchange
-from titan_grpc.exchanges.coinbase import CoinbaseExchange
-from titan_grpc.exchanges.kucoin import KucoinExchange
-from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
+from titan_grpc.exchanges.plugins import build_venues
+from titan_grpc.exchanges.simulated import SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.market.fallback import FallbackExchange
@@ -40,7 +38,6 @@ from titan_grpc.trading.orders import OrderService
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExchangeService"].full_name
-SIMULATED_VENUES = ("binance", "coinbase", "kucoin", "mock")
 RECONCILE_AT_START_SECONDS = 30.0
 JOURNAL_GAUGE_SECONDS = 5.0
 
@@ -64,31 +61,20 @@ def build_backends(
     *,
     budget_split: int = 1,
 ) -> dict[str, ExchangeBackend]:
-    """Simulated venues by default; in real mode the real adapters plus the "mock" venue."""
-    if not settings.use_real_exchanges:
-        return {name: SimulatedExchange(name, world) for name in SIMULATED_VENUES}
-    observer = metrics.observe_upstream if metrics is not None else None
+    """The venues TITAN_VENUES selects (default: the three built-in venues in the mode
+    USE_REAL_EXCHANGES picks), each built by its entry-point factory, plus "mock"."""
     budgets = Budgets(
         LaneShares.from_reserve(settings.trading_reserve),
         split=budget_split,
         on_grant=metrics.observe_budget if metrics is not None else None,
     )
-    real: dict[str, ExchangeBackend] = {
-        "binance": BinanceExchange(settings.binance, request_observer=observer, budgets=budgets),
-        "coinbase": CoinbaseExchange(
-            settings.coinbase,
-            quote_aliases=settings.quote_aliases,
-            request_observer=observer,
-            budgets=budgets,
-        ),
-        "kucoin": KucoinExchange(settings.kucoin, request_observer=observer, budgets=budgets),
-    }
-    if settings.fallback_to_mock:
-        real = {
-            name: FallbackExchange(backend, SimulatedExchange(name, world))
-            for name, backend in real.items()
-        }
-    return {**real, "mock": SimulatedExchange("mock", world)}
+    return build_venues(
+        settings,
+        world,
+        budgets=budgets,
+        request_observer=metrics.observe_upstream if metrics is not None else None,
+        wrap_real=FallbackExchange if settings.fallback_to_mock else None,
+    )
 
 
 def _describe(backend: ExchangeBackend) -> str:
@@ -169,7 +155,7 @@ async def start_gateway(
     shutdown = asyncio.Event()
     info = GatewayInfo(
         version=__version__,
-        real_mode=settings.use_real_exchanges,
+        real_mode=any(not backend.simulated for backend in registry.all()),
         quote_aliases=tuple(f"{a}:{b}" for a, b in settings.quote_aliases),
         read_policy=ReadPolicy(
             default_max_age_seconds=settings.read_max_age_ms / 1000,

@@ -19,6 +19,7 @@ this tree through a table per venue, keeping the venue's own code and message.
         ├── InsufficientFunds                                         -> FAILED_PRECONDITION
         ├── OrderRejected                     venue refused it        -> FAILED_PRECONDITION
         ├── OrderNotCancelable                already done            -> FAILED_PRECONDITION
+        ├── VenueLacksFeature                 venue cannot do that    -> FAILED_PRECONDITION
         ├── DuplicateOrder                    client id reused        -> ALREADY_EXISTS
         ├── OrderNotFound                                             -> NOT_FOUND
         ├── ExchangeUnavailable               network, 5xx, down      -> UNAVAILABLE
@@ -152,6 +153,11 @@ class OrderRejected(ExchangeError):
 
 class OrderNotCancelable(ExchangeError):
     """The order is already filled, cancelled or expired."""
+
+
+class VenueLacksFeature(ExchangeError):
+    """The venue (e.g. one reached through ccxt) does not offer what the call needs;
+    the message names the venue and the feature."""
 
 
 class DuplicateOrder(ExchangeError):

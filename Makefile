@@ -19,7 +19,7 @@ setup: $(STAMP) $(GEN_STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ccxt]'
 	touch $(STAMP)
 
 # Generated code is not committed: it is produced here from protos/ on set-up, so it can

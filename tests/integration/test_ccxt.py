@@ -4,6 +4,7 @@ decimals. Selected through TITAN_VENUES, built by the entry-point factories."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -16,12 +17,18 @@ from tests.conftest import make_settings
 from tests.fakes.binance import API_KEY, API_SECRET, FakeBinance, Fault
 from tests.helpers import error_info, expect_error
 from tests.integration.test_binance import venue_settings
+from tests.integration.test_order_safety import burst, fault_mix
 from titan_grpc.config import Settings, VenueEnvironment, load_settings
+from titan_grpc.exchanges.base import ExchangeBackend
+from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.server import Gateway, start_gateway
 
 pytest.importorskip("ccxt")
+
+from titan_grpc.exchanges.ccxt import load_ccxt_settings
+from titan_grpc.exchanges.ccxt.adapter import CcxtExchange
 
 NATIVE, CCXT, SIM = "binance", "ccxt:binance", "coinbase"
 ORDER_POST = ("POST", "/api/v3/order")
@@ -68,6 +75,22 @@ def side_by_side(url: str, **overrides: object) -> Settings:
         venue_environment=loaded.venue_environment,
         binance=venue_settings(url),
     )
+
+
+def ccxt_backend(url: str) -> CcxtExchange:
+    """ccxt:binance on the fake with quick reconciliation, for the order-safety tests."""
+    settings = load_ccxt_settings(CCXT, ccxt_environment(url))
+    return CcxtExchange(settings, reconcile_delays=(0.0, 0.01, 0.02))
+
+
+async def safety_gateway(url: str, settle_seconds: float) -> Gateway:
+    world = SimulatedWorld(7)
+    backends: dict[str, ExchangeBackend] = {
+        CCXT: ccxt_backend(url),
+        "mock": SimulatedExchange("mock", world),
+    }
+    settings = make_settings(use_real_exchanges=True, reconcile_settle_seconds=settle_seconds)
+    return await start_gateway(settings, world=world, backends=backends)
 
 
 @pytest.fixture
@@ -306,7 +329,7 @@ async def test_an_ambiguous_placement_is_reconciled_by_client_id_not_resent(
 
 
 async def test_unknown_outcome_stays_ambiguous_and_is_never_resent(fake: FakeBinance) -> None:
-    gateway = await start_gateway(side_by_side(fake.url, reconcile_settle_seconds=3600))
+    gateway = await safety_gateway(fake.url, settle_seconds=3600)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
             stub = pb_grpc.ExchangeServiceStub(channel)
@@ -331,7 +354,6 @@ async def test_unknown_outcome_stays_ambiguous_and_is_never_resent(fake: FakeBin
 
 def test_ccxt_settings_problems_name_the_variable() -> None:
     from titan_grpc.errors import ConfigError
-    from titan_grpc.exchanges.ccxt import load_ccxt_settings
 
     with pytest.raises(ConfigError) as caught:
         load_ccxt_settings(
@@ -350,3 +372,67 @@ def test_ccxt_settings_problems_name_the_variable() -> None:
     ]
     assert "only-the-key-1234" not in " ".join(problems)
     assert VenueEnvironment({"CCXT_OKX_SECRET": "s3cr3t"}).__repr__().count("s3cr3t") == 0
+
+
+async def test_unknown_outcome_is_sent_again_only_after_the_venue_denies_it(
+    fake: FakeBinance,
+) -> None:
+    gateway = await safety_gateway(fake.url, settle_seconds=0)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+            stub = pb_grpc.ExchangeServiceStub(channel)
+            fake.inject(*ORDER_POST, Fault("5xx"))
+            request = pb.PlaceOrderRequest(
+                exchange=CCXT,
+                symbol="BTC-USDT",
+                side=pb.SIDE_BUY,
+                type=pb.ORDER_TYPE_MARKET,
+                quantity="0.001",
+                client_order_id="unk-2",
+            )
+            await expect_error(stub.PlaceOrder(request), grpc.StatusCode.UNAVAILABLE)
+            order = (await stub.PlaceOrder(request)).order
+            assert order.status == pb.ORDER_STATUS_FILLED
+            assert fake.requests[ORDER_POST] == 2
+            assert fake.orders_per_client_id()["unk-2"] == 1
+    finally:
+        await gateway.stop(grace=0.5)
+
+
+async def test_same_id_in_flight_concurrently_places_one_order(
+    stub: pb_grpc.ExchangeServiceStub, fake: FakeBinance
+) -> None:
+    request = pb.PlaceOrderRequest(
+        exchange=CCXT,
+        symbol="BTC-USDT",
+        side=pb.SIDE_BUY,
+        type=pb.ORDER_TYPE_LIMIT,
+        quantity="0.01",
+        price="30000",
+        client_order_id="burst-1",
+    )
+    answers = await asyncio.gather(*(stub.PlaceOrder(request) for _ in range(25)))
+    assert {a.order.order_id for a in answers} == {answers[0].order.order_id}
+    assert fake.orders_per_client_id() == {"burst-1": 1}
+
+
+async def test_retrying_clients_under_faults_leave_one_order_per_id(fake: FakeBinance) -> None:
+    """test_order_safety's fault burst (5xx before/after accepting, resets, timeouts past
+    ccxt's 1 s timeout), through ccxt: none lost, none duplicated."""
+    orders = 300
+    rng, faults = fault_mix(seed=orders)
+    fake.order_fault_plan = lambda: rng.choice(faults)
+    gateway = await safety_gateway(fake.url, settle_seconds=0.2)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+            stub = pb_grpc.ExchangeServiceStub(channel)
+            ids = [f"burst-{n:05d}" for n in range(orders)]
+            placed = await burst(stub, ids, clients=20, exchange=CCXT)
+            journal = await gateway.journal.list_entries(limit=orders + 10)
+    finally:
+        await gateway.stop(grace=0.5)
+    per_id = fake.orders_per_client_id()
+    assert sorted(placed) == ids  # none lost
+    assert set(per_id) == set(ids) and set(per_id.values()) == {1}  # no duplicate
+    assert sorted(e.client_order_id for e in journal) == ids
+    assert {e.order.order_id for e in journal if e.order} == {str(o) for o in fake.orders}

@@ -53,8 +53,8 @@ test: setup $(BUF) $(NODE_STAMP)
 	TITAN_BUF=$(abspath $(BUF)) $(PY) -m pytest -q
 
 lint: setup $(BUF)
-	$(VENV)/bin/ruff check titan_grpc tests scripts clients/python bench
-	$(VENV)/bin/ruff format --check titan_grpc tests scripts clients/python bench
+	$(VENV)/bin/ruff check titan_grpc tests scripts clients/python bench examples
+	$(VENV)/bin/ruff format --check titan_grpc tests scripts clients/python bench examples
 	$(VENV)/bin/mypy
 	$(BUF) lint
 

@@ -153,7 +153,9 @@ def _build_one(
             raise ConfigError(
                 [
                     f"{where}=simulated: the simulator has no venue {choice.name!r} "
-                    f"(it simulates {', '.join(world.venue_names)})"
+                    f"(it simulates {', '.join(world.venue_names)}); write {choice.name}=real "
+                    "to serve it through its plugin (a plain name is simulated unless "
+                    "USE_REAL_EXCHANGES=true)"
                 ]
             )
         family: str | None = SIMULATOR

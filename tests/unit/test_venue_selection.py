@@ -74,6 +74,16 @@ def test_a_plugin_that_fails_to_load_is_named() -> None:
     assert "ModuleNotFoundError" in problem
 
 
+def test_a_broken_plugin_nobody_selected_is_still_reported_by_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = load_settings({"TITAN_VENUES": "binance"}, env_file=None)
+    plugins = index(SIMULATOR, ("broken", "titan_no_such_module:create"))
+    built = build_venues(settings, SimulatedWorld(1), plugins=plugins)
+    assert list(built) == ["binance", "mock"]
+    assert "venue plugin 'broken' (titan_no_such_module:create) failed to load" in caplog.text
+
+
 def test_unknown_venues_and_unsimulated_names_stop_start_up_with_one_line() -> None:
     for value, expected in (
         ("nowhere=real", "TITAN_VENUES: nowhere: no installed venue plugin serves 'nowhere'"),

@@ -104,6 +104,19 @@ class PluginIndex:
             self._loaded[name] = loaded
         return self._loaded[name]
 
+    def report_broken(self) -> list[str]:
+        """Load every installed factory not loaded yet; log and return each failure (a
+        plugin nobody selected is still reported by name at start-up)."""
+        problems = []
+        for name in self.names:
+            try:
+                self.factory(name)
+            except ConfigError as error:
+                problems.extend(error.problems)
+        for problem in problems:
+            log.warning("%s (not selected in TITAN_VENUES, so nothing is lost)", problem)
+        return problems
+
 
 def build_venues(
     settings: Settings,
@@ -132,6 +145,7 @@ def build_venues(
                 built[choice.name] = wrap_real(built[choice.name], simulated)
             else:
                 log.info("%s: no simulated fallback (the simulator has no such venue)", choice.name)
+    index.report_broken()
     if MOCK_VENUE not in built:
         built[MOCK_VENUE] = _build_one(
             VenueChoice(MOCK_VENUE, True), settings, world, budgets, request_observer, index

@@ -71,3 +71,63 @@ async def test_unknown_ccxt_ids_and_secrets_stay_out_of_reprs_and_errors() -> No
     cleaned = backend._clean("okx GET https://x/api?sign=abc&key=1 secret-value-456 failed")
     await backend.close()
     assert cleaned == "okx GET https://x/api?… *** failed"
+
+
+class _StubPro:
+    """ccxt.pro's watch_ticker: two tickers (the second unchanged), then a dropped feed."""
+
+    def __init__(self) -> None:
+        self.answers: list[object] = [
+            {"bid": "43000.00", "bidVolume": "1.5", "ask": "43001.00", "askVolume": "0.5"},
+            {"bid": "43000.00", "bidVolume": "1.5", "ask": "43001.00", "askVolume": "0.5"},
+            {"bid": "43000.10", "bidVolume": "1", "ask": "43001.00", "askVolume": "0.5"},
+        ]
+
+    async def watch_ticker(self, symbol: str) -> object:
+        answer = self.answers.pop(0) if self.answers else None
+        if answer is None:
+            import ccxt
+
+            raise ccxt.NetworkError("binance connection closed")
+        return answer
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_watched_quotes_are_exact_deduplicated_and_gaps_are_notices() -> None:
+    from tests.fakes.binance import FakeBinance
+    from tests.integration.test_ccxt import ccxt_environment
+    from titan_grpc.domain import FeedInterrupted, Quote, Symbol
+
+    fake = FakeBinance()
+    await fake.start()
+    settings = load_ccxt_settings(
+        "ccxt:binance", {**ccxt_environment(fake.url), "CCXT_BINANCE_POLL_SECONDS": "0.05"}
+    )
+    backend = CcxtExchange(settings)
+    backend._pro = _StubPro()
+    seen: list[Quote | FeedInterrupted] = []
+    try:
+        async for item in backend.watch_quotes(Symbol("BTC", "USDT")):
+            seen.append(item)
+            if len(seen) == 3:
+                break
+    finally:
+        await backend.close()
+        await fake.stop()
+    first, second, gap = seen
+    assert isinstance(first, Quote) and first.bid == Decimal("43000.00")
+    assert isinstance(second, Quote) and second.bid == Decimal("43000.10")  # duplicate skipped
+    assert isinstance(gap, FeedInterrupted) and "connection closed" in gap.reason
+
+
+async def test_the_ccxt_pro_instance_is_built_like_the_rest_one() -> None:
+    import ccxt.pro
+
+    pro = build_exchange(load_ccxt_settings("ccxt:okx", {}), ccxt.pro)
+    try:
+        assert pro.has["watchTicker"] and pro.number is str
+        assert pro.isSandboxModeEnabled and pro.headers == {"x-simulated-trading": "1"}
+    finally:
+        await pro.close()

@@ -436,3 +436,39 @@ async def test_retrying_clients_under_faults_leave_one_order_per_id(fake: FakeBi
     assert set(per_id) == set(ids) and set(per_id.values()) == {1}  # no duplicate
     assert sorted(e.client_order_id for e in journal) == ids
     assert {e.order.order_id for e in journal if e.order} == {str(o) for o in fake.orders}
+
+
+async def test_rejections_are_the_same(stub: pb_grpc.ExchangeServiceStub) -> None:
+    reasons = []
+    for venue in (NATIVE, CCXT):
+        error = await expect_error(
+            stub.PlaceOrder(
+                pb.PlaceOrderRequest(
+                    exchange=venue,
+                    symbol="BTC-USDT",
+                    side=pb.SIDE_BUY,
+                    type=pb.ORDER_TYPE_LIMIT,
+                    quantity="10",
+                    price="30000",
+                    client_order_id=f"poor-{venue.replace(':', '-')}",
+                )
+            ),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        )
+        bad_tick = await expect_error(
+            stub.PlaceOrder(
+                pb.PlaceOrderRequest(
+                    exchange=venue,
+                    symbol="BTC-USDT",
+                    side=pb.SIDE_BUY,
+                    type=pb.ORDER_TYPE_LIMIT,
+                    quantity="0.01",
+                    price="30000.005",
+                    client_order_id=f"tick-{venue.replace(':', '-')}",
+                )
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        reasons.append((error_info(error).reason, bad_tick.details()))
+    assert reasons[0] == reasons[1]
+    assert reasons[1][0] == "INSUFFICIENT_FUNDS"

@@ -119,6 +119,7 @@ _DEFINITE = (
     VenueLacksFeature,
 )
 _QUERY_RE = re.compile(r"\?[^\s\"']*")
+_DUPLICATE_RE = re.compile(r"duplicate (order|client)", re.IGNORECASE)
 
 
 def _exact_bid_ask(
@@ -262,6 +263,10 @@ class CcxtExchange(ExchangeBackend):
         for ccxt_kind, kind in _ERRORS:
             if isinstance(error, ccxt_kind):
                 text = f"{self.name} {feature}: {message}"
+                if kind in (errors.InvalidOrder, errors.ExchangeError) and _DUPLICATE_RE.search(
+                    message
+                ):
+                    kind = errors.DuplicateOrder  # ccxt files some venues' "duplicate" as invalid
                 if kind is errors.RateLimited:
                     return errors.RateLimited(text, retry_after=1.0, exchange=self.name)
                 return kind(text, exchange=self.name, venue_message=message)

@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 GEN_STAMP := titan_grpc/gen/.generated
 BUF_DIR := .tools/buf
 BUF := $(BUF_DIR)/node_modules/.bin/buf
@@ -10,17 +11,26 @@ PROTOS := $(shell find protos -name '*.proto')
 NODE_CLIENT := clients/node
 NODE_STAMP := $(NODE_CLIENT)/node_modules/.installed
 
-.PHONY: all setup run test lint proto buf bench clean
+.PHONY: all setup run test lint proto buf bench clean node-client lock
 
 all: test
 
 setup: $(STAMP) $(GEN_STAMP)
 
-$(STAMP): pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+# The development set-up: the package (editable) plus the dev tools.
+$(STAMP): pyproject.toml setup.py | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev,ccxt]'
 	touch $(STAMP)
+
+# `make run` installs the package alone (no dev tools); its build hook (setup.py) generates
+# titan_grpc/gen, and re-installing after a .proto change regenerates it.
+$(RUN_STAMP): pyproject.toml setup.py scripts/gen_proto.py $(PROTOS) | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
 
 # Generated code is not committed: it is produced here from protos/ on set-up, so it can
 # never be stale (see README, "Generated code").
@@ -45,18 +55,30 @@ $(NODE_STAMP): $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
 	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-run: setup
-	$(PY) -m titan_grpc serve
+node-client: $(NODE_STAMP)
+
+run: $(RUN_STAMP)
+	$(VENV)/bin/titan-grpc serve
 
 test: setup $(BUF) $(NODE_STAMP)
+	@# the HTTP/JSON tests run the README's curl lines with real curl (Debian: curl)
+	command -v curl >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q curl)
 	cd $(NODE_CLIENT) && TITAN_PYTHON=$(abspath $(PY)) npm test --silent
 	TITAN_BUF=$(abspath $(BUF)) $(PY) -m pytest -q
 
 lint: setup $(BUF)
-	$(VENV)/bin/ruff check titan_grpc tests scripts clients/python bench examples
-	$(VENV)/bin/ruff format --check titan_grpc tests scripts clients/python bench examples
+	$(VENV)/bin/ruff check titan_grpc tests scripts clients/python bench setup.py examples
+	$(VENV)/bin/ruff format --check titan_grpc tests scripts clients/python bench setup.py examples
 	$(VENV)/bin/mypy
 	$(BUF) lint
+	$(PY) scripts/buf_breaking.py $(BUF)
+
+# requirements.lock: exact, hashed versions of the service's dependencies for deployments
+# (pyproject.toml keeps ranges for the library). Needs the registry; CI never runs it.
+lock: setup
+	$(PY) -m pip install --quiet uv
+	$(VENV)/bin/uv pip compile pyproject.toml --universal --generate-hashes \
+	  --python-version 3.11 --no-header --quiet -o requirements.lock
 
 # Benchmarks: h2load (Debian nghttp2-client) and ccxt (benchmark-only) are installed here.
 bench: setup
@@ -65,4 +87,4 @@ bench: setup
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) titan_grpc/gen .tools .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) titan_grpc/gen .tools .mypy_cache .ruff_cache .pytest_cache build *.egg-info

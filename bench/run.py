@@ -1,8 +1,9 @@
 """make bench: every benchmark in one run, figures and machine written to bench/RESULTS.md.
 
 Sections: unary throughput vs a bare grpc.aio server (h2load), scale-out with 1 and 2
-processes, aggregation latency over slow and dead venues, and adapter CPU per call vs
-ccxt against the same local fake Binance. Ratios compare runs made here, now.
+processes, aggregation latency over slow and dead venues, adapter CPU per call vs
+ccxt against the same local fake Binance, and a hostile-input soak (fuzz). Ratios
+compare runs made here, now.
 """
 
 from __future__ import annotations
@@ -398,12 +399,48 @@ def machine() -> list[str]:
     ]
 
 
+def bench_fuzz(requests: int) -> list[str]:
+    from bench.fuzz import BURST, CONCURRENCY, UNDER_LIMIT_STATES, WARM_UP, soak
+
+    f = soak(requests)
+    mib = 1024
+    growth = round((f.samples[-1][1] - f.warm_kib) / mib) or 0
+    codes = ", ".join(f"{name} {count:,}" for name, count in f.report.codes.most_common())
+    kinds = ", ".join(f"{name} {count:,}" for name, count in f.report.by_kind.most_common())
+    burst = ", ".join(f"{name} {count}" for name, count in sorted(f.burst_codes.items()))
+    return [
+        "## Hostile input soak: the fuzzer over every RPC (tests/fuzzing.py)",
+        "",
+        f"{f.requests:,} seeded cases ({kinds}), {CONCURRENCY} at a time, against "
+        f"`titan-grpc serve` in its own process after a {WARM_UP}-case warm-up; "
+        "VmRSS from /proc after each tenth.",
+        "",
+        "| requests sent | VmRSS MiB |",
+        "|---:|---:|",
+        f"| start (idle) | {f.start_kib / mib:.0f} |",
+        f"| after warm-up | {f.warm_kib / mib:.0f} |",
+        *[f"| {sent:,} | {kib / mib:.0f} |" for sent, kib in f.samples],
+        "",
+        f"- {f.requests / f.seconds:,.0f} requests/s; answers: {codes}",
+        f"- UNKNOWN/INTERNAL or error >= 1 KB: {len(f.report.violations)}; longest error "
+        f"message {f.report.longest_error} bytes; ERROR lines in the server log: "
+        f"{f.log_problems}",
+        f"- RSS growth after warm-up: {growth:+d} MiB (make test bound: 64 MiB over 2,000); "
+        f"peak (VmHWM) {f.peak_kib / mib:.0f} MiB",
+        f"- then {BURST} concurrent ListOrders with {UNDER_LIMIT_STATES:,} states and {BURST} "
+        f"with 1,000,000: {burst}; VmRSS after: {f.after_burst_kib / mib:.0f} MiB; "
+        f"still SERVING: {'yes' if f.serving else 'NO'}",
+        "",
+    ]
+
+
 SECTIONS: dict[str, Callable[[int], list[str]]] = {
     "unary": lambda scale: bench_unary(30_000 // scale),
     "scale-out": lambda scale: bench_scale_out(30_000 // scale),
     "aggregation": lambda scale: bench_aggregation(40 // min(scale, 4)),
     "adapters": lambda scale: bench_adapters(400 // scale),
     "fanout": lambda scale: bench_fanout(10.0 if scale == 1 else 4.0),
+    "fuzz": lambda scale: bench_fuzz(20_000 // scale),
 }
 
 

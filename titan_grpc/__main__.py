@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         environ = dict(os.environ)
         if getattr(args, "address", None):
             environ["TITAN_GRPC_ADDRESS"] = args.address
-        settings = load_settings(environ, env_file=env_file)
+        # Start-up rules join the value checks: every problem is reported at once.
+        from titan_grpc.startup import startup_problems
+
+        settings = load_settings(environ, env_file=env_file, checks=startup_problems)
     except ConfigError as error:
         for problem in error.problems:
             print(f"titan-grpc: configuration error: {problem}", file=sys.stderr)

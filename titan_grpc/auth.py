@@ -2,8 +2,8 @@
 
 ``authorization: Bearer <token>`` metadata is matched against TITAN_AUTH_TOKENS in
 constant time (SHA-256 digests compared with hmac.compare_digest against every grant).
-Scopes: ``trade`` for order placement and cancellation, ``read`` for everything else
-on ExchangeService. Health and reflection stay open. Tokens are never logged.
+Scopes: ``trade`` for order placement and cancellation (cancel-all too), ``read`` for
+everything else on ExchangeService. Health and reflection stay open. Tokens are never logged.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ log = logging.getLogger("titan_grpc.rpc")
 
 SERVICE_PREFIX = "/titan.v1.ExchangeService/"
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
-TRADE_METHODS = frozenset({"PlaceOrder", "CancelOrder"})
+TRADE_METHODS = frozenset({"PlaceOrder", "CancelOrder", "CancelAllOrders"})
 
 
 def required_scope(method: str) -> str | None:
@@ -36,9 +36,23 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+# (method, status code name, seconds): how a refusal is counted in the metrics.
+RefusalObserver = Callable[[str, str, float], None]
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, grants: Sequence[AuthGrant]) -> None:
+    """Refuses calls without a fitting token; ``observe`` counts each refusal (gRPC and
+    HTTP/JSON alike, as both ask ``check``), since a refused call never reaches the
+    servicer whose decorators count the rest."""
+
+    def __init__(self, grants: Sequence[AuthGrant], observe: RefusalObserver | None = None) -> None:
         self._grants = [(_digest(grant.token.reveal()), grant.scopes) for grant in grants]
+        self._observe = observe
+
+    def allows(self, token: str, scope: str) -> bool:
+        """Whether ``token`` is granted ``scope`` (the metrics endpoint asks this too)."""
+        scopes = self._scopes_for(token) if token else None
+        return scopes is not None and scope in scopes
 
     def _scopes_for(self, token: str) -> frozenset[str] | None:
         offered = _digest(token)
@@ -48,6 +62,35 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 found = scopes
         return found
 
+    def check(
+        self, method: str, metadata: Sequence[tuple[str, str | bytes]]
+    ) -> tuple[grpc.StatusCode, str] | None:
+        """None when a call of ``method`` (full name) with ``metadata`` may proceed, else
+        the status code and message refusing it. The HTTP/JSON transcoder asks this too."""
+        scope = required_scope(method)
+        if scope is None:
+            return None
+        token = _bearer(metadata)
+        scopes = self._scopes_for(token) if token else None
+        if scopes is None:
+            return self._refuse(
+                method,
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or invalid bearer token (metadata 'authorization: Bearer <token>')",
+            )
+        if scope not in scopes:
+            return self._refuse(
+                method, grpc.StatusCode.PERMISSION_DENIED, f"this token lacks the '{scope}' scope"
+            )
+        return None
+
+    def _refuse(
+        self, method: str, code: grpc.StatusCode, message: str
+    ) -> tuple[grpc.StatusCode, str]:
+        if self._observe is not None:
+            self._observe(method.removeprefix(SERVICE_PREFIX), code.name, 0.0)
+        return code, message
+
     async def intercept_service(
         self,
         continuation: Callable[
@@ -56,27 +99,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = handler_call_details.method
-        scope = required_scope(method)
         handler = await continuation(handler_call_details)
-        if scope is None or handler is None:
+        if handler is None:
             return handler
-        token = _bearer(handler_call_details.invocation_metadata or ())
-        scopes = self._scopes_for(token) if token else None
-        if scopes is None:
-            return _denied(
-                handler,
-                method,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing or invalid bearer token (metadata 'authorization: Bearer <token>')",
-            )
-        if scope not in scopes:
-            return _denied(
-                handler,
-                method,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"this token lacks the '{scope}' scope",
-            )
-        return handler
+        refusal = self.check(method, handler_call_details.invocation_metadata or ())
+        if refusal is None:
+            return handler
+        return _denied(handler, method, *refusal)
 
 
 def _bearer(metadata: Sequence[tuple[str, str | bytes]]) -> str:
@@ -103,14 +132,20 @@ def _denied(
         await context.abort(code, message)
         yield  # pragma: no cover - makes this an async generator
 
+    # The body of a refused call is never parsed: a stranger's bytes cost no work and
+    # cannot turn the refusal into a parse error.
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
             stream,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_ignore_body,
             response_serializer=handler.response_serializer,
         )
     return grpc.unary_unary_rpc_method_handler(
         unary,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=_ignore_body,
         response_serializer=handler.response_serializer,
     )
+
+
+def _ignore_body(data: bytes) -> None:
+    return None

@@ -5,8 +5,9 @@
         print(titan.market_data("BTC-USDT", "binance").ticker.bid)
 
 Reads are retried by gRPC itself (service-config retry policy) on UNAVAILABLE with
-exponential backoff; PlaceOrder and CancelOrder are never retried by the client — repeat
-a PlaceOrder with the same client_order_id instead, which TITAN answers idempotently.
+exponential backoff; PlaceOrder, CancelOrder and CancelAllOrders are never retried by the
+client — repeat a PlaceOrder with the same client_order_id instead, which TITAN answers
+idempotently.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ READ_METHODS = (
     "ListOrders",
     "ListTrades",
     "ListLedgerEntries",
+    "ListOpenOrders",
+    "GetMarkets",
 )
 
 
@@ -158,6 +161,54 @@ class TitanClient:
 
     def order_status(self, request: pb.GetOrderStatusRequest) -> pb.GetOrderStatusResponse:
         return self.stub.GetOrderStatus(request, timeout=self._timeout, metadata=self._metadata)
+
+    def markets(
+        self, exchanges: Sequence[str] = (), symbols: Sequence[str] = ()
+    ) -> pb.GetMarketsResponse:
+        request = pb.GetMarketsRequest(exchanges=list(exchanges), symbols=list(symbols))
+        return self.stub.GetMarkets(request, timeout=self._timeout, metadata=self._metadata)
+
+    def open_orders(
+        self, exchanges: Sequence[str] = (), symbol: str = ""
+    ) -> pb.ListOpenOrdersResponse:
+        request = pb.ListOpenOrdersRequest(exchanges=list(exchanges), symbol=symbol)
+        return self.stub.ListOpenOrders(request, timeout=self._timeout, metadata=self._metadata)
+
+    def cancel_all(
+        self, exchanges: Sequence[str] = (), symbol: str = ""
+    ) -> pb.CancelAllOrdersResponse:
+        """The kill switch: every open order on these venues (all but "mock" when empty)."""
+        request = pb.CancelAllOrdersRequest(exchanges=list(exchanges), symbol=symbol)
+        return self.stub.CancelAllOrders(request, timeout=self._timeout, metadata=self._metadata)
+
+    def all_trades(self, request: pb.ListTradesRequest) -> Iterator[pb.Fill]:
+        """Every fill the request selects, page after page (set page_size for the page
+        length; start_time/end_time narrow it)."""
+        page = pb.ListTradesRequest()
+        page.CopyFrom(request)
+        if not page.page_size:
+            page.page_size = 1000
+        while True:
+            answer = self.stub.ListTrades(page, timeout=self._timeout, metadata=self._metadata)
+            yield from answer.trades
+            if not answer.next_page_token:
+                return
+            page.page_token = answer.next_page_token
+
+    def all_ledger_entries(self, request: pb.ListLedgerEntriesRequest) -> Iterator[pb.LedgerEntry]:
+        """Every ledger entry the request selects, page after page."""
+        page = pb.ListLedgerEntriesRequest()
+        page.CopyFrom(request)
+        if not page.page_size:
+            page.page_size = 1000
+        while True:
+            answer = self.stub.ListLedgerEntries(
+                page, timeout=self._timeout, metadata=self._metadata
+            )
+            yield from answer.entries
+            if not answer.next_page_token:
+                return
+            page.page_token = answer.next_page_token
 
     def stream_quotes(
         self, symbols: Sequence[str], exchanges: Sequence[str] = ()

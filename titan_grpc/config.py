@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,6 +129,21 @@ class VenueEnvironment:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerTuning:
+    """gRPC transport settings operators tune (README, "Operate it"); built into server
+    options by ``titan_grpc.server_options``."""
+
+    keepalive_time_seconds: float = 60.0  # ping a connection with calls after this much quiet
+    keepalive_timeout_seconds: float = 20.0  # no ping ack within this: close the connection
+    min_client_ping_seconds: float = 10.0  # clients may ping this often without GOAWAY
+    max_connection_idle_seconds: float = 0.0  # 0 = never close idle connections
+    max_connection_age_seconds: float = 0.0  # 0 = no maximum age (for L4 load balancing)
+    compression: str = "none"  # none, gzip or deflate for answers
+    channelz: bool = False  # serve grpc.channelz.v1 (debugging)
+    otel: bool = False  # OpenTelemetry tracing of every RPC (the otel extra)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     use_real_exchanges: bool = False
     grpc_address: str = "127.0.0.1:50051"
@@ -141,12 +156,18 @@ class Settings:
     tls_client_ca: str = ""
     journal_path: str = "titan-journal.sqlite3"
     metrics_address: str = ""
+    # HTTP/JSON transcoding of the same service (titan_grpc/http/); empty = off.
+    http_address: str = ""
+    # Bearer tokens over plaintext beyond loopback, for a TLS-terminating proxy in front.
+    allow_plaintext_tokens: bool = False
+    max_receive_message_bytes: int = 256 * 1024
     quote_aliases: tuple[tuple[str, str], ...] = ()
     sim_seed: int = 42
     sim_tick_ms: int = 500
     shutdown_grace_seconds: float = 5.0
     reconcile_settle_seconds: float = 10.0
     health_interval_seconds: float = 15.0
+    tuning: ServerTuning = field(default_factory=ServerTuning)
     # The read path (README, "Freshness and budgets").
     read_max_age_ms: int = 1000
     trading_reserve: float = 0.2
@@ -171,13 +192,22 @@ class Settings:
 
     @property
     def binds_loopback_only(self) -> bool:
-        host = self.grpc_host
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_address(self.grpc_address)
+
+    @property
+    def metrics_loopback_only(self) -> bool:
+        return is_loopback_address(self.metrics_address)
+
+
+def is_loopback_address(address: str) -> bool:
+    """Whether HOST:PORT binds a loopback interface only (localhost, 127/8, ::1)."""
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -210,6 +240,9 @@ KNOWN_VARIABLES = (
     "TITAN_TLS_CLIENT_CA",
     "TITAN_JOURNAL_PATH",
     "TITAN_METRICS_ADDRESS",
+    "TITAN_HTTP_ADDRESS",
+    "TITAN_ALLOW_PLAINTEXT_TOKENS",
+    "TITAN_MAX_RECEIVE_MESSAGE_BYTES",
     "TITAN_LOG_LEVEL",
     "TITAN_LOG_FORMAT",
     "TITAN_FALLBACK_TO_MOCK",
@@ -219,6 +252,14 @@ KNOWN_VARIABLES = (
     "TITAN_SHUTDOWN_GRACE_SECONDS",
     "TITAN_RECONCILE_SETTLE_SECONDS",
     "TITAN_HEALTH_INTERVAL_SECONDS",
+    "TITAN_KEEPALIVE_TIME_SECONDS",
+    "TITAN_KEEPALIVE_TIMEOUT_SECONDS",
+    "TITAN_MIN_CLIENT_PING_SECONDS",
+    "TITAN_MAX_CONNECTION_IDLE_SECONDS",
+    "TITAN_MAX_CONNECTION_AGE_SECONDS",
+    "TITAN_COMPRESSION",
+    "TITAN_CHANNELZ",
+    "TITAN_OTEL",
     "TITAN_READ_MAX_AGE_MS",
     "TITAN_TRADING_RESERVE",
     "TITAN_READ_PROMOTE_READS",
@@ -451,11 +492,35 @@ def _venue(reader: _Reader, name: str, testnet_var: str, testnet_default: bool) 
     )
 
 
+def _server_tuning(reader: _Reader) -> ServerTuning:
+    compression = reader.text("TITAN_COMPRESSION", "none").lower()
+    if compression not in ("none", "gzip", "deflate"):
+        reader.problems.append(
+            f"TITAN_COMPRESSION: expected none, gzip or deflate, got {compression!r}"
+        )
+        compression = "none"
+    day = 86_400.0
+    return ServerTuning(
+        keepalive_time_seconds=reader.seconds("TITAN_KEEPALIVE_TIME_SECONDS", 60.0, day),
+        keepalive_timeout_seconds=reader.seconds("TITAN_KEEPALIVE_TIMEOUT_SECONDS", 20.0, 3600.0),
+        min_client_ping_seconds=reader.seconds("TITAN_MIN_CLIENT_PING_SECONDS", 10.0, day),
+        max_connection_idle_seconds=reader.seconds("TITAN_MAX_CONNECTION_IDLE_SECONDS", 0.0, day),
+        max_connection_age_seconds=reader.seconds("TITAN_MAX_CONNECTION_AGE_SECONDS", 0.0, day),
+        compression=compression,
+        channelz=reader.boolean("TITAN_CHANNELZ", False),
+        otel=reader.boolean("TITAN_OTEL", False),
+    )
+
+
 def load_settings(
-    environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
+    environ: Mapping[str, str] | None = None,
+    env_file: str | None = ".env",
+    checks: Callable[[Settings], list[str]] | None = None,
 ) -> Settings:
     """Build Settings from ``environ`` (default ``os.environ``) over an optional .env file.
 
+    ``checks`` adds the start-up rules (``titan_grpc.startup.startup_problems``), so that
+    one ConfigError lists every problem at once: bad values and refused combinations.
     Raises ConfigError listing every invalid variable.
     """
     values: dict[str, str] = {}
@@ -497,12 +562,18 @@ def load_settings(
         tls_client_ca=tls_client_ca,
         journal_path=reader.text("TITAN_JOURNAL_PATH", "titan-journal.sqlite3"),
         metrics_address=reader.address("TITAN_METRICS_ADDRESS", "", optional=True),
+        http_address=reader.address("TITAN_HTTP_ADDRESS", "", optional=True),
+        allow_plaintext_tokens=reader.boolean("TITAN_ALLOW_PLAINTEXT_TOKENS", False),
+        max_receive_message_bytes=reader.integer(
+            "TITAN_MAX_RECEIVE_MESSAGE_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024
+        ),
         quote_aliases=_quote_aliases(reader),
         sim_seed=reader.integer("TITAN_SIM_SEED", 42, 0, 2**63 - 1),
         sim_tick_ms=reader.integer("TITAN_SIM_TICK_MS", 500, 0, 3_600_000),
         shutdown_grace_seconds=reader.seconds("TITAN_SHUTDOWN_GRACE_SECONDS", 5.0, 300.0),
         reconcile_settle_seconds=reader.seconds("TITAN_RECONCILE_SETTLE_SECONDS", 10.0, 3600.0),
         health_interval_seconds=reader.seconds("TITAN_HEALTH_INTERVAL_SECONDS", 15.0, 3600.0),
+        tuning=_server_tuning(reader),
         read_max_age_ms=reader.integer("TITAN_READ_MAX_AGE_MS", 1000, 0, 3_600_000),
         trading_reserve=reader.share("TITAN_TRADING_RESERVE", 0.2, 0.9),
         read_promote_reads=reader.integer("TITAN_READ_PROMOTE_READS", 20, 0, 1_000_000),
@@ -512,6 +583,8 @@ def load_settings(
         coinbase=_venue(reader, "coinbase", "COINBASE_SANDBOX", True),
         kucoin=_venue(reader, "kucoin", "KUCOIN_SANDBOX", True),
     )
+    if checks is not None:
+        reader.problems.extend(checks(settings))
     if reader.problems:
         raise ConfigError(reader.problems)
     return settings

@@ -13,15 +13,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from titan_grpc.domain import (
     Balance,
+    FeeSource,
     Fill,
     LedgerEntry,
     LedgerEntryType,
     Liquidity,
+    Market,
     Order,
     OrderBook,
     OrderStatus,
@@ -43,13 +47,23 @@ from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.market.aggregate import Best
 from titan_grpc.market.portfolio import Valuation
 from titan_grpc.market.pricing import Opportunity, VenuePrice
+from titan_grpc.status import venue_error_to_proto
 from titan_grpc.trading.journal import JournalEntry, JournalState
+from titan_grpc.trading.orders import CancelAllResult
 from titan_grpc.trading.router import RoutePlan
 
 _SIDES = {pb.SIDE_BUY: Side.BUY, pb.SIDE_SELL: Side.SELL}
 _SIDES_PB = {side: value for value, side in _SIDES.items()}
 _ORDER_TYPES = {pb.ORDER_TYPE_LIMIT: OrderType.LIMIT, pb.ORDER_TYPE_MARKET: OrderType.MARKET}
-_ORDER_TYPES_PB = {kind: value for value, kind in _ORDER_TYPES.items()}
+_STOP_ORDER_TYPES = {
+    pb.ORDER_TYPE_STOP_LIMIT: OrderType.STOP_LIMIT,
+    pb.ORDER_TYPE_STOP_MARKET: OrderType.STOP_MARKET,
+}
+_ORDER_TYPES_PB = {kind: value for value, kind in (_ORDER_TYPES | _STOP_ORDER_TYPES).items()}
+_FEE_SOURCES_PB = {
+    FeeSource.DEFAULT: pb.FEE_SOURCE_DEFAULT,
+    FeeSource.ACCOUNT: pb.FEE_SOURCE_ACCOUNT,
+}
 _TIFS = {
     pb.TIME_IN_FORCE_GTC: TimeInForce.GTC,
     pb.TIME_IN_FORCE_IOC: TimeInForce.IOC,
@@ -75,11 +89,44 @@ _LEDGER_TYPES_PB = {
     LedgerEntryType.OTHER: pb.LEDGER_ENTRY_TYPE_OTHER,
 }
 
-CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+CLIENT_ORDER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,36}")  # used with fullmatch
 MAX_SYMBOLS_PER_STREAM = 50
+MAX_ORDER_ID_CHARS = 128
+# Edge bounds for any request, checked before any work: no field of any RPC needs more.
+# Tighter per-field limits (symbols, order ids, decimals) follow in the helpers below.
+MAX_STRING_CHARS = 1024
+MAX_REPEATED_VALUES = 64
 
 
 # ---- requests -> domain ------------------------------------------------------------
+
+
+def check_request_bounds(message: Message, prefix: str = "") -> None:
+    """Refuse a request with an over-long string or over-long repeated field, naming it.
+
+    Walks only the fields that are set, nested messages included, so it costs little for
+    a sane request and stops at the first excess for a hostile one.
+    """
+    for field, value in message.ListFields():
+        name = prefix + field.name
+        if field.is_repeated:
+            if len(value) > MAX_REPEATED_VALUES:
+                raise InvalidArgument(
+                    name, f"at most {MAX_REPEATED_VALUES} values, got {len(value)}"
+                )
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+                continue  # no request has a map today; its size is bounded above
+            for index, item in enumerate(value):
+                _check_value(field, item, f"{name}[{index}]")
+        else:
+            _check_value(field, value, name)
+
+
+def _check_value(field: FieldDescriptor, value: object, name: str) -> None:
+    if isinstance(value, str | bytes) and len(value) > MAX_STRING_CHARS:
+        raise InvalidArgument(name, f"is longer than {MAX_STRING_CHARS} characters")
+    if isinstance(value, Message):
+        check_request_bounds(value, name + ".")
 
 
 def side_from_proto(value: int, field: str = "side") -> Side:
@@ -89,20 +136,26 @@ def side_from_proto(value: int, field: str = "side") -> Side:
         raise InvalidArgument(field, _enum_reason(value, "SIDE_BUY or SIDE_SELL")) from None
 
 
-def order_type_from_proto(value: int, field: str = "type") -> OrderType:
+def order_type_from_proto(
+    value: int, field: str = "type", *, allow_stops: bool = False
+) -> OrderType:
+    types = _ORDER_TYPES | _STOP_ORDER_TYPES if allow_stops else _ORDER_TYPES
     try:
-        return _ORDER_TYPES[value]  # type: ignore[index]
+        return types[value]  # type: ignore[index]
     except KeyError:
-        raise InvalidArgument(
-            field, _enum_reason(value, "ORDER_TYPE_LIMIT or ORDER_TYPE_MARKET")
-        ) from None
+        allowed = (
+            "ORDER_TYPE_LIMIT, _MARKET, _STOP_LIMIT or _STOP_MARKET"
+            if allow_stops
+            else "ORDER_TYPE_LIMIT or ORDER_TYPE_MARKET"
+        )
+        raise InvalidArgument(field, _enum_reason(value, allowed)) from None
 
 
 def time_in_force_from_proto(
     value: int, order_type: OrderType, field: str = "time_in_force"
 ) -> TimeInForce:
     if value == pb.TIME_IN_FORCE_UNSPECIFIED:
-        return TimeInForce.GTC if order_type is OrderType.LIMIT else TimeInForce.IOC
+        return TimeInForce.GTC if order_type.has_limit_price else TimeInForce.IOC
     try:
         return _TIFS[value]  # type: ignore[index]
     except KeyError:
@@ -171,22 +224,29 @@ def client_order_id_from_proto(text: str, field: str = "client_order_id") -> str
     """The caller's id, validated; a fresh UUID (valid on every venue) when empty."""
     if not text:
         return str(uuid.uuid4())
-    if not CLIENT_ORDER_ID_RE.match(text):
+    if not CLIENT_ORDER_ID_RE.fullmatch(text):
         raise InvalidArgument(field, "must be 1-36 characters of letters, digits, '-' or '_'")
     return text
 
 
+def optional_order_id_from_proto(text: str, field: str = "order_id") -> str:
+    """A venue order id: printable ASCII (every venue's ids are), at most 128 characters."""
+    order_id = text.strip()
+    if len(order_id) > MAX_ORDER_ID_CHARS:
+        raise InvalidArgument(field, f"is longer than {MAX_ORDER_ID_CHARS} characters")
+    if not (order_id.isascii() and order_id.isprintable()):
+        raise InvalidArgument(field, "must be printable ASCII (a venue order id)")
+    return order_id
+
+
 def order_reference_from_proto(order_id: str, client_order_id: str) -> tuple[str, str]:
-    order_id = order_id.strip()
-    if not order_id and not client_order_id:
+    if not order_id.strip() and not client_order_id:
         raise InvalidArgument("order_id", "give order_id or client_order_id")
-    if client_order_id and not CLIENT_ORDER_ID_RE.match(client_order_id):
+    if client_order_id and not CLIENT_ORDER_ID_RE.fullmatch(client_order_id):
         raise InvalidArgument(
             "client_order_id", "must be 1-36 characters of letters, digits, '-' or '_'"
         )
-    if len(order_id) > 128:
-        raise InvalidArgument("order_id", "is longer than 128 characters")
-    return order_id, client_order_id
+    return optional_order_id_from_proto(order_id), client_order_id
 
 
 # ---- domain -> responses -----------------------------------------------------------
@@ -356,6 +416,29 @@ def order_to_proto(order: Order) -> pb.Order:
         simulated=order.simulated,
         fills=[fill_to_proto(fill) for fill in order.fills],
         status_reason=order.status_reason,
+        placed_by_gateway=order.placed_by_gateway,
+        stop_price=dec(order.stop_price),
+        quote_quantity=dec(order.quote_quantity),
+    )
+
+
+def market_to_proto(market: Market, simulated: bool) -> pb.Market:
+    return pb.Market(
+        exchange=market.exchange,
+        symbol=market.symbol.canonical,
+        venue_symbol=market.venue_symbol,
+        status=pb.MARKET_STATUS_TRADING if market.trading_enabled else pb.MARKET_STATUS_HALTED,
+        tick_size=dec(market.tick_size),
+        step_size=dec(market.step_size),
+        min_quantity=dec(market.min_quantity),
+        max_quantity=dec(market.max_quantity),
+        min_notional=dec(market.min_notional),
+        maker_fee_rate=dec(market.maker_fee_rate),
+        taker_fee_rate=dec(market.taker_fee_rate),
+        fee_source=_FEE_SOURCES_PB[market.fee_source],
+        simulated=simulated,
+        base_asset=market.symbol.base,
+        quote_asset=market.symbol.quote,
     )
 
 
@@ -406,14 +489,17 @@ _JOURNAL_STATES = {value: state for state, value in _JOURNAL_STATES_PB.items()}
 def journal_states_from_proto(
     values: Sequence[int], field: str = "states"
 ) -> tuple[JournalState, ...]:
-    states: list[JournalState] = []
+    """The distinct states asked for, in request order (a repeated one counts once)."""
+    if len(values) > MAX_REPEATED_VALUES:
+        raise InvalidArgument(field, f"at most {MAX_REPEATED_VALUES} values, got {len(values)}")
+    states: dict[JournalState, None] = {}
     for index, value in enumerate(values):
         state = _JOURNAL_STATES.get(value)  # type: ignore[call-overload]
         if state is None:
             raise InvalidArgument(
                 f"{field}[{index}]", _enum_reason(value, "a JOURNAL_STATE_* value")
             )
-        states.append(state)
+        states.setdefault(state)
     return tuple(states)
 
 
@@ -431,6 +517,8 @@ def journaled_order_to_proto(entry: JournalEntry) -> pb.JournaledOrder:
             price=dec(request.price),
             time_in_force=_TIFS_PB[request.time_in_force],
             post_only=request.post_only,
+            quote_quantity=dec(request.quote_quantity),
+            stop_price=dec(request.stop_price),
         ),
         order=order_to_proto(entry.order) if entry.order is not None else None,
         error=f"{entry.error_kind}: {entry.error_message}" if entry.error_kind else "",
@@ -523,4 +611,22 @@ def valuation_to_proto(
             )
             for u in valuation.unpriced
         ],
+    )
+
+
+def cancel_all_to_proto(result: CancelAllResult, simulated: bool) -> pb.VenueCancelResult:
+    return pb.VenueCancelResult(
+        exchange=result.exchange,
+        simulated=simulated,
+        canceled_orders=[order_to_proto(order) for order in result.canceled],
+        failures=[
+            pb.CancelFailure(
+                order_id=order.order_id,
+                client_order_id=order.client_order_id,
+                symbol=order.symbol.canonical,
+                error=venue_error_to_proto(result.exchange, error),
+            )
+            for order, error in result.failures
+        ],
+        bulk=result.bulk,
     )

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Context, Decimal, InvalidOperation
 
-from titan_grpc.errors import InvalidArgument
+from titan_grpc.errors import InvalidArgument, excerpt
 
 # Precision for money arithmetic: wide enough that price * quantity of any accepted
 # input is exact (inputs are limited to MAX_SIGNIFICANT_DIGITS).
 MONEY_CONTEXT = Context(prec=60)
 MAX_SIGNIFICANT_DIGITS = 28
 MAX_ABS_EXPONENT = 20
+MAX_DECIMAL_CHARS = 100
 
 ZERO = Decimal(0)
 # Averages are the one place a division happens on the wire; they carry 10 decimals.
@@ -37,6 +38,25 @@ class Side(enum.Enum):
 class OrderType(enum.Enum):
     LIMIT = "limit"
     MARKET = "market"
+    STOP_LIMIT = "stop_limit"  # becomes LIMIT when the last price reaches stop_price
+    STOP_MARKET = "stop_market"  # becomes MARKET when the last price reaches stop_price
+
+    @property
+    def is_stop(self) -> bool:
+        return self in (OrderType.STOP_LIMIT, OrderType.STOP_MARKET)
+
+    @property
+    def has_limit_price(self) -> bool:
+        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+    @property
+    def triggered(self) -> OrderType:
+        """The type a stop order becomes once triggered (itself for the others)."""
+        if self is OrderType.STOP_LIMIT:
+            return OrderType.LIMIT
+        if self is OrderType.STOP_MARKET:
+            return OrderType.MARKET
+        return self
 
 
 class TimeInForce(enum.Enum):
@@ -57,6 +77,11 @@ class OrderStatus(enum.Enum):
     @property
     def is_open(self) -> bool:
         return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+
+
+class FeeSource(enum.Enum):
+    DEFAULT = "default"  # the venue's published standard tier
+    ACCOUNT = "account"  # the account's own rates, from the venue's fee endpoint
 
 
 class Liquidity(enum.Enum):
@@ -124,27 +149,29 @@ def parse_symbol(text: str, field_name: str = "symbol") -> Symbol:
     if match:
         return Symbol(match.group(1).upper(), match.group(2).upper())
     upper = raw.upper()
-    if not _ASSET_RE.match(upper):
+    if not raw.isascii() or not _ASSET_RE.match(upper):
         raise InvalidArgument(
-            field_name, f"{text!r} is not a symbol (use BASE-QUOTE, e.g. BTC-USDT)"
+            field_name, f"{excerpt(text)} is not a symbol (use BASE-QUOTE, e.g. BTC-USDT)"
         )
     for quote in sorted(KNOWN_QUOTE_ASSETS, key=len, reverse=True):
         if upper.endswith(quote) and len(upper) > len(quote):
             return Symbol(upper[: -len(quote)], quote)
     raise InvalidArgument(
         field_name,
-        f"cannot tell base from quote in {text!r}; write it as BASE-QUOTE (e.g. BTC-USDT)",
+        f"cannot tell base from quote in {excerpt(text)}; write it as BASE-QUOTE (e.g. BTC-USDT)",
     )
 
 
 def parse_asset(text: str, field_name: str) -> str:
     asset = text.strip().upper()
-    if not _ASSET_RE.match(asset):
-        raise InvalidArgument(field_name, f"{text!r} is not an asset code (e.g. BTC)")
+    # ASCII first: "ß".upper() is "SS", so the pattern alone would let it through.
+    if not text.isascii() or not _ASSET_RE.match(asset):
+        raise InvalidArgument(field_name, f"{excerpt(text)} is not an asset code (e.g. BTC)")
     return asset
 
 
-_DECIMAL_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+# ASCII digits only: \d and Decimal() both accept any Unicode digit ("\u0663" is 3).
+_DECIMAL_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def parse_decimal(
@@ -165,24 +192,26 @@ def parse_decimal(
         if required:
             raise InvalidArgument(field_name, 'is required (a decimal string such as "0.01")')
         return None
-    if not _DECIMAL_RE.match(raw):
-        raise InvalidArgument(field_name, f"{text!r} is not a decimal number")
+    if len(raw) > MAX_DECIMAL_CHARS:
+        raise InvalidArgument(field_name, f"is longer than {MAX_DECIMAL_CHARS} characters")
+    if not _DECIMAL_RE.fullmatch(raw):
+        raise InvalidArgument(field_name, f"{excerpt(text)} is not a decimal number")
     try:
         value = Decimal(raw)
     except InvalidOperation:
-        raise InvalidArgument(field_name, f"{text!r} is not a decimal number") from None
+        raise InvalidArgument(field_name, f"{excerpt(text)} is not a decimal number") from None
     if not value.is_finite():
-        raise InvalidArgument(field_name, f"{text!r} is not a finite number")
+        raise InvalidArgument(field_name, f"{excerpt(text)} is not a finite number")
     if value != 0 and abs(value.adjusted()) > MAX_ABS_EXPONENT:
-        raise InvalidArgument(field_name, f"{text!r} is out of range")
+        raise InvalidArgument(field_name, f"{excerpt(text)} is out of range")
     # Count digits without normalize(): that rounds to the context's precision.
     significant = "".join(map(str, value.as_tuple().digits)).strip("0")
     if len(significant) > MAX_SIGNIFICANT_DIGITS:
         raise InvalidArgument(
-            field_name, f"{text!r} has more than {MAX_SIGNIFICANT_DIGITS} significant digits"
+            field_name, f"{excerpt(text)} has more than {MAX_SIGNIFICANT_DIGITS} significant digits"
         )
     if value < 0:
-        raise InvalidArgument(field_name, f"{text!r} must not be negative")
+        raise InvalidArgument(field_name, f"{excerpt(text)} must not be negative")
     if value == 0 and not allow_zero:
         raise InvalidArgument(field_name, "must be greater than zero")
     return value + ZERO  # drops a negative zero's sign
@@ -213,6 +242,7 @@ class Market:
     maker_fee_rate: Decimal
     taker_fee_rate: Decimal
     trading_enabled: bool = True
+    fee_source: FeeSource = FeeSource.DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +331,9 @@ class Balance:
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
+    """An order to place. ``quantity`` is in the base asset; a market order sized in the
+    quote asset has ``quote_quantity`` set and ``quantity`` zero."""
+
     symbol: Symbol
     side: Side
     type: OrderType
@@ -309,6 +342,8 @@ class OrderRequest:
     time_in_force: TimeInForce
     client_order_id: str
     post_only: bool = False
+    quote_quantity: Decimal | None = None
+    stop_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +387,9 @@ class Order:
     simulated: bool
     fills: tuple[Fill, ...] = ()
     status_reason: str = ""
+    placed_by_gateway: bool = False
+    stop_price: Decimal | None = None
+    quote_quantity: Decimal | None = None  # the quote amount asked for (quote-sized orders)
 
     @property
     def average_fill_price(self) -> Decimal | None:

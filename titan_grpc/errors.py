@@ -18,6 +18,7 @@ this tree through a table per venue, keeping the venue's own code and message.
         ├── RateLimited(retry_after)                                  -> RESOURCE_EXHAUSTED
         ├── InsufficientFunds                                         -> FAILED_PRECONDITION
         ├── OrderRejected                     venue refused it        -> FAILED_PRECONDITION
+        │   └── OrderTypeUnsupported          venue lacks the type    -> FAILED_PRECONDITION
         ├── OrderNotCancelable                already done            -> FAILED_PRECONDITION
         ├── VenueLacksFeature                 venue cannot do that    -> FAILED_PRECONDITION
         ├── DuplicateOrder                    client id reused        -> ALREADY_EXISTS
@@ -32,6 +33,29 @@ request headers or signed payloads.
 """
 
 from __future__ import annotations
+
+EXCERPT_CHARS = 32
+
+
+def excerpt(value: str, limit: int = EXCERPT_CHARS) -> str:
+    """A short, printable quotation of a caller's value for an error message.
+
+    At most ``limit`` characters of it, non-ASCII and control characters escaped
+    (``\\x00``, ``\\u0663``), and the full length when cut: an error never echoes a
+    whole hostile value, so its trailers stay small after percent-encoding.
+    """
+    shown = "".join(_printable(char) for char in value[:limit])
+    if len(value) > limit:
+        return f'"{shown}"... ({len(value)} characters)'
+    return f'"{shown}"'
+
+
+def _printable(char: str) -> str:
+    if char in '"\\':
+        return "\\" + char
+    if " " <= char <= "~":
+        return char
+    return ascii(char)[1:-1]  # \x00, \n, \u0663
 
 
 class TitanError(Exception):
@@ -149,6 +173,10 @@ class InsufficientFunds(ExchangeError):
 
 class OrderRejected(ExchangeError):
     """The venue refused the order for a business reason (e.g. post-only would take)."""
+
+
+class OrderTypeUnsupported(OrderRejected):
+    """The venue (as TITAN drives it) has no such order type, e.g. stop-market on Coinbase."""
 
 
 class OrderNotCancelable(ExchangeError):

@@ -1,16 +1,24 @@
-"""Prometheus metrics on their own registry (no globals), served on TITAN_METRICS_ADDRESS."""
+"""Prometheus metrics on their own registry (no globals), served on TITAN_METRICS_ADDRESS.
+
+Beyond loopback every scrape must carry ``Authorization: Bearer <token>`` with the
+``read`` scope (Prometheus: ``authorization: {credentials: ...}``), over HTTPS when TLS
+is configured (``titan_grpc.startup`` holds the rule).
+"""
 
 from __future__ import annotations
 
 import math
+import socket
+import ssl
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from titan_grpc.logs import current_rpc
 from titan_grpc.net.ratelimit import Lane
@@ -107,12 +115,33 @@ class Metrics:
         """Let ``gauge{exchange}`` read its value at scrape time."""
         gauge.labels(exchange).set_function(read)
 
-    def serve(self, address: str) -> int:
+    def serve(
+        self,
+        address: str,
+        *,
+        authorize: Callable[[str], bool] | None = None,
+        tls: tuple[str, str] | None = None,
+    ) -> int:
+        """Serve /metrics on ``address``; ``authorize`` checks each scrape's bearer token,
+        ``tls`` is (certificate, key) files for HTTPS. Returns the port."""
         host, _, port = address.rpartition(":")
-        self._server, self._thread = start_http_server(
-            int(port), addr=host.strip("[]"), registry=self.registry
-        )
-        return int(self._server.server_port)
+        host = host.strip("[]")
+        app = make_wsgi_app(self.registry)
+        if authorize is not None:
+            app = _bearer_required(app, authorize)
+
+        class Server(ThreadingWSGIServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        server = make_server(host, int(port), app, Server, handler_class=_QuietHandler)
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls[0], tls[1])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread.start()
+        return int(server.server_port)
 
     def close(self) -> None:
         if self._server is not None:
@@ -186,3 +215,27 @@ def _counter(
 
 def _bound(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access line on stderr for every scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _bearer_required(app: WsgiApp, authorize: Callable[[str], bool]) -> WsgiApp:
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        kind, _, token = str(environ.get("HTTP_AUTHORIZATION", "")).strip().partition(" ")
+        if kind.lower() != "bearer" or not authorize(token.strip()):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")],
+            )
+            return [b"a bearer token with the read scope is required\n"]
+        return app(environ, start_response)
+
+    return guarded

@@ -17,21 +17,24 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from titan_grpc import __version__
+from titan_grpc import __version__, server_options
 from titan_grpc.auth import AuthInterceptor
 from titan_grpc.config import Settings
 from titan_grpc.errors import ConfigError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
+from titan_grpc.exchanges.fees import keep_fees_fresh, refresh_venue_fees
 from titan_grpc.exchanges.plugins import build_venues
 from titan_grpc.exchanges.simulated import SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
-from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+from titan_grpc.http import HttpServer, server_ssl_context, start_http_server
 from titan_grpc.market.fallback import FallbackExchange
 from titan_grpc.market.health import HealthMonitor
 from titan_grpc.market.state import ReadPolicy
 from titan_grpc.metrics import Metrics
 from titan_grpc.net.ratelimit import Budgets, LaneShares
 from titan_grpc.service import ExchangeService, GatewayInfo
+from titan_grpc.service.handlers import add_to_server
+from titan_grpc.startup import plaintext_token_warnings, startup_problems
 from titan_grpc.trading.journal import JournalState, OrderJournal
 from titan_grpc.trading.orders import OrderService
 
@@ -40,16 +43,13 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExchangeService"].full_name
 RECONCILE_AT_START_SECONDS = 30.0
 JOURNAL_GAUGE_SECONDS = 5.0
+FEE_REFRESH_SECONDS = 900.0  # the account's fee tier changes at most daily on every venue
+FEE_REQUEST_SECONDS = 5.0
 
 
 def check_startup_rules(settings: Settings) -> None:
-    """Refuse configurations this build cannot serve safely."""
-    problems: list[str] = []
-    if not settings.binds_loopback_only and not settings.auth_grants:
-        problems.append(
-            f"TITAN_GRPC_ADDRESS: {settings.grpc_address} is not a loopback address and "
-            "TITAN_AUTH_TOKENS is empty; bind to 127.0.0.1 or configure bearer tokens"
-        )
+    """Refuse configurations this build cannot serve safely, listing every problem."""
+    problems = startup_problems(settings)
     if problems:
         raise ConfigError(problems)
 
@@ -99,6 +99,7 @@ class Gateway:
     monitor: HealthMonitor
     metrics: Metrics
     metrics_port: int = 0
+    http: HttpServer | None = None
     end_streams: Callable[[], None] = lambda: None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
@@ -112,7 +113,10 @@ class Gateway:
         await self.health.enter_graceful_shutdown()
         self.shutdown.set()
         self.end_streams()
-        await self.server.stop(grace)
+        stopping = [self.server.stop(grace)]
+        if self.http is not None:
+            stopping.append(self.http.stop())  # stops accepting now, like the gRPC server
+        await asyncio.gather(*stopping)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -152,6 +156,7 @@ async def start_gateway(
         await asyncio.wait_for(orders.reconcile_pending(), RECONCILE_AT_START_SECONDS)
     except TimeoutError:
         log.warning("journal reconciliation at start-up did not finish; continuing")
+    await refresh_venue_fees(registry.all(), FEE_REQUEST_SECONDS)
     shutdown = asyncio.Event()
     info = GatewayInfo(
         version=__version__,
@@ -164,20 +169,39 @@ async def start_gateway(
     )
     # so_reuseport=0 unless workers share the port on purpose: a second server must fail
     # to bind rather than silently share it.
-    interceptors = [AuthInterceptor(settings.auth_grants)] if settings.auth_grants else []
+    # The servicer's decorators count the calls it handles; auth counts its refusals.
+    auth = (
+        AuthInterceptor(settings.auth_grants, observe=metrics.observe_rpc)
+        if settings.auth_grants
+        else None
+    )
+    interceptors = [auth] if auth is not None else []
+    for warning in plaintext_token_warnings(settings):
+        log.warning(warning)
     reuse = 1 if share_port else 0
-    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", reuse)])
+    server = grpc.aio.server(
+        interceptors=[*server_options.tracing_interceptors(settings), *interceptors],
+        options=[
+            ("grpc.so_reuseport", reuse),
+            # A larger request is refused RESOURCE_EXHAUSTED before it is read into memory.
+            ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
+            *server_options.channel_args(settings),
+        ],
+        compression=server_options.compression(settings),
+    )
+    debug_services = server_options.add_channelz(settings, server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     monitor = HealthMonitor(registry.all(), on_change=_venue_health_setter(health))
     service = ExchangeService(registry, orders, monitor, info, shutdown, metrics)
-    pb_grpc.add_ExchangeServiceServicer_to_server(service, server)
+    add_to_server(service, server)
     _watch_venues(metrics, registry, monitor)
     reflection.enable_server_reflection(
         (
             SERVICE_NAME,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
+            *debug_services,
         ),
         server,
     )
@@ -187,11 +211,21 @@ async def start_gateway(
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     gateway = Gateway(server, port, registry, world, health, shutdown, journal, monitor, metrics)
     gateway.end_streams = service.end_streams
+    if settings.http_address:
+        try:
+            gateway.http = await _start_http(settings, service, auth)
+        except ConfigError:
+            await gateway.stop(0)
+            raise
     if settings.metrics_address:
-        gateway.metrics_port = metrics.serve(settings.metrics_address)
-        log.info("metrics on http://%s/metrics", settings.metrics_address)
+        gateway.metrics_port = _serve_metrics(metrics, settings, auth)
     gateway._tasks.append(asyncio.create_task(_refresh_journal_gauge(metrics, journal)))
     gateway._tasks.append(asyncio.create_task(service.run_upkeep()))
+    gateway._tasks.append(
+        asyncio.create_task(
+            keep_fees_fresh(registry.all(), FEE_REFRESH_SECONDS, FEE_REQUEST_SECONDS)
+        )
+    )
     if settings.health_interval_seconds > 0:
         gateway._tasks.append(asyncio.create_task(monitor.run(settings.health_interval_seconds)))
     if settings.sim_tick_ms > 0:
@@ -205,6 +239,22 @@ async def start_gateway(
         ", ".join(_describe(b) for b in registry.all()),
     )
     return gateway
+
+
+def _serve_metrics(metrics: Metrics, settings: Settings, auth: AuthInterceptor | None) -> int:
+    """Open on loopback; beyond it (startup rules) a read token, over TLS when configured."""
+    guarded = not settings.metrics_loopback_only and auth is not None
+    tls = (settings.tls_cert, settings.tls_key) if guarded and settings.tls_cert else None
+    authorize = (lambda token: auth.allows(token, "read")) if guarded and auth else None
+    try:
+        port = metrics.serve(settings.metrics_address, authorize=authorize, tls=tls)
+    except OSError as error:
+        address = settings.metrics_address
+        raise ConfigError([f"TITAN_METRICS_ADDRESS: cannot bind {address}: {error}"]) from None
+    scheme = "https" if tls else "http"
+    note = " (bearer token with the read scope required)" if authorize else ""
+    log.info("metrics on %s://%s/metrics%s", scheme, settings.metrics_address, note)
+    return port
 
 
 def _watch_venues(metrics: Metrics, registry: ExchangeRegistry, monitor: HealthMonitor) -> None:
@@ -242,6 +292,31 @@ def _venue_health_setter(health: HealthServicer) -> Callable[[str, bool], None]:
         asyncio.get_running_loop().create_task(health.set(f"{SERVICE_NAME}/{venue}", status))
 
     return update
+
+
+async def _start_http(
+    settings: Settings, service: ExchangeService, auth: AuthInterceptor | None
+) -> HttpServer:
+    """The same servicer over HTTP/JSON: same auth check, same TLS, no second hop."""
+    address = settings.http_address
+    tls = (
+        server_ssl_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        if settings.tls_cert
+        else None
+    )
+    try:
+        http = await start_http_server(
+            address,
+            pb.DESCRIPTOR.services_by_name["ExchangeService"],
+            service,
+            auth,
+            ssl_context=tls,
+            shutdown_timeout=settings.shutdown_grace_seconds,
+        )
+    except OSError as error:
+        raise ConfigError([f"TITAN_HTTP_ADDRESS: cannot bind {address}: {error}"]) from None
+    log.info("HTTP/JSON on %s (port %d, OpenAPI at /openapi.json)", address, http.port)
+    return http
 
 
 def _bind(server: grpc.aio.Server, settings: Settings) -> int:

@@ -10,6 +10,19 @@ from titan_grpc import errors
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 
 ERROR_DOMAIN = "titan.v1"
+# Error text goes out in trailers (percent-encoded, then base64 in the details): kept
+# short so a client's metadata limit (8-16 KB) never replaces the real error.
+MAX_MESSAGE_BYTES = 512
+MAX_DETAIL_BYTES = 256
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, never inside a character."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode(errors="ignore") + "..."
+
 
 # Most specific classes first: the first isinstance match wins.
 _CODES: tuple[tuple[type[errors.TitanError], grpc.StatusCode], ...] = (
@@ -59,16 +72,19 @@ def _field_of(error: errors.TitanError) -> str:
 def to_grpc_status(error: errors.TitanError) -> grpc.Status:
     code = status_code_for(error)
     field = _field_of(error)
+    field = _clip(field, MAX_DETAIL_BYTES)
     message = error.message
     if code is grpc.StatusCode.INVALID_ARGUMENT and field and not message.startswith(field + ":"):
         message = f"{field}: {message}"  # the field leads every INVALID_ARGUMENT message
-    status = status_pb2.Status(code=code.value[0], message=message)
+    status = status_pb2.Status(code=code.value[0], message=_clip(message, MAX_MESSAGE_BYTES))
     if code is grpc.StatusCode.INVALID_ARGUMENT and field:
         reason = error.reason if isinstance(error, errors.InvalidArgument) else error.message
         status.details.add().Pack(
             error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=field, description=reason)
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=field, description=_clip(reason, MAX_MESSAGE_BYTES)
+                    )
                 ]
             )
         )
@@ -80,7 +96,7 @@ def to_grpc_status(error: errors.TitanError) -> grpc.Status:
             ("venue_message", error.venue_message),
         ):
             if value:
-                metadata[key] = value
+                metadata[key] = _clip(value, MAX_DETAIL_BYTES)
     if isinstance(error, errors.NotConfigured) and error.variable:
         metadata["variable"] = error.variable
     status.details.add().Pack(
@@ -100,7 +116,10 @@ def venue_error_to_proto(exchange: str, error: BaseException) -> pb.VenueError:
         code = status_code_for(error)
         venue_code = error.venue_code if isinstance(error, errors.ExchangeError) else ""
         return pb.VenueError(
-            exchange=exchange, code=code.name, message=error.message, venue_code=venue_code
+            exchange=exchange,
+            code=code.name,
+            message=_clip(error.message, MAX_MESSAGE_BYTES),
+            venue_code=venue_code,
         )
     if isinstance(error, TimeoutError):
         return pb.VenueError(

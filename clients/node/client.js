@@ -4,6 +4,7 @@
 //   const titan = connect("127.0.0.1:50051", { token: process.env.TITAN_TOKEN });
 //   const status = await titan.call("GetStatus", {});
 //   for await (const message of titan.stream("StreamQuotes", { symbols: ["BTC-USDT"] })) { ... }
+//   for await (const fill of titan.paged("ListTrades", { exchange: "mock", page_size: 1000 }, "trades")) { ... }
 "use strict";
 
 const path = require("node:path");
@@ -11,10 +12,12 @@ const grpc = require("@grpc/grpc-js");
 const protoLoader = require("@grpc/proto-loader");
 
 const PROTO_ROOT = path.resolve(__dirname, "..", "..", "protos");
+// google/api/annotations.proto (the HTTP routes), vendored for offline builds.
+const GOOGLEAPIS_ROOT = path.resolve(__dirname, "..", "..", "third_party", "googleapis");
 
 function loadService() {
   const definition = protoLoader.loadSync("titan/v1/exchange.proto", {
-    includeDirs: [PROTO_ROOT],
+    includeDirs: [PROTO_ROOT, GOOGLEAPIS_ROOT],
     keepCase: true, // field names as in the .proto (snake_case)
     longs: String,
     enums: String, // enum values by name, e.g. "SIDE_BUY"
@@ -50,6 +53,17 @@ function connect(address, { token, rootCerts, deadlineMs = 10000 } = {}) {
     return client[method](request, metadata());
   }
 
+  // Every item of a paged list RPC (ListTrades, ListLedgerEntries, ListOrders), following
+  // next_page_token until the last page; `field` names the repeated field of the answer.
+  async function* paged(method, request, field) {
+    let page_token = "";
+    do {
+      const answer = await call(method, { ...request, page_token });
+      yield* answer[field];
+      page_token = answer.next_page_token;
+    } while (page_token);
+  }
+
   function ready(timeoutMs = 30000) {
     return new Promise((resolve, reject) =>
       client.waitForReady(new Date(Date.now() + timeoutMs), (error) =>
@@ -58,7 +72,7 @@ function connect(address, { token, rootCerts, deadlineMs = 10000 } = {}) {
     );
   }
 
-  return { call, stream, ready, close: () => client.close(), raw: client };
+  return { call, stream, paged, ready, close: () => client.close(), raw: client };
 }
 
 module.exports = { connect, loadService, PROTO_ROOT };

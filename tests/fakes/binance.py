@@ -21,6 +21,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import ROUND_DOWN
 from decimal import Decimal as D
 from typing import Any
 from urllib.parse import parse_qsl
@@ -46,14 +47,18 @@ WEIGHTS = {
     ("GET", "/api/v3/order"): 4,
     ("DELETE", "/api/v3/order"): 1,
     ("GET", "/api/v3/openOrders"): 6,
+    ("DELETE", "/api/v3/openOrders"): 1,
     ("GET", "/api/v3/myTrades"): 20,
+    ("GET", "/sapi/v1/asset/tradeFee"): 1,  # ccxt's fetchTradingFees (SAPI, weight per IP)
 }
 SIGNED = {
+    ("GET", "/sapi/v1/asset/tradeFee"),
     ("GET", "/api/v3/account"),
     ("POST", "/api/v3/order"),
     ("GET", "/api/v3/order"),
     ("DELETE", "/api/v3/order"),
     ("GET", "/api/v3/openOrders"),
+    ("DELETE", "/api/v3/openOrders"),
     ("GET", "/api/v3/myTrades"),
 }
 
@@ -350,7 +355,9 @@ class FakeBinance:
             ),
             ("DELETE", "/api/v3/order"): self._cancel,
             ("GET", "/api/v3/openOrders"): self._open_orders,
+            ("DELETE", "/api/v3/openOrders"): self._cancel_open_orders,
             ("GET", "/api/v3/myTrades"): self._my_trades,
+            ("GET", "/sapi/v1/asset/tradeFee"): self._trade_fees,
         }
         if key not in routes:
             raise VenueError(404, -1000, "Unknown endpoint")
@@ -394,7 +401,13 @@ class FakeBinance:
                     "quoteAsset": s.quote,
                     "baseAssetPrecision": 8,
                     "quoteAssetPrecision": 8,
-                    "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+                    "orderTypes": [
+                        "LIMIT",
+                        "LIMIT_MAKER",
+                        "MARKET",
+                        "STOP_LOSS",
+                        "STOP_LOSS_LIMIT",
+                    ],
                     "isSpotTradingAllowed": True,
                     "permissions": ["SPOT"],
                     "filters": [
@@ -470,6 +483,17 @@ class FakeBinance:
             },
         ][-int(p.get("limit", "500")) :]
 
+    def _trade_fees(self, p: dict[str, str]) -> Any:
+        names = [p["symbol"]] if "symbol" in p else list(self.symbols)
+        return [
+            {
+                "symbol": name,
+                "makerCommission": f"{self.maker_fee:f}",
+                "takerCommission": f"{self.taker_fee:f}",
+            }
+            for name in names
+        ]
+
     def _account(self, _: dict[str, str]) -> Any:
         return {
             "commissionRates": {
@@ -489,6 +513,10 @@ class FakeBinance:
 
     def _new_order(self, p: dict[str, str]) -> Any:
         spec = self._spec(p)
+        if p.get("type") == "MARKET" and "quoteOrderQty" in p:
+            if "quantity" in p:
+                raise VenueError(400, -1106, "Parameter 'quoteOrderQty' sent when not required.")
+            p = {**p, "quantity": self._quantity_for_quote(spec, p)}
         for name in ("side", "type", "quantity"):
             if not p.get(name):
                 raise VenueError(
@@ -515,6 +543,8 @@ class FakeBinance:
                 -1102,
                 "Mandatory parameter 'price' was not sent, was empty/null, or malformed.",
             )
+        if kind in ("STOP_LOSS", "STOP_LOSS_LIMIT"):
+            return self._new_stop_order(spec, p, client_id, quantity, price)
         if kind == "LIMIT" and p.get("timeInForce") not in ("GTC", "IOC", "FOK"):
             raise VenueError(
                 400,
@@ -643,6 +673,81 @@ class FakeBinance:
                 waiter.set_result(None)
         return order
 
+    def _quantity_for_quote(self, spec: SymbolSpec, p: dict[str, str]) -> str:
+        """quoteOrderQty: the most base quantity, in whole steps, that the quote buys
+        (or that sells for at most it) walking the book."""
+        remaining = D(p["quoteOrderQty"])
+        if remaining < spec.min_notional:
+            raise VenueError(400, -1013, "Filter failure: NOTIONAL")
+        quantity = D(0)
+        for price, size in spec.asks if p.get("side") == "BUY" else spec.bids:
+            take = min(
+                size, (remaining / price / spec.step).to_integral_value(ROUND_DOWN) * spec.step
+            )
+            if take <= 0:
+                break
+            quantity += take
+            remaining -= price * take
+        return f"{quantity:f}"
+
+    def _new_stop_order(
+        self, spec: SymbolSpec, p: dict[str, str], client_id: str, quantity: D, price: D | None
+    ) -> Any:
+        """STOP_LOSS / STOP_LOSS_LIMIT rest untriggered here (the fake's book never moves)."""
+        if "stopPrice" not in p:
+            raise VenueError(
+                400,
+                -1102,
+                "Mandatory parameter 'stopPrice' was not sent, was empty/null, or malformed.",
+            )
+        stop = D(p["stopPrice"])
+        if p["type"] == "STOP_LOSS_LIMIT" and (
+            price is None or p.get("timeInForce") not in ("GTC", "IOC", "FOK")
+        ):
+            raise VenueError(400, -1102, "Mandatory parameter 'price' or 'timeInForce' missing.")
+        if stop % spec.tick != 0:
+            raise VenueError(400, -1013, "Filter failure: PRICE_FILTER")
+        if quantity % spec.step != 0 or quantity < spec.min_qty:
+            raise VenueError(400, -1013, "Filter failure: LOT_SIZE")
+        last = spec.bids[0][0]
+        if (stop <= last) if p["side"] == "BUY" else (stop >= last):
+            raise VenueError(400, -2010, "Stop price would trigger immediately.")
+        # Funds are held from placement, as for a resting limit order (a stop-market buy
+        # holds nothing: its cost is unknown until it triggers).
+        held_asset, held = (
+            (spec.quote, (price or D(0)) * quantity)
+            if p["side"] == "BUY"
+            else (spec.base, quantity)
+        )
+        balance = self.balances.setdefault(held_asset, [D(0), D(0)])
+        if held > balance[0]:
+            raise VenueError(400, -2010, "Account has insufficient balance for requested action.")
+        balance[0] -= held
+        balance[1] += held
+        order_id = next(self._order_ids)
+        now = self.now_ms()
+        order = {
+            "symbol": p["symbol"],
+            "orderId": order_id,
+            "orderListId": -1,
+            "clientOrderId": client_id,
+            "transactTime": now,
+            "time": now,
+            "updateTime": now,
+            "price": f"{price or D(0):f}",
+            "stopPrice": f"{stop:f}",
+            "origQty": f"{quantity:f}",
+            "executedQty": "0",
+            "cummulativeQuoteQty": "0",
+            "status": "NEW",
+            "timeInForce": p.get("timeInForce", "GTC"),
+            "type": p["type"],
+            "side": p["side"],
+            "fills": [],
+        }
+        self.orders[order_id] = order
+        return order
+
     @staticmethod
     def _consume(levels: list[list[D]], price: D, quantity: D) -> None:
         for level in levels:
@@ -690,6 +795,34 @@ class FakeBinance:
         order["updateTime"] = self.now_ms()
         return {**self._public_order(order), "origClientOrderId": order["clientOrderId"]}
 
+    def _cancel_open_orders(self, p: dict[str, str]) -> Any:
+        """DELETE /api/v3/openOrders: every open order of one symbol (symbol required)."""
+        self._spec(p)
+        open_ids = [
+            order_id
+            for order_id, o in self.orders.items()
+            if o["symbol"] == p["symbol"] and o["status"] in ("NEW", "PARTIALLY_FILLED")
+        ]
+        if not open_ids:
+            raise VenueError(400, -2011, "Unknown order sent.")
+        return [self._cancel({"symbol": p["symbol"], "orderId": str(i)}) for i in open_ids]
+
+    def place_directly(
+        self, symbol: str, side: str, quantity: str, price: str, client_id: str
+    ) -> dict[str, Any]:
+        """An order placed in the venue's own UI or by another tool (not through TITAN)."""
+        return self._new_order(
+            {
+                "symbol": symbol,
+                "side": side,
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "quantity": quantity,
+                "price": price,
+                "newClientOrderId": client_id,
+            }
+        )
+
     def _open_orders(self, p: dict[str, str]) -> Any:
         if "symbol" in p:
             self._spec(p)
@@ -705,4 +838,10 @@ class FakeBinance:
         rows = [t for t in self.trades if t["symbol"] == p["symbol"]]
         if "orderId" in p:
             rows = [t for t in rows if t["orderId"] == int(p["orderId"])]
-        return rows[-int(p.get("limit", "500")) :]
+        limit = int(p.get("limit", "500"))
+        if limit > 1000:
+            raise VenueError(400, -1100, "Illegal characters found in parameter 'limit'.")
+        if "fromId" in p:
+            # Oldest first from that trade id, as Binance pages forward.
+            return [t for t in rows if t["id"] >= int(p["fromId"])][:limit]
+        return rows[-limit:]

@@ -21,6 +21,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import ROUND_DOWN
 from decimal import Decimal as D
 from typing import Any
 from urllib.parse import parse_qsl
@@ -98,6 +99,7 @@ class FakeCoinbase:
         }
     )
     taker_fee: D = D("0.006")
+    maker_fee: D = D("0.004")
 
     def __post_init__(self) -> None:
         self.requests: Counter[str] = Counter()
@@ -334,6 +336,29 @@ class FakeCoinbase:
                 done_at=datetime.fromtimestamp(self.now(), UTC).isoformat(),
             )
             return order["id"], {}
+        if route == "GET /fees":
+            return {
+                "maker_fee_rate": f"{self.maker_fee:f}",
+                "taker_fee_rate": f"{self.taker_fee:f}",
+                "usd_volume": "125000.00",
+            }, {}
+        if route == "DELETE /orders":
+            # Cancel all (optionally of one product): the ids cancelled.
+            if "product_id" in p:
+                self._product(p["product_id"])
+            cancelled = []
+            for order in self.orders.values():
+                if order["status"] in ("open", "pending", "active") and order[
+                    "product_id"
+                ] == p.get("product_id", order["product_id"]):
+                    self._release(order)
+                    order.update(
+                        status="done",
+                        done_reason="canceled",
+                        done_at=datetime.fromtimestamp(self.now(), UTC).isoformat(),
+                    )
+                    cancelled.append(order["id"])
+            return cancelled, {}
         if route == "GET /orders":
             statuses = {v for k, v in multi if k == "status"} or {"open", "pending", "active"}
             rows = [o for o in reversed(list(self.orders.values())) if o["status"] in statuses]
@@ -384,12 +409,20 @@ class FakeCoinbase:
         if any(x["client_oid"] == client_oid for x in self.orders.values()):
             raise VenueError(400, "duplicate client_oid")
         side, kind = o.get("side"), o.get("type")
+        if "funds" in o:
+            if kind != "market" or "size" in o:
+                raise VenueError(400, "funds applies to market orders, instead of size")
+            o = {**o, "size": self._size_for_funds(product, side or "", D(o["funds"]))}
+        if "size" not in o:
+            raise VenueError(400, "size is required")
         size = D(o["size"])
         if size % product.base_increment:
             raise VenueError(400, "size is too accurate. Smallest unit is 0.00000001")
         price = D(o["price"]) if "price" in o else None
         if price is not None and price % product.quote_increment:
             raise VenueError(400, "price too precise")
+        if o.get("stop"):
+            return self._new_stop_order(o, product, size, price)
         book = product.asks if side == "buy" else product.bids
         fills, remaining = [], size
         for level in book:
@@ -477,6 +510,61 @@ class FakeCoinbase:
             order["price"] = f"{price:f}"
         if done:
             order.update(done_reason="filled" if remaining == 0 else "canceled", done_at=stamp)
+        self.orders[order_id] = order
+        return order
+
+    @staticmethod
+    def _size_for_funds(product: Product, side: str, funds: D) -> str:
+        """The most size, in base increments, the funds buy (or that sells for them)."""
+        if funds < product.min_market_funds:
+            raise VenueError(400, "funds is too small")
+        size, remaining = D(0), funds
+        for price, available in product.asks if side == "buy" else product.bids:
+            affordable = (remaining / price / product.base_increment).to_integral_value(
+                ROUND_DOWN
+            ) * product.base_increment
+            take = min(available, affordable)
+            if take <= 0:
+                break
+            size += take
+            remaining -= price * take
+        return f"{size:f}"
+
+    def _new_stop_order(
+        self, o: dict[str, Any], product: Product, size: D, price: D | None
+    ) -> dict[str, Any]:
+        """Stop-limit orders wait for their stop price (the fake's book never moves)."""
+        if o.get("type") != "limit" or price is None:
+            raise VenueError(400, "stop orders must be limit orders")
+        if o["stop"] not in ("loss", "entry") or "stop_price" not in o:
+            raise VenueError(400, "stop must be loss or entry, with stop_price")
+        base = self.balances.setdefault(product.base, [D(0), D(0)])
+        quote = self.balances.setdefault(product.quote, [D(0), D(0)])
+        held, held_in = (price * size, quote) if o["side"] == "buy" else (size, base)
+        if held > held_in[0]:
+            raise VenueError(400, "Insufficient funds")
+        held_in[0] -= held
+        held_in[1] += held
+        order_id = str(uuid.uuid4())
+        order = {
+            "id": order_id,
+            "client_oid": o["client_oid"],
+            "product_id": o["product_id"],
+            "side": o["side"],
+            "type": "limit",
+            "size": f"{size:f}",
+            "price": f"{price:f}",
+            "stop": o["stop"],
+            "stop_price": o["stop_price"],
+            "time_in_force": o.get("time_in_force", "GTC"),
+            "post_only": False,
+            "created_at": datetime.fromtimestamp(self.now(), UTC).isoformat(),
+            "fill_fees": "0",
+            "filled_size": "0",
+            "executed_value": "0",
+            "status": "active",
+            "settled": False,
+        }
         self.orders[order_id] = order
         return order
 

@@ -19,6 +19,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import ROUND_DOWN
 from decimal import Decimal as D
 from typing import Any
 from urllib.parse import parse_qsl
@@ -86,6 +87,7 @@ class FakeKucoin:
         default_factory=lambda: {"USDT": [D("50000"), D(0)], "BTC": [D("1"), D(0)]}
     )
     taker_fee: D = D("0.001")
+    maker_fee: D = D("0.001")
     # What bullet-public hands out (the streams fake sets the endpoint when it starts).
     ws_endpoint: str = "ws://127.0.0.1:9/endpoint"
     ws_token: str = "fake-public-token"
@@ -173,7 +175,10 @@ class FakeKucoin:
     @staticmethod
     def _route_of(method: str, path: str) -> tuple[str, str]:
         for prefix in ("/api/v1/hf/orders/client-order/", "/api/v1/hf/orders/"):
-            if path.startswith(prefix) and path != "/api/v1/hf/orders/active":
+            if path.startswith(prefix) and path not in (
+                "/api/v1/hf/orders/active",
+                "/api/v1/hf/orders/active/symbols",
+            ):
                 return f"{method} {prefix}{{id}}", path.removeprefix(prefix)
         return f"{method} {path}", ""
 
@@ -360,6 +365,35 @@ class FakeKucoin:
                 lastUpdatedAt=self.now_ms(),
             )
             return {"orderId": order["id"]}
+        if route == "GET /api/v1/trade-fees":
+            names = [n for n in p.get("symbols", "").split(",") if n]
+            if not names or len(names) > 10:
+                raise VenueError(200, "400100", "symbols: between 1 and 10 symbols")
+            for name in names:
+                self._spec({"symbol": name})
+            return [
+                {
+                    "symbol": name,
+                    "makerFeeRate": f"{self.maker_fee:f}",
+                    "takerFeeRate": f"{self.taker_fee:f}",
+                }
+                for name in names
+            ]
+        if route == "GET /api/v1/hf/orders/active/symbols":
+            return {"symbols": sorted({o["symbol"] for o in self.orders.values() if o["active"]})}
+        if route == "DELETE /api/v1/hf/orders":
+            # HF cancel all of one symbol: answers "success"; results via order queries.
+            self._spec(p)
+            for order in self.orders.values():
+                if order["active"] and order["symbol"] == p["symbol"]:
+                    self._release(order)
+                    order.update(
+                        active=False,
+                        inOrderBook=False,
+                        cancelledSize=f"{D(order['size']) - D(order['dealSize']):f}",
+                        lastUpdatedAt=self.now_ms(),
+                    )
+            return "success"
         if route == "GET /api/v1/hf/orders/active":
             self._spec(p)
             return [o for o in self.orders.values() if o["active"] and o["symbol"] == p["symbol"]]
@@ -387,8 +421,27 @@ class FakeKucoin:
             raise VenueError(200, "126043", "order not exist.")
         return found
 
+    @staticmethod
+    def _size_for_funds(spec: SymbolSpec, side: str, funds: D) -> str:
+        """The most size, in base increments, the funds buy (or that sells for them)."""
+        size, remaining = D(0), funds
+        for price, available in spec.asks if side == "buy" else spec.bids:
+            affordable = (remaining / price / spec.base_increment).to_integral_value(
+                ROUND_DOWN
+            ) * spec.base_increment
+            take = min(available, affordable)
+            if take <= 0:
+                break
+            size += take
+            remaining -= price * take
+        return f"{size:f}"
+
     def _new_order(self, o: dict[str, Any]) -> Any:
         spec = self._spec(o)
+        if "funds" in o:
+            if o.get("type") != "market" or "size" in o:
+                raise VenueError(200, "400100", "funds: market orders only, instead of size")
+            o = {**o, "size": self._size_for_funds(spec, o.get("side", ""), D(o["funds"]))}
         for name in ("clientOid", "side", "type", "size"):
             if name not in o:
                 raise VenueError(200, "400100", f"{name} is required")

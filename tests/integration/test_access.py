@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -78,6 +79,13 @@ async def test_tokens_and_scopes(secured: Gateway) -> None:
             stub.CancelOrder(cancel, metadata=bearer(READER)), grpc.StatusCode.PERMISSION_DENIED
         )
         await stub.CancelOrder(cancel, metadata=bearer(TRADER))
+        kill = pb.CancelAllOrdersRequest(exchanges=["binance"])
+        await expect_error(
+            stub.CancelAllOrders(kill, metadata=bearer(READER)), grpc.StatusCode.PERMISSION_DENIED
+        )
+        assert (await stub.CancelAllOrders(kill, metadata=bearer(TRADER))).results
+        listed = pb.ListOpenOrdersRequest(exchanges=["binance"])
+        await stub.ListOpenOrders(listed, metadata=bearer(READER))  # a read
         stream = stub.StreamQuotes(pb.StreamQuotesRequest(symbols=["BTC-USDT"]))
         await expect_error(stream.read(), grpc.StatusCode.UNAUTHENTICATED)
         stream = stub.StreamQuotes(
@@ -102,7 +110,9 @@ async def test_health_and_reflection_stay_open(secured: Gateway) -> None:
 
 async def test_tokens_allow_binding_beyond_loopback() -> None:
     grants = load_settings({"TITAN_AUTH_TOKENS": TOKENS}, env_file=None).auth_grants
-    gateway = await start_gateway(make_settings(grpc_address="0.0.0.0:0", auth_grants=grants))
+    # Plaintext beyond loopback needs the proxy opt-out (or TLS: tests/integration/test_exposure)
+    exposed = make_settings(grpc_address="0.0.0.0:0", auth_grants=grants)
+    gateway = await start_gateway(replace(exposed, allow_plaintext_tokens=True))
     await gateway.stop(grace=0.1)
     with pytest.raises(ConfigError):
         await start_gateway(make_settings(grpc_address="0.0.0.0:0"))

@@ -306,9 +306,11 @@ async def test_missing_keys_fail_precondition_but_market_data_works(
 
 
 async def test_clock_offset_is_tracked_and_a_1021_resyncs_once(
-    fake: FakeBinance, stub: pb_grpc.ExchangeServiceStub
+    fake: FakeBinance, stub_for: object
 ) -> None:
     fake.clock_offset_ms = 30_000  # venue clock 30 s ahead of ours
+    # Start-up already signs a request (the account's fees): the offset is learnt then.
+    stub = await stub_for(adapter(fake))  # type: ignore[operator]
     await stub.GetBalances(pb.GetBalancesRequest(exchanges=["binance"]))
     assert fake.rejections[-1021] == 0
     fake.clock_offset_ms = -20_000  # the venue's clock jumps: our offset is now stale

@@ -44,7 +44,13 @@ def ccxt_environment(url: str, **extra: str) -> dict[str, str]:
             "adjustForTimeDifference": False,
             "fetchTradesMethod": "publicGetTrades",
         },
-        "urls": {"api": {"public": f"{url}/api/v3", "private": f"{url}/api/v3"}},
+        "urls": {
+            "api": {
+                "public": f"{url}/api/v3",
+                "private": f"{url}/api/v3",
+                "sapi": f"{url}/sapi/v1",  # fetchTradingFees: the account's rates
+            }
+        },
         "timeout": 1000,
         "rateLimit": 1,  # the fake allows far more than Binance: keep tests quick
     }

@@ -43,6 +43,18 @@ def wait_until_serving(port: int, process: subprocess.Popen[str]) -> None:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    yield from _serve(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """One server for the tests that only read, or place orders under their own ids."""
+    yield from _serve(tmp_path_factory.mktemp("shared"))
+
+
+def _serve(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -160,6 +172,9 @@ def test_buf_curl_lists_calls_and_streams_through_reflection(
     assert unary.returncode == 0, unary.stderr
     ticker = json.loads(unary.stdout)["ticker"]
     assert ticker["symbol"] == "BTC-USDT" and ticker["source"]["simulated"] is True
+    cli = titan(port, "quote", "BTCUSDT", "--exchange", "binance", "--json")
+    assert set(json.loads(cli.stdout)) == set(ticker)  # one parser reads both: lowerCamel
+    assert "venueSymbol" in ticker
 
     bad = subprocess.run(
         [
@@ -249,7 +264,7 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
     assert len(as_json("book", "BTC-USDT", "--exchange", "binance", "--depth", "3")["bids"]) == 3  # type: ignore[arg-type]
     assert as_json("best-price", "BTC-USDT", "--side", "buy", "--quantity", "0.5")["best"]
     route = as_json("route", "BTC-USDT", "--side", "sell", "--quantity", "1")
-    assert route["filled_quantity"] == "1"
+    assert route["filledQuantity"] == "1"
     placed = as_json(
         "order",
         "place",
@@ -257,6 +272,10 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
         "mock",
         "--symbol",
         "BTC-USDT",
+        "--side",
+        "buy",
+        "--type",
+        "limit",
         "--quantity",
         "0.001",
         "--price",
@@ -266,7 +285,7 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
     )
     assert placed["status"] == "ORDER_STATUS_NEW"
     status = as_json("order", "status", "--exchange", "mock", "--client-order-id", "cli-1")
-    assert status["order_id"] == placed["order_id"]
+    assert status["orderId"] == placed["orderId"]
     assert (
         as_json("order", "cancel", "--exchange", "mock", "--client-order-id", "cli-1")["status"]
         == "ORDER_STATUS_CANCELED"
@@ -274,7 +293,7 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
     venues = as_json("balances", "--exchange", "kucoin")["venues"]
     assert [v["exchange"] for v in venues] == ["kucoin"]  # type: ignore[index, union-attr]
     portfolio = as_json("portfolio")
-    assert portfolio["quote_asset"] == "USDT" and portfolio["unpriced"]
+    assert portfolio["quoteAsset"] == "USDT" and portfolio["unpriced"]
     table = titan(port, "quote", "BTC-USDT")
     assert table.returncode == 0 and "best bid" in table.stdout and "kucoin" in table.stdout
     board = titan(port, "watch", "BTC-USDT", "SOL-USDT", "--count", "8")
@@ -288,6 +307,10 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
         "binance",
         "--symbol",
         "BTC-USDT",
+        "--side",
+        "sell",
+        "--type",
+        "limit",
         "--quantity",
         "abc",
         "--price",
@@ -296,3 +319,118 @@ def test_cli_answers_every_command(served: tuple[int, subprocess.Popen[str]]) ->
     assert refused.returncode == 1 and refused.stderr.startswith(
         "titan-grpc: INVALID_ARGUMENT: quantity:"
     )
+
+
+def test_watch_json_is_ndjson_only(shared_server: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = shared_server
+    ndjson = titan(port, "watch", "BTC-USDT", "--json", "--count", "3")
+    assert ndjson.returncode == 0, ndjson.stderr
+    lines = ndjson.stdout.splitlines()
+    messages = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert len(lines) >= 3 and all(set(m) <= {"quote", "notice"} for m in messages)
+    quotes = [m["quote"] for m in messages if "quote" in m]
+    assert len(quotes) == 3 and all(q["symbol"] == "BTC-USDT" for q in quotes)
+    assert {"bid", "ask", "source"} <= set(quotes[0]) and "TITAN live quotes" not in ndjson.stdout
+
+
+def test_watch_names_a_bad_symbol_at_once(shared_server: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = shared_server
+    for symbols in (["BTC-USDT", "NOPE-XYZ"], ["NOPE-XYZ"]):
+        result = titan(port, "watch", *symbols, "--count", "1")
+        assert result.returncode == 1
+        index = symbols.index("NOPE-XYZ")
+        assert result.stderr.startswith(
+            f"titan-grpc: INVALID_ARGUMENT: symbols[{index}]: NOPE-XYZ is not listed"
+        ), result.stderr
+        assert result.stdout == ""  # no table drawn first
+
+
+def test_order_place_post_only_and_tif(shared_server: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = shared_server
+    ask = json.loads(titan(port, "quote", "BTC-USDT", "--exchange", "mock", "--json").stdout)["ask"]
+    place = ["order", "place", "--exchange", "mock", "--symbol", "BTC-USDT", "--json"]
+    taking = titan(
+        port, *place, "--side", "buy", "--type", "limit", "--quantity", "0.001",
+        "--price", str(int(float(ask)) + 1000), "--post-only",
+    )  # fmt: skip
+    assert taking.returncode == 1 and "FAILED_PRECONDITION" in taking.stderr, taking.stderr
+    resting = titan(
+        port, *place, "--side", "buy", "--type", "limit", "--quantity", "0.001",
+        "--price", "10000", "--post-only", "--tif", "gtc",
+    )  # fmt: skip
+    assert resting.returncode == 0, resting.stderr
+    order = json.loads(resting.stdout)
+    assert order["status"] == "ORDER_STATUS_NEW" and order["timeInForce"] == "TIME_IN_FORCE_GTC"
+    ioc = titan(
+        port, *place, "--side", "buy", "--type", "limit", "--quantity", "0.001",
+        "--price", "10000", "--tif", "ioc",
+    )  # fmt: skip
+    assert json.loads(ioc.stdout)["status"] == "ORDER_STATUS_EXPIRED", ioc.stdout + ioc.stderr
+
+
+def test_best_price_table_shows_arbitrage(shared_server: tuple[int, subprocess.Popen[str]]) -> None:
+    port, _ = shared_server
+    result = titan(port, "best-price", "BTC-USDT", "--side", "buy")
+    assert result.returncode == 0, result.stderr
+    assert "best" in result.stdout and "Arbitrage" in result.stdout
+
+
+def test_cli_markets_open_orders_and_a_confirmed_cancel_all(
+    shared_server: tuple[int, subprocess.Popen[str]],
+) -> None:
+    port, _ = shared_server
+
+    def run(*args: str, answer: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "titan_grpc", *args, "--address", f"127.0.0.1:{port}"],
+            cwd=ROOT,
+            input=answer,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    markets = json.loads(
+        run("markets", "--exchange", "coinbase", "--symbol", "BTC-USDT", "--json").stdout
+    )["markets"]
+    assert markets[0]["tickSize"] and markets[0]["feeSource"] == "FEE_SOURCE_DEFAULT"
+    for cid, extra in (
+        ("cli-rest", ("--side", "buy", "--type", "limit", "--price", "10000")),
+        (
+            "cli-stop",
+            ("--side", "sell", "--type", "stop-limit", "--price", "9000", "--stop-price", "9100"),
+        ),
+    ):
+        placed = run(
+            "order",
+            "place",
+            "--exchange",
+            "coinbase",
+            "--symbol",
+            "BTC-USDT",
+            "--quantity",
+            "0.001",
+            "--client-order-id",
+            cid,
+            *extra,
+        )
+        assert placed.returncode == 0, placed.stderr
+    listed = json.loads(run("open-orders", "--exchange", "coinbase", "--json").stdout)
+    assert {o["clientOrderId"] for o in listed["orders"]} == {"cli-rest", "cli-stop"}
+    assert all(o["placedByGateway"] for o in listed["orders"])
+
+    declined = run("cancel-all", "--exchange", "coinbase", answer="n\n")
+    assert declined.returncode == 1 and "nothing cancelled" in declined.stderr
+    assert "[y/N]" in declined.stderr and "(2 listed)" in declined.stderr
+    still = json.loads(run("open-orders", "--exchange", "coinbase", "--json").stdout)
+    assert len(still["orders"]) == 2
+
+    confirmed = run("cancel-all", "--exchange", "coinbase", answer="y\n")
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert "one by one" in confirmed.stdout
+    assert not json.loads(run("open-orders", "--exchange", "coinbase", "--json").stdout).get(
+        "orders"
+    )
+    quiet = run("cancel-all", "--exchange", "kucoin", "--yes", "--json")
+    assert quiet.returncode == 0 and "[y/N]" not in quiet.stderr
+    assert json.loads(quiet.stdout)["results"][0]["exchange"] == "kucoin"

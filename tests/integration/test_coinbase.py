@@ -239,13 +239,14 @@ async def test_errors_keep_the_venue_message(
         wrong_pass.PlaceOrder(limit("40000")), grpc.StatusCode.UNAUTHENTICATED
     )
     assert error_info(denied).metadata["venue_message"] == "Invalid Passphrase"
-    assert fake.rejections["invalid signature"] == 1
+    # One at start-up (the account's fees), one for GetBalances: a 401 is never retried.
+    assert fake.rejections["invalid signature"] == 2
 
 
-async def test_clock_offset_is_tracked(
-    fake: FakeCoinbase, stub: pb_grpc.ExchangeServiceStub
-) -> None:
+async def test_clock_offset_is_tracked(fake: FakeCoinbase, stub_for: StubFor) -> None:
     fake.clock_offset = 120.0  # venue clock two minutes ahead: a raw timestamp would fail
+    # Start-up already signs a request (the account's fees): the offset is learnt then.
+    stub = await stub_for(fake)
     answer = await stub.GetBalances(pb.GetBalancesRequest(exchanges=["coinbase"]))
     assert not answer.errors and fake.rejections["request timestamp expired"] == 0
 

@@ -15,7 +15,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from tests.fakes.binance import FakeBinance
+from tests.fakes.binance import FakeBinance, Fault
 from tests.integration.test_binance import real_settings
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
@@ -174,3 +174,45 @@ async def test_max_age_is_validated(channel: grpc.aio.Channel) -> None:
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (caught.value.details() or "").startswith("max_age:")
+
+
+async def test_a_hung_venue_costs_one_deadline_then_calls_fail_fast_until_a_probe_answers(
+    venue: FakeBinance,
+) -> None:
+    gateway = await start(venue)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+            stub = pb_grpc.ExchangeServiceStub(channel)
+            request = pb.GetMarketDataRequest(symbol="ETH-BTC", exchange="binance")
+            await stub.GetOrderBook(pb.GetOrderBookRequest(symbol="BTC-USDT", exchange="binance"))
+            venue.inject(*TICKER, Fault("latency", 1.5))  # the venue hangs...
+            venue.inject("GET", "/api/v3/time", Fault("latency", 1.0))  # ...pings too, a while
+            with pytest.raises(grpc.aio.AioRpcError) as hung:
+                await stub.GetMarketData(request, timeout=0.5)
+            assert hung.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            # Suspect now: no second wait on the venue, for reads or orders.
+            with pytest.raises(grpc.aio.AioRpcError) as fast:
+                await stub.GetMarketData(request, timeout=5.0)
+            assert fast.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "not answering" in (fast.value.details() or "")
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.PlaceOrder(
+                    pb.PlaceOrderRequest(
+                        exchange="binance",
+                        symbol="BTC-USDT",
+                        side=pb.SIDE_BUY,
+                        type=pb.ORDER_TYPE_LIMIT,
+                        quantity="0.001",
+                        price="42000",
+                        client_order_id="while-hung",
+                    ),
+                    timeout=5.0,
+                )
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert venue.requests[("POST", "/api/v3/order")] == 0
+            assert venue.requests[TICKER] == 1  # the one hanging request, never a second
+            await asyncio.wait_for(gateway.monitor.settled("binance"), 10)
+            answer = await stub.GetMarketData(request, timeout=5.0)
+            assert answer.ticker.bid
+    finally:
+        await gateway.stop(grace=0.5)

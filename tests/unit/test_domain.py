@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 
 from titan_grpc.domain import Symbol, format_decimal, parse_decimal, parse_symbol
-from titan_grpc.errors import InvalidArgument
+from titan_grpc.errors import InvalidArgument, excerpt
 
 
 @pytest.mark.parametrize(
@@ -90,3 +90,23 @@ def test_parse_decimal_optional_and_zero() -> None:
 )
 def test_format_decimal_is_plain(value: Decimal | None, text: str) -> None:
     assert format_decimal(value) == text
+
+
+@pytest.mark.parametrize("text", ["٣.٥", "３", "1.٥", "²", "1_000"])
+def test_parse_decimal_accepts_ascii_digits_only(text: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        parse_decimal(text, "price")
+    assert caught.value.field == "price"
+
+
+@pytest.mark.parametrize("text", ["ßUSDT", "ﬀ-USDT", "BTC-USDＴ"])
+def test_parse_symbol_refuses_what_only_upper_case_makes_ascii(text: str) -> None:
+    with pytest.raises(InvalidArgument):
+        parse_symbol(text)
+
+
+def test_excerpt_is_short_escaped_and_says_how_long_the_value_was() -> None:
+    assert excerpt("BTC-USDT") == '"BTC-USDT"'
+    assert excerpt('a"\\\x00\n€') == '"a\\"\\\\\\x00\\n\\u20ac"'
+    long = excerpt("€" * 10_000)
+    assert long.endswith("... (10000 characters)") and long.count("\\u20ac") == 32

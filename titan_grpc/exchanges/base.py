@@ -31,6 +31,7 @@ from titan_grpc.domain import (
     Ticker,
 )
 from titan_grpc.errors import FeatureUnavailable, UnknownSymbol
+from titan_grpc.paging import Page, PageRequest
 
 
 class BookFeed(Protocol):
@@ -90,6 +91,12 @@ class ExchangeBackend(abc.ABC):
         """The market that serves ``symbol``'s market data; may be a quote alias's."""
         return await self.market(symbol)
 
+    async def refresh_fees(self) -> None:
+        """Fetch the account's maker/taker rates from the venue (when keys are configured)
+        so that ``markets()`` carries them; venues without an account fee endpoint keep
+        their defaults. Called at start-up and periodically."""
+        return None
+
     @abc.abstractmethod
     async def ticker(self, symbol: Symbol) -> Ticker: ...
 
@@ -118,6 +125,12 @@ class ExchangeBackend(abc.ABC):
     @abc.abstractmethod
     async def open_orders(self, symbol: Symbol | None) -> list[Order]: ...
 
+    async def cancel_all_orders(self, symbol: Symbol | None) -> list[Order] | None:
+        """Cancel every open order (of ``symbol``, or all) with the venue's own bulk cancel
+        and return the orders cancelled; None when the venue has no bulk cancel (the
+        caller then cancels one by one). Call it through ``OrderService.cancel_all``."""
+        return None
+
     @abc.abstractmethod
     async def my_trades(
         self, symbol: Symbol | None, *, order_id: str = "", limit: int = 100
@@ -125,6 +138,16 @@ class ExchangeBackend(abc.ABC):
 
     @abc.abstractmethod
     async def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]: ...
+
+    async def trades_page(
+        self, symbol: Symbol | None, order_id: str, page: PageRequest
+    ) -> Page[Fill]:
+        """One page of the account's fills on the venue's own paging (see ``paging``)."""
+        raise FeatureUnavailable(f"{self.name}: paged trade history is not available")
+
+    async def ledger_page(self, asset: str | None, page: PageRequest) -> Page[LedgerEntry]:
+        """One page of the account's ledger on the venue's own paging."""
+        raise FeatureUnavailable(f"{self.name}: paged ledger history is not available")
 
     @abc.abstractmethod
     def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote | FeedInterrupted]:

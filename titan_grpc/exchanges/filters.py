@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from titan_grpc.domain import MONEY_CONTEXT, Market, OrderRequest, OrderType, format_decimal
+from titan_grpc.domain import MONEY_CONTEXT, Market, OrderRequest, format_decimal
 from titan_grpc.errors import InvalidOrder
 
 
@@ -44,16 +44,38 @@ def check_order_filters(
             exchange=exchange,
         )
     price = request.price
-    if request.type is OrderType.LIMIT and price is not None:
-        if not is_multiple(price, market.tick_size):
-            low = floor_to(price, market.tick_size)
+    for name, value in (("price", price), ("stop_price", request.stop_price)):
+        if value is not None and not is_multiple(value, market.tick_size):
+            low = floor_to(value, market.tick_size)
             high = low + market.tick_size
             raise InvalidOrder(
-                f"PRICE_FILTER: price {fmt(price)} is not a multiple of the tick size "
+                f"PRICE_FILTER: {name} {fmt(value)} is not a multiple of the tick size "
                 f"{fmt(market.tick_size)}; nearest valid prices {fmt(low)} and {fmt(high)}",
-                field="price",
+                field=name,
                 exchange=exchange,
             )
+    if request.quote_quantity is not None:
+        # The venue derives the base quantity from the quote amount; only its size is ours.
+        if request.quote_quantity < market.min_notional:
+            raise InvalidOrder(
+                f"NOTIONAL: quote_quantity {fmt(request.quote_quantity)} is below the "
+                f"minimum notional {fmt(market.min_notional)}",
+                field="quote_quantity",
+                exchange=exchange,
+            )
+        if reference_price is not None and reference_price > 0:
+            affordable = floor_to(
+                MONEY_CONTEXT.divide(request.quote_quantity, reference_price), market.step_size
+            )
+            if affordable < market.min_quantity:
+                raise InvalidOrder(
+                    f"LOT_SIZE: quote_quantity {fmt(request.quote_quantity)} buys "
+                    f"{fmt(affordable)} at {fmt(reference_price)}, below the minimum "
+                    f"quantity {fmt(market.min_quantity)}",
+                    field="quote_quantity",
+                    exchange=exchange,
+                )
+        return
     quantity = request.quantity
     if not is_multiple(quantity, market.step_size):
         low = floor_to(quantity, market.step_size)
@@ -76,7 +98,7 @@ def check_order_filters(
             field="quantity",
             exchange=exchange,
         )
-    valuation_price = price if request.type is OrderType.LIMIT else reference_price
+    valuation_price = price if request.type.has_limit_price else reference_price
     if valuation_price is not None and valuation_price > 0 and market.min_notional > 0:
         notional = MONEY_CONTEXT.multiply(valuation_price, quantity)
         if notional < market.min_notional:

@@ -18,7 +18,7 @@ from titan_grpc.config import Settings, VenueChoice, venue_prefix
 from titan_grpc.errors import ConfigError, TitanError
 from titan_grpc.exchanges.base import ExchangeBackend
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
-from titan_grpc.net.ratelimit import UNSHARED, Budgets
+from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory
 from titan_grpc.net.rest import RequestObserver
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class VenueContext:
     env: Mapping[str, str]
     settings: Settings = field(default_factory=Settings)
     world: SimulatedWorld | None = None
-    budgets: Budgets = UNSHARED
+    budgets: BudgetFactory = UNSHARED
     request_observer: RequestObserver | None = None
 
     @property
@@ -122,7 +122,7 @@ def build_venues(
     settings: Settings,
     world: SimulatedWorld,
     *,
-    budgets: Budgets = UNSHARED,
+    budgets: BudgetFactory = UNSHARED,
     request_observer: RequestObserver | None = None,
     plugins: PluginIndex | None = None,
     wrap_real: Callable[[ExchangeBackend, ExchangeBackend], ExchangeBackend] | None = None,
@@ -157,7 +157,7 @@ def _build_one(
     choice: VenueChoice,
     settings: Settings,
     world: SimulatedWorld,
-    budgets: Budgets,
+    budgets: BudgetFactory,
     request_observer: RequestObserver | None,
     index: PluginIndex,
 ) -> ExchangeBackend:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from titan_grpc.errors import UnknownExchange
+from titan_grpc.errors import UnknownExchange, excerpt
 from titan_grpc.exchanges.base import ExchangeBackend
 
 # Venues left out when a request names none: "mock" duplicates a simulated Binance.
@@ -30,7 +30,7 @@ class ExchangeRegistry:
             return self._backends[key]
         except KeyError:
             raise UnknownExchange(
-                field, f"unknown exchange {name!r} (one of: {', '.join(self.names)})"
+                field, f"unknown exchange {excerpt(name)} (one of: {', '.join(self.names)})"
             ) from None
 
     def resolve_many(self, names: Iterable[str], field: str = "exchanges") -> list[ExchangeBackend]:

@@ -84,6 +84,12 @@ class HealthMonitor:
             self._probes.pop(backend.name, None)
         log.info("venue %s answers again", backend.name)
 
+    async def settled(self, exchange: str) -> None:
+        """Return once ``exchange`` is no longer suspect (its probe got an answer)."""
+        probe = self._probes.get(exchange)
+        if probe is not None:
+            await asyncio.shield(probe)
+
     async def close(self) -> None:
         probes = list(self._probes.values())
         for probe in probes:

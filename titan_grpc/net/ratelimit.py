@@ -131,9 +131,13 @@ class WindowRateLimiter:
         max_wait_seconds: float = 10.0,
         shares: LaneShares = LaneShares(),
         on_grant: GrantObserver | None = None,
+        split: int = 1,
     ) -> None:
         self.venue = venue
-        self.limit = limit
+        # With ``split`` processes sharing the venue budget and no shared store, each
+        # keeps 1/split of every venue figure (limits and usage headers alike).
+        self._split = split
+        self.limit = max(1, limit // split)
         self.window_seconds = window_seconds
         self.max_wait_seconds = max_wait_seconds
         self.shares = shares
@@ -171,7 +175,8 @@ class WindowRateLimiter:
         self._used = 0
 
     def set_limit(self, limit: int) -> None:
-        self.limit = limit
+        """The venue-wide limit (e.g. from exchangeInfo)."""
+        self.limit = max(1, limit // self._split)
 
     async def acquire(self, weight: int) -> None:
         """Reserve ``weight`` in the caller's lane, waiting for the next window if
@@ -222,6 +227,7 @@ class WindowRateLimiter:
 
     def observe_used(self, used: int) -> None:
         """Correct the count from the venue's own figure (e.g. X-MBX-USED-WEIGHT-1M)."""
+        used //= self._split
         self._roll(self._clock())
         if self._carry and used < self._carry:
             self._carry = 0  # the venue rolled its window too
@@ -353,10 +359,47 @@ class TokenBucketLimiter:
         return 1.0 - self._tokens / self.burst
 
 
+class WindowBudget(RateLimiter, Protocol):
+    """A per-window weight budget an adapter corrects from the venue's headers."""
+
+    def set_limit(self, limit: int) -> None: ...
+
+    def observe_used(self, used: int) -> None: ...
+
+    def observe_reset(self, seconds: float) -> None: ...
+
+
+class BudgetFactory(Protocol):
+    """Builds a venue's limiters. ``pool`` names one of the venue's budgets ("weight",
+    "orders", "public", "private"). In-process (``Budgets``) by default; a shared store
+    (titan_grpc/stores) keeps them for every process and host using the same API key."""
+
+    def window(
+        self,
+        venue: str,
+        pool: str,
+        limit: int,
+        window_seconds: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_wait_seconds: float = 10.0,
+    ) -> WindowBudget: ...
+
+    def bucket(
+        self,
+        venue: str,
+        pool: str,
+        rate_per_second: float,
+        burst: int,
+        *,
+        max_wait_seconds: float = 10.0,
+    ) -> RateLimiter: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Budgets:
-    """Builds a venue's limiters: its lane shares, and its part of the venue's budget
-    when several processes share one account without a shared store (``split``)."""
+    """In-process limiters with lane shares; with ``split`` processes sharing an account
+    and no shared store, each process gets ``1/split`` of every budget."""
 
     shares: LaneShares = LaneShares()
     split: int = 1
@@ -365,6 +408,7 @@ class Budgets:
     def window(
         self,
         venue: str,
+        pool: str,
         limit: int,
         window_seconds: float,
         *,
@@ -373,17 +417,19 @@ class Budgets:
     ) -> WindowRateLimiter:
         return WindowRateLimiter(
             venue,
-            max(1, limit // self.split),
+            limit,
             window_seconds,
             clock=clock,
             max_wait_seconds=max_wait_seconds,
             shares=self.shares,
             on_grant=self.on_grant,
+            split=self.split,
         )
 
     def bucket(
         self,
         venue: str,
+        pool: str,
         rate_per_second: float,
         burst: int,
         *,
@@ -397,10 +443,6 @@ class Budgets:
             shares=self.shares,
             on_grant=self.on_grant,
         )
-
-    def part(self, limit: int) -> int:
-        """This process's part of a venue-published limit."""
-        return max(1, limit // self.split)
 
 
 # One process, all of each budget, no lanes: adapters built outside the server (tests, tools).

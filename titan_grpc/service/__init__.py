@@ -10,6 +10,7 @@ from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.service.account import AccountRpcs
 from titan_grpc.service.base import GatewayInfo
 from titan_grpc.service.market_data import MarketDataRpcs
+from titan_grpc.service.markets import MarketsRpcs
 from titan_grpc.service.multi_venue import MultiVenueRpcs
 from titan_grpc.service.status_rpcs import StatusRpcs
 from titan_grpc.service.streams import StreamRpcs
@@ -21,6 +22,7 @@ class ExchangeService(
     MarketDataRpcs,
     AccountRpcs,
     TradingRpcs,
+    MarketsRpcs,
     MultiVenueRpcs,
     StreamRpcs,
     pb_grpc.ExchangeServiceServicer,

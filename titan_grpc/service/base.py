@@ -20,7 +20,7 @@ import grpc
 
 from titan_grpc import convert
 from titan_grpc.domain import OrderBook, Quote, Symbol, Ticker
-from titan_grpc.errors import TitanError
+from titan_grpc.errors import ExchangeUnavailable, InvalidArgument, TitanError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.logs import current_rpc, new_request_id, request_id
@@ -31,6 +31,7 @@ from titan_grpc.market.pricing import VenueBook
 from titan_grpc.market.state import Freshness, MarketState, ReadPolicy
 from titan_grpc.market.venues import gather_venues
 from titan_grpc.metrics import Metrics
+from titan_grpc.service.handlers import Undecodable
 from titan_grpc.status import to_grpc_status, venue_error_to_proto
 from titan_grpc.trading.orders import OrderService
 
@@ -92,6 +93,17 @@ def _begin(context: Any, name: str) -> None:
     context.set_trailing_metadata((("x-request-id", rid),))
 
 
+def _admit(request: Request) -> None:
+    """The edge: refuse an unreadable body or an oversized field before any work."""
+    if isinstance(request, Undecodable):
+        raise InvalidArgument(
+            "request",
+            f"the {request.size}-byte body is not a valid {request.message_name} "
+            "(malformed protobuf)",
+        )
+    convert.check_request_bounds(request)
+
+
 def _finish(
     servicer: Any, name: str, code: grpc.StatusCode, started: float, extra: str = ""
 ) -> None:
@@ -109,6 +121,7 @@ def unary(
         started, code = time.perf_counter(), grpc.StatusCode.OK
         _begin(context, method.__name__)
         try:
+            _admit(request)
             return await method(self, request, context)
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
@@ -136,6 +149,7 @@ def streaming(
         if metrics is not None:
             metrics.active_streams.labels(method.__name__).inc()
         try:
+            _admit(request)
             async for message in method(self, request, context):
                 sent += 1
                 yield message
@@ -230,6 +244,16 @@ class ServiceBase:
                 log.error("venue %s failed", backend.name, exc_info=error)
             errors.append(venue_error_to_proto(backend.name, error))
         return results, errors
+
+    def _refuse_if_suspect(self, backend: ExchangeBackend) -> None:
+        """Fail fast, before anything is journaled or sent, while a request to the venue
+        has just timed out and a probe has not had an answer yet."""
+        if self._monitor.is_suspect(backend.name):
+            raise ExchangeUnavailable(
+                f"{backend.name}: not answering (a request timed out); probing until it "
+                "answers again; nothing was sent",
+                exchange=backend.name,
+            )
 
     def _healthy(
         self, backends: Sequence[ExchangeBackend]

@@ -35,8 +35,12 @@ class StreamRpcs(ServiceBase):
                         ) from None
                     continue
                 pairs.append((backend, symbol))
-        if not pairs:
-            raise InvalidArgument("symbols", "none of the symbols is listed on any exchange")
+        listed = {symbol for _, symbol in pairs}
+        for index, symbol in enumerate(symbols):  # a symbol no venue lists is a typo: say so
+            if symbol not in listed:
+                raise InvalidArgument(
+                    f"symbols[{index}]", f"{symbol.canonical} is not listed on any exchange"
+                )
         subscription = self._quote_hub.subscribe(*((b.name, s) for b, s in pairs))
         self._count_subscriptions(pairs, +1)
         if self._shutdown.is_set():  # opened while the server was stopping

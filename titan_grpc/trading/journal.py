@@ -371,6 +371,8 @@ def encode_request(request: OrderRequest) -> dict[str, Any]:
         "time_in_force": request.time_in_force.value,
         "client_order_id": request.client_order_id,
         "post_only": request.post_only,
+        "quote_quantity": _dec(request.quote_quantity),
+        "stop_price": _dec(request.stop_price),
     }
 
 
@@ -385,6 +387,9 @@ def decode_request(data: dict[str, Any]) -> OrderRequest:
         time_in_force=TimeInForce(data["time_in_force"]),
         client_order_id=data["client_order_id"],
         post_only=bool(data["post_only"]),
+        # Rows written before quote-sized and stop orders lack these keys.
+        quote_quantity=_undec(data.get("quote_quantity")),
+        stop_price=_undec(data.get("stop_price")),
     )
 
 
@@ -443,6 +448,8 @@ def encode_order(order: Order) -> dict[str, Any]:
         "simulated": order.simulated,
         "fills": [_encode_fill(fill) for fill in order.fills],
         "status_reason": order.status_reason,
+        "stop_price": _dec(order.stop_price),
+        "quote_quantity": _dec(order.quote_quantity),
     }
 
 
@@ -469,4 +476,6 @@ def decode_order(data: dict[str, Any]) -> Order:
         simulated=bool(data["simulated"]),
         fills=tuple(_decode_fill(fill) for fill in data["fills"]),
         status_reason=data["status_reason"],
+        stop_price=_undec(data.get("stop_price")),
+        quote_quantity=_undec(data.get("quote_quantity")),
     )

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from titan_grpc.domain import Order, OrderRequest, Symbol
@@ -33,6 +34,16 @@ from titan_grpc.net.ratelimit import Lane, budget_lane
 from titan_grpc.trading.journal import JournalEntry, JournalState, OrderJournal
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAllResult:
+    """What a cancel-all did on one venue."""
+
+    exchange: str
+    canceled: tuple[Order, ...]
+    failures: tuple[tuple[Order, TitanError], ...]
+    bulk: bool  # the venue's own bulk cancel was used
 
 
 def _state_after(error: BaseException) -> JournalState:
@@ -90,8 +101,7 @@ class OrderService:
             order = await backend.cancel_order(
                 symbol, order_id=order_id, client_order_id=client_order_id
             )
-        await self.observe(backend.name, order)
-        return order
+        return await self.observed(backend.name, order)
 
     async def _place(self, backend: ExchangeBackend, request: OrderRequest) -> Order:
         existing = await self.journal.record_intent(backend.name, request)
@@ -237,3 +247,45 @@ class OrderService:
                 outcome["skipped"] += 1
         log.info("journal reconciliation: %s", outcome)
         return outcome
+
+    # ---- cancels and the venue's open orders ----------------------------------------
+
+    async def cancel_all(self, backend: ExchangeBackend, symbol: Symbol | None) -> CancelAllResult:
+        """The kill switch for one venue: its bulk cancel where it has one, else every open
+        order one by one; journaled orders are updated either way."""
+        with budget_lane(Lane.CANCEL):
+            bulk = await backend.cancel_all_orders(symbol)
+        if bulk is not None:
+            canceled = [await self.observed(backend.name, order) for order in bulk]
+            log.info("cancel-all on %s: %d cancelled (bulk)", backend.name, len(canceled))
+            return CancelAllResult(backend.name, tuple(canceled), (), True)
+        canceled, failures = [], []
+        for order in await backend.open_orders(symbol):
+            try:
+                canceled.append(await self.cancel(backend, order.symbol, order_id=order.order_id))
+            except TitanError as error:
+                failures.append((order, error))
+        log.info(
+            "cancel-all on %s: %d cancelled, %d failed",
+            backend.name,
+            len(canceled),
+            len(failures),
+        )
+        return CancelAllResult(backend.name, tuple(canceled), tuple(failures), False)
+
+    async def open_orders(self, backend: ExchangeBackend, symbol: Symbol | None) -> list[Order]:
+        """The venue's open orders, each marked whether this gateway placed it."""
+        return [
+            await self._marked(backend.name, order) for order in await backend.open_orders(symbol)
+        ]
+
+    async def _marked(self, exchange: str, order: Order) -> Order:
+        placed = bool(order.client_order_id) and (
+            await self.journal.get(exchange, order.client_order_id) is not None
+        )
+        return replace(order, placed_by_gateway=placed)
+
+    async def observed(self, exchange: str, order: Order) -> Order:
+        """``observe`` and mark: the order as the caller should see it."""
+        await self.observe(exchange, order)
+        return await self._marked(exchange, order)

@@ -112,3 +112,53 @@ test("streams N quotes", async () => {
   assert.ok(quotes.every((q) => q.symbol === "BTC-USDT" && q.source.simulated));
   assert.deepEqual(new Set(quotes.map((q) => q.exchange)), new Set(["binance", "kucoin"]));
 });
+
+test("markets carry the trading rules and the fee model", async () => {
+  const { markets, errors } = await titan.call("GetMarkets", { exchanges: ["kucoin"], symbols: ["BTC-USDT"] });
+  assert.deepEqual(errors, []);
+  assert.equal(markets[0].venue_symbol, "BTC-USDT");
+  assert.equal(markets[0].fee_source, "FEE_SOURCE_DEFAULT");
+  assert.match(markets[0].taker_fee_rate, /^0\.\d+$/);
+});
+
+test("open orders and the kill switch", async () => {
+  for (const n of [1, 2]) {
+    await titan.call("PlaceOrder", {
+      exchange: "mock",
+      symbol: "ETH-USDT",
+      side: "SIDE_BUY",
+      type: "ORDER_TYPE_LIMIT",
+      quantity: "0.01",
+      price: "1000",
+      client_order_id: `node-kill-${n}-${Date.now()}`,
+    });
+  }
+  const open = await titan.call("ListOpenOrders", { exchanges: ["mock"], symbol: "ETH-USDT" });
+  assert.equal(open.orders.length, 2);
+  assert.ok(open.orders.every((o) => o.placed_by_gateway));
+  const { results } = await titan.call("CancelAllOrders", { exchanges: ["mock"], symbol: "ETH-USDT" });
+  assert.equal(results[0].canceled_orders.length, 2);
+  const after = await titan.call("ListOpenOrders", { exchanges: ["mock"], symbol: "ETH-USDT" });
+  assert.equal(after.orders.length, 0);
+});
+
+test("a quote-sized market order and paged fills", async () => {
+  for (const n of [1, 2, 3]) {
+    const { order } = await titan.call("PlaceOrder", {
+      exchange: "mock",
+      symbol: "BTC-USDT",
+      side: "SIDE_BUY",
+      type: "ORDER_TYPE_MARKET",
+      quote_quantity: "50",
+      client_order_id: `node-quote-${n}-${Date.now()}`,
+    });
+    assert.equal(order.status, "ORDER_STATUS_FILLED");
+    assert.ok(Number(order.filled_quote_quantity) <= 50);
+  }
+  const ids = [];
+  for await (const fill of titan.paged("ListTrades", { exchange: "mock", symbol: "BTC-USDT", page_size: 1 }, "trades")) {
+    ids.push(fill.trade_id);
+  }
+  assert.ok(ids.length >= 3);
+  assert.equal(new Set(ids).size, ids.length);
+});

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from titan_grpc.errors import RateLimited
-from titan_grpc.net.ratelimit import Lane, LaneShares, WindowRateLimiter, budget_lane
+from titan_grpc.net.ratelimit import Budgets, Lane, LaneShares, WindowRateLimiter, budget_lane
 
 
 class FakeTime:
@@ -153,3 +153,13 @@ async def test_after_our_window_rolls_we_do_not_burst_past_the_venues_last_heade
         await budget.acquire(5)
     budget.observe_used(12)  # the venue rolled too: its count restarted
     assert budget.used == 12
+
+
+async def test_processes_sharing_an_account_without_a_store_each_get_their_part() -> None:
+    time = FakeTime(600.0)
+    budget = Budgets(split=3).window("venue", "weight", 6000, 60.0, clock=time.clock)
+    assert budget.limit == 2000
+    budget.set_limit(1200)  # the venue publishes a lower limit
+    assert budget.limit == 400
+    budget.observe_used(900)  # the venue counts every process on our IP
+    assert budget.used == 300

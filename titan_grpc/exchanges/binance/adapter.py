@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -51,12 +52,14 @@ from titan_grpc.exchanges.common import (
     credential_problems,
     reconcile_by_client_id,
 )
+from titan_grpc.exchanges.fees import AccountFees
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RetryPolicy
-from titan_grpc.net.ratelimit import UNSHARED, Budgets
+from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory
 from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
+from titan_grpc.paging import Page, PageRequest, cursor_int
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ class BinanceExchange(ExchangeBackend):
         recv_window_ms: int = endpoints.DEFAULT_RECV_WINDOW_MS,
         rate_limit_max_wait_seconds: float = 10.0,
         request_observer: RequestObserver | None = None,
-        budgets: Budgets = UNSHARED,
+        budgets: BudgetFactory = UNSHARED,
     ) -> None:
         problems = validate_credentials(settings)
         if problems:
@@ -110,9 +113,9 @@ class BinanceExchange(ExchangeBackend):
         self._clock_sync = ClockSync(clock)
         # Per-plan overrides cap what exchangeInfo publishes (set_limit below).
         self._plan = settings.budget
-        self._budgets = budgets
         self._limiter = budgets.window(
             self.name,
+            "weight",
             self._plan.weight_per_window or endpoints.DEFAULT_WEIGHT_LIMIT,
             endpoints.WEIGHT_WINDOW_SECONDS,
             clock=clock,
@@ -120,6 +123,7 @@ class BinanceExchange(ExchangeBackend):
         )
         self._order_limiter = budgets.window(
             self.name,
+            "orders",
             self._plan.orders_per_window or endpoints.DEFAULT_ORDER_LIMIT,
             endpoints.ORDER_WINDOW_SECONDS,
             clock=clock,
@@ -136,7 +140,9 @@ class BinanceExchange(ExchangeBackend):
             observer=request_observer,
         )
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
-        self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
+        self._fees = AccountFees(
+            Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE)
+        )
         self._reconcile_delays = tuple(reconcile_delays)
         self._recv_window = recv_window_ms
 
@@ -159,10 +165,10 @@ class BinanceExchange(ExchangeBackend):
     def _observe_usage(self, headers: Mapping[str, str]) -> None:
         used = headers.get(endpoints.USED_WEIGHT_HEADER)
         if used and used.isdigit():
-            self._limiter.observe_used(self._budgets.part(int(used)))
+            self._limiter.observe_used(int(used))
         orders = headers.get(endpoints.ORDER_COUNT_HEADER)
         if orders and orders.isdigit():
-            self._order_limiter.observe_used(self._budgets.part(int(orders)))
+            self._order_limiter.observe_used(int(orders))
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC)
@@ -239,24 +245,29 @@ class BinanceExchange(ExchangeBackend):
 
     def _learn_fees(self, account: Mapping[str, Any]) -> None:
         rates = parse.parse_commission_rates(account)
-        if rates and rates != self._fees:
-            self._fees = rates
-            self._market_cache.invalidate()  # rebuild markets with the real fees
+        if rates:
+            self._fees.set_account(*rates)
+
+    async def refresh_fees(self) -> None:
+        # The account's commissionRates (account-wide); /api/v3/account/commission is
+        # per symbol and would cost one request per market.
+        if self.credentials_configured:
+            self._learn_fees(await self._signed(endpoints.ACCOUNT, [("omitZeroBalances", "true")]))
 
     async def markets(self) -> dict[Symbol, Market]:
-        return await self._market_cache.get()
+        return self._fees.apply(await self._market_cache.get())
 
     async def _load_markets(self) -> dict[Symbol, Market]:
         info = await self._public(endpoints.EXCHANGE_INFO)
         weight_limit = parse.parse_weight_limit(info)
         if weight_limit:
             capped = min(weight_limit, self._plan.weight_per_window or weight_limit)
-            self._limiter.set_limit(self._budgets.part(capped))
+            self._limiter.set_limit(capped)
         order_limit = parse.parse_order_limit(info)
         if order_limit:
             capped = min(order_limit, self._plan.orders_per_window or order_limit)
-            self._order_limiter.set_limit(self._budgets.part(capped))
-        return parse.parse_markets(info, *self._fees)
+            self._order_limiter.set_limit(capped)
+        return parse.parse_markets(info, self._fees.default.maker, self._fees.default.taker)
 
     async def ticker(self, symbol: Symbol) -> Ticker:
         market = await self.market(symbol)
@@ -301,16 +312,22 @@ class BinanceExchange(ExchangeBackend):
             ticker = await self.ticker(request.symbol)
             reference = ticker.ask if request.side is Side.BUY else ticker.bid
         check_order_filters(market, request, reference)
+        kind = "LIMIT_MAKER" if request.post_only else parse.ORDER_TYPE_NAMES[request.type]
         params = [
             ("symbol", market.venue_symbol),
             ("side", parse.SIDE_NAMES[request.side]),
-            ("type", "LIMIT_MAKER" if request.post_only else request.type.name),
+            ("type", kind),
         ]
-        if request.type is OrderType.LIMIT and not request.post_only:
+        if request.type.has_limit_price and not request.post_only:
             params.append(("timeInForce", parse.TIME_IN_FORCE_NAMES[request.time_in_force]))
-        params.append(("quantity", format_decimal(request.quantity)))
+        if request.quote_quantity is not None:
+            params.append(("quoteOrderQty", format_decimal(request.quote_quantity)))
+        else:
+            params.append(("quantity", format_decimal(request.quantity)))
         if request.price is not None:
             params.append(("price", format_decimal(request.price)))
+        if request.stop_price is not None:
+            params.append(("stopPrice", format_decimal(request.stop_price)))
         params += [("newClientOrderId", request.client_order_id), ("newOrderRespType", "FULL")]
         await self._order_limiter.acquire(1)  # the account's ORDERS count, besides weight
         try:
@@ -318,7 +335,10 @@ class BinanceExchange(ExchangeBackend):
         except (AmbiguousOutcome, MalformedResponse) as error:
             # Possibly executed: find out by client order id, never send it again.
             return await self._reconcile(market, request.client_order_id, error)
-        return parse.parse_order(data, market, self._now())
+        order = parse.parse_order(data, market, self._now())
+        return dataclasses.replace(
+            order, stop_price=request.stop_price, quote_quantity=request.quote_quantity
+        )
 
     async def _reconcile(self, market: Market, client_order_id: str, cause: Exception) -> Order:
         async def lookup() -> Order:
@@ -389,6 +409,26 @@ class BinanceExchange(ExchangeBackend):
             if row.get("symbol") in by_venue_symbol
         ]
 
+    async def cancel_all_orders(self, symbol: Symbol | None) -> list[Order]:
+        # DELETE /api/v3/openOrders cancels one symbol's orders; every symbol: one per
+        # symbol that has open orders.
+        if symbol is None:
+            symbols = sorted({o.symbol for o in await self.open_orders(None)}, key=str)
+        else:
+            symbols = [symbol]
+        canceled: list[Order] = []
+        for each in symbols:
+            market = await self.market(each)
+            try:
+                rows = await self._signed(
+                    endpoints.CANCEL_OPEN_ORDERS, [("symbol", market.venue_symbol)]
+                )
+            except OrderNotFound:
+                continue  # -2011: nothing open on this symbol
+            now = self._now()
+            canceled += [parse.parse_order(row, market, now) for row in rows if "orderId" in row]
+        return canceled
+
     async def my_trades(
         self, symbol: Symbol | None, *, order_id: str = "", limit: int = 100
     ) -> list[Fill]:
@@ -404,6 +444,38 @@ class BinanceExchange(ExchangeBackend):
         fills = [parse.parse_my_trade(row, market) for row in rows]
         fills.reverse()  # newest first
         return fills
+
+    async def trades_page(
+        self, symbol: Symbol | None, order_id: str, page: PageRequest
+    ) -> Page[Fill]:
+        """Oldest first: Binance pages fills forward by trade id (fromId); the time range
+        is applied to what comes back (fromId cannot be combined with it)."""
+        if symbol is None:
+            raise InvalidArgument("symbol", "binance lists trades per symbol; give the symbol")
+        market = await self.market(symbol)
+        if order_id:
+            # One order's fills: all of them, in one page.
+            rows = await self._signed(
+                endpoints.MY_TRADES,
+                [("symbol", market.venue_symbol), ("orderId", order_id)],
+                weight=endpoints.MY_TRADES_BY_ORDER_WEIGHT,
+            )
+            fills = [parse.parse_my_trade(row, market) for row in rows]
+            return Page([f for f in fills if page.covers(f.time)], None)
+        from_id = cursor_int(page.cursor, "from_id") if page.cursor else 0
+        rows = await self._signed(
+            endpoints.MY_TRADES,
+            [
+                ("symbol", market.venue_symbol),
+                ("fromId", str(from_id)),
+                ("limit", str(min(page.size, endpoints.MY_TRADES_MAX_LIMIT))),
+            ],
+        )
+        fills = [parse.parse_my_trade(row, market) for row in rows]
+        past_end = page.end is not None and any(f.time >= page.end for f in fills)
+        more = len(rows) >= min(page.size, endpoints.MY_TRADES_MAX_LIMIT) and not past_end
+        cursor = {"from_id": str(int(rows[-1]["id"]) + 1)} if more and rows else None
+        return Page([f for f in fills if page.covers(f.time)], cursor)
 
     async def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]:
         raise FeatureUnavailable(

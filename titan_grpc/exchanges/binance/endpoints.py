@@ -53,8 +53,10 @@ ORDER_QUERY = Endpoint("GET", "/api/v3/order", 4, signed=True)
 ORDER_CANCEL = Endpoint("DELETE", "/api/v3/order", 1, signed=True)
 OPEN_ORDERS = Endpoint("GET", "/api/v3/openOrders", 6, signed=True)
 OPEN_ORDERS_ALL_WEIGHT = 80
+CANCEL_OPEN_ORDERS = Endpoint("DELETE", "/api/v3/openOrders", 1, signed=True)
 MY_TRADES = Endpoint("GET", "/api/v3/myTrades", 20, signed=True)
 MY_TRADES_BY_ORDER_WEIGHT = 5
+MY_TRADES_MAX_LIMIT = 1000
 
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 

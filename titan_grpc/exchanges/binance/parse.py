@@ -58,6 +58,16 @@ _STATUSES = {
 _TIME_IN_FORCE = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
 TIME_IN_FORCE_NAMES = {tif: name for name, tif in _TIME_IN_FORCE.items()}
 SIDE_NAMES = {Side.BUY: "BUY", Side.SELL: "SELL"}
+# Binance's STOP_LOSS(_LIMIT) triggers a buy at or above and a sell at or below stopPrice.
+ORDER_TYPE_NAMES = {
+    OrderType.LIMIT: "LIMIT",
+    OrderType.MARKET: "MARKET",
+    OrderType.STOP_LIMIT: "STOP_LOSS_LIMIT",
+    OrderType.STOP_MARKET: "STOP_LOSS",
+}
+_ORDER_TYPES = {name: kind for kind, name in ORDER_TYPE_NAMES.items()} | {
+    "LIMIT_MAKER": OrderType.LIMIT
+}
 
 # Error codes (EXCHANGES-REFERENCE.md 1.5) -> taxonomy. -2010 is refined by its message.
 _ERROR_CLASSES: dict[int, type[ExchangeError]] = {
@@ -280,7 +290,7 @@ def parse_balances(account: Mapping[str, Any]) -> list[Balance]:
 
 def parse_order(data: Mapping[str, Any], market: Market, received: datetime) -> Order:
     side = Side.BUY if data["side"] == "BUY" else Side.SELL
-    order_type = OrderType.MARKET if data.get("type") == "MARKET" else OrderType.LIMIT
+    order_type = _ORDER_TYPES.get(str(data.get("type")), OrderType.LIMIT)
     price = decimal(data.get("price", "0"))
     transact = from_ms(data.get("transactTime"))
     created = from_ms(data.get("time")) or transact or received
@@ -328,7 +338,15 @@ def parse_order(data: Mapping[str, Any], market: Market, received: datetime) -> 
         updated_time=updated,
         simulated=False,
         fills=fills,
+        stop_price=_optional_positive(data, "stopPrice"),
+        quote_quantity=_optional_positive(data, "origQuoteOrderQty"),
     )
+
+
+def _optional_positive(data: Mapping[str, Any], key: str) -> Decimal | None:
+    # Binance answers "0.00000000" for fields that do not apply.
+    value = _optional(data, key)
+    return value if value is not None and value > 0 else None
 
 
 def parse_my_trade(row: Mapping[str, Any], market: Market) -> Fill:

@@ -17,6 +17,7 @@ ccxt does the venue's HTTP, signing and parsing; this adapter keeps TITAN's rule
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -24,6 +25,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import ccxt.async_support as ccxt_async
@@ -34,6 +36,7 @@ from titan_grpc.domain import (
     AuthCheck,
     Balance,
     FeedInterrupted,
+    FeeSource,
     Fill,
     LedgerEntry,
     Market,
@@ -61,7 +64,7 @@ from titan_grpc.exchanges.common import (
 )
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.streaming import quote_from_ticker
-from titan_grpc.net.ratelimit import UNSHARED, Budgets
+from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +188,7 @@ class CcxtExchange(ExchangeBackend):
         settings: CcxtSettings,
         *,
         exchange: Any = None,
-        budgets: Budgets = UNSHARED,
+        budgets: BudgetFactory = UNSHARED,
         clock: Callable[[], float] = time.time,
         market_ttl_seconds: float = 3600.0,
         reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
@@ -201,12 +204,16 @@ class CcxtExchange(ExchangeBackend):
         rate = 1000 / max(float(self._exchange.rateLimit or 1), 1.0)
         self._limiter = budgets.bucket(
             self.name,
+            "requests",
             rate,
             max(1, int(rate)),
             max_wait_seconds=rate_limit_max_wait_seconds,
         )
         self._clock = clock
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
+        # The account's rates per market once fetchTradingFees answered (refresh_fees).
+        self._account_fees: dict[Symbol, tuple[Decimal, Decimal]] = {}
+        self._fee_view: tuple[object, dict[Symbol, Market]] | None = None
         self._reconcile_delays = tuple(reconcile_delays)
         self._client_id_param = CLIENT_ID_LOOKUP.get(settings.exchange_id)
         self._pro: Any = None
@@ -298,7 +305,42 @@ class CcxtExchange(ExchangeBackend):
         return AuthCheck(permissions=("read",))
 
     async def markets(self) -> dict[Symbol, Market]:
-        return await self._market_cache.get()
+        loaded = await self._market_cache.get()
+        view = self._fee_view
+        if view is not None and view[0] is loaded:
+            return view[1]
+        applied = {
+            symbol: dataclasses.replace(
+                market,
+                maker_fee_rate=self._account_fees[symbol][0],
+                taker_fee_rate=self._account_fees[symbol][1],
+                fee_source=FeeSource.ACCOUNT,
+            )
+            if symbol in self._account_fees
+            else market
+            for symbol, market in loaded.items()
+        }
+        self._fee_view = (loaded, applied)
+        return applied
+
+    async def refresh_fees(self) -> None:
+        """The account's maker/taker rates through ccxt's fetchTradingFees, where the
+        venue has it and keys are configured; ccxt's per-market defaults otherwise."""
+        if not self.credentials_configured or not self._has("fetchTradingFees"):
+            return
+        loaded = await self._market_cache.get()
+        rows = await self._call("fetchTradingFees", "fetch_trading_fees")
+        by_unified = {self._unified(market): symbol for symbol, market in loaded.items()}
+        fees = {}
+        for unified, row in rows.items():
+            symbol = by_unified.get(unified)
+            if symbol is not None and row.get("maker") is not None and row.get("taker") is not None:
+                fees[symbol] = (
+                    parse.decimal(row["maker"], "maker fee"),
+                    parse.decimal(row["taker"], "taker fee"),
+                )
+        self._account_fees = fees
+        self._fee_view = None
 
     async def _load_markets(self) -> dict[Symbol, Market]:
         await self._limiter.acquire(1)
@@ -593,6 +635,4 @@ def _changed(old: Quote, new: Quote) -> bool:
 
 
 def _with_client_id(order: Order, client_order_id: str) -> Order:
-    import dataclasses
-
     return dataclasses.replace(order, client_order_id=client_order_id)

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -46,6 +46,7 @@ from titan_grpc.errors import (
     NotConfigured,
     OrderNotCancelable,
     OrderNotFound,
+    OrderTypeUnsupported,
 )
 from titan_grpc.exchanges.base import BookFeed, ExchangeBackend, find_market
 from titan_grpc.exchanges.coinbase import auth, endpoints, parse, stream
@@ -56,12 +57,14 @@ from titan_grpc.exchanges.common import (
     credential_problems,
     reconcile_by_client_id,
 )
+from titan_grpc.exchanges.fees import AccountFees
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
-from titan_grpc.net.ratelimit import UNSHARED, Budgets
+from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory
 from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
+from titan_grpc.paging import Page, PageRequest
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +108,7 @@ class CoinbaseExchange(ExchangeBackend):
         reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
         rate_limit_max_wait_seconds: float = 10.0,
         request_observer: RequestObserver | None = None,
-        budgets: Budgets = UNSHARED,
+        budgets: BudgetFactory = UNSHARED,
     ) -> None:
         problems = validate_credentials(settings)
         if problems:
@@ -125,12 +128,14 @@ class CoinbaseExchange(ExchangeBackend):
         private_rate = plan.private_rate_per_second or endpoints.PRIVATE_RATE
         self._public_limiter = budgets.bucket(
             self.name,
+            "public",
             public_rate,
             endpoints.burst_for(public_rate, endpoints.PUBLIC_RATE, endpoints.PUBLIC_BURST),
             max_wait_seconds=rate_limit_max_wait_seconds,
         )
         self._private_limiter = budgets.bucket(
             self.name,
+            "private",
             private_rate,
             endpoints.burst_for(private_rate, endpoints.PRIVATE_RATE, endpoints.PRIVATE_BURST),
             max_wait_seconds=rate_limit_max_wait_seconds,
@@ -145,7 +150,9 @@ class CoinbaseExchange(ExchangeBackend):
             observer=request_observer,
         )
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
-        self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
+        self._fees = AccountFees(
+            Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE)
+        )
         self._ws_idle_timeout = ws_idle_timeout_seconds
         self._ws_url = settings.ws_url or (
             endpoints.SANDBOX_WS_URL if settings.testnet else endpoints.LIVE_WS_URL
@@ -286,11 +293,16 @@ class CoinbaseExchange(ExchangeBackend):
         return AuthCheck(permissions=("view", "trade"))
 
     async def markets(self) -> dict[Symbol, Market]:
-        return await self._market_cache.get()
+        return self._fees.apply(await self._market_cache.get())
+
+    async def refresh_fees(self) -> None:
+        # GET /fees: the account's tier, one rate pair for every product.
+        if self.credentials_configured:
+            self._fees.set_account(*parse.parse_fees(await self._signed(endpoints.FEES)))
 
     async def _load_markets(self) -> dict[Symbol, Market]:
         rows = await self._public(endpoints.PRODUCTS)
-        return parse.parse_products(rows, *self._fees)
+        return parse.parse_products(rows, self._fees.default.maker, self._fees.default.taker)
 
     async def market(self, symbol: Symbol) -> Market:
         """Exact markets only: orders never go to a quote alias's market."""
@@ -359,6 +371,12 @@ class CoinbaseExchange(ExchangeBackend):
         return parse.parse_accounts(await self._signed(endpoints.ACCOUNTS))
 
     async def place_order(self, request: OrderRequest) -> Order:
+        if request.type is OrderType.STOP_MARKET:
+            raise OrderTypeUnsupported(
+                "coinbase: Coinbase Exchange takes stop orders as stop-limit only; "
+                "use ORDER_TYPE_STOP_LIMIT",
+                exchange=self.name,
+            )
         market, _ = await self._market(request.symbol, trading=True)
         reference = None
         if request.type is OrderType.MARKET and market.min_notional > 0:
@@ -370,19 +388,29 @@ class CoinbaseExchange(ExchangeBackend):
             "client_oid": self._remember(request.client_order_id),
             "product_id": market.venue_symbol,
             "side": request.side.value,
-            "type": request.type.value,
-            "size": format_decimal(request.quantity),
+            "type": request.type.triggered.value,
         }
-        if request.type is OrderType.LIMIT:
+        if request.quote_quantity is not None:
+            body["funds"] = format_decimal(request.quote_quantity)
+        else:
+            body["size"] = format_decimal(request.quantity)
+        if request.type.has_limit_price:
             body["price"] = format_decimal(request.price)
             body["time_in_force"] = parse.TIME_IN_FORCE_NAMES[request.time_in_force]
             if request.post_only:
                 body["post_only"] = True
+        if request.stop_price is not None:
+            # "entry" triggers at or above stop_price, "loss" at or below.
+            body["stop"] = "entry" if request.side is Side.BUY else "loss"
+            body["stop_price"] = format_decimal(request.stop_price)
         try:
             row = await self._signed(endpoints.ORDER_NEW, body=body)
         except (AmbiguousOutcome, MalformedResponse) as error:
             return await self._reconcile(market, request.client_order_id, error)
-        return parse.parse_order(row, market, request.client_order_id, self._now())
+        order = parse.parse_order(row, market, request.client_order_id, self._now())
+        return dataclasses.replace(
+            order, stop_price=request.stop_price, quote_quantity=request.quote_quantity
+        )
 
     async def _reconcile(self, market: Market, client_order_id: str, cause: Exception) -> Order:
         async def lookup() -> Order:
@@ -446,6 +474,25 @@ class CoinbaseExchange(ExchangeBackend):
         rows = await self._paged(endpoints.ORDERS, params, 1000)
         return [await self._to_order(row) for row in rows]
 
+    async def cancel_all_orders(self, symbol: Symbol | None) -> list[Order]:
+        # DELETE /orders[?product_id=] answers with the ids only: read the orders first.
+        before = {order.order_id: order for order in await self.open_orders(symbol)}
+        params = []
+        if symbol is not None:
+            params.append(("product_id", (await self.market(symbol)).venue_symbol))
+        ids = await self._signed(endpoints.CANCEL_ALL, params)
+        now = self._now()
+        return [
+            dataclasses.replace(
+                before[str(order_id)],
+                status=OrderStatus.CANCELED,
+                updated_time=now,
+                status_reason="canceled",
+            )
+            for order_id in ids or []
+            if str(order_id) in before
+        ]
+
     async def my_trades(
         self, symbol: Symbol | None, *, order_id: str = "", limit: int = 100
     ) -> list[Fill]:
@@ -473,6 +520,59 @@ class CoinbaseExchange(ExchangeBackend):
             return []
         rows = await self._paged(endpoints.LEDGER, [], limit, account=str(account["id"]))
         return [parse.parse_ledger_entry(row, asset) for row in rows]
+
+    async def _cursor_page(
+        self,
+        endpoint: Endpoint,
+        params: list[tuple[str, str]],
+        page: PageRequest,
+        **parts: str,
+    ) -> tuple[list[Any], Mapping[str, str] | None]:
+        """One page of a CB-AFTER list (newest first) within the page's time range."""
+        params = [*params, ("limit", str(min(page.size, endpoints.MAX_PAGE_SIZE)))]
+        if page.start is not None:
+            params.append(("start_date", page.start.isoformat()))
+        if page.end is not None:
+            params.append(("end_date", page.end.isoformat()))
+        if page.cursor:
+            params.append(("after", page.cursor.get("after", "")))
+        response = await self._signed_response(endpoint, params, None, **parts)
+        rows: list[Any] = response.json()
+        after = response.headers.get("CB-AFTER", "")
+        full = len(rows) >= min(page.size, endpoints.MAX_PAGE_SIZE)
+        return rows, ({"after": after} if full and after else None)
+
+    async def trades_page(
+        self, symbol: Symbol | None, order_id: str, page: PageRequest
+    ) -> Page[Fill]:
+        if symbol is None and not order_id:
+            raise InvalidArgument("symbol", "coinbase lists fills per symbol or order; give one")
+        params: list[tuple[str, str]] = []
+        if order_id:
+            params.append(("order_id", order_id))
+        if symbol is not None:
+            params.append(("product_id", (await self.market(symbol)).venue_symbol))
+        rows, cursor = await self._cursor_page(endpoints.FILLS, params, page)
+        markets = {m.venue_symbol: m for m in (await self.markets()).values()}
+        fills = [
+            parse.parse_fill(row, markets[row["product_id"]], "")
+            for row in rows
+            if row.get("product_id") in markets
+        ]
+        return Page([f for f in fills if page.covers(f.time)], cursor)
+
+    async def ledger_page(self, asset: str | None, page: PageRequest) -> Page[LedgerEntry]:
+        if asset is None:
+            raise InvalidArgument("asset", "coinbase keeps one ledger per asset; give the asset")
+        accounts = await self._signed(endpoints.ACCOUNTS)
+        account = next((a for a in accounts if str(a.get("currency")).upper() == asset), None)
+        if account is None:
+            return Page([], None)
+        rows, cursor = await self._cursor_page(
+            endpoints.LEDGER, [], page, account=str(account["id"])
+        )
+        entries = [parse.parse_ledger_entry(row, asset) for row in rows]
+        return Page([e for e in entries if page.covers(e.time)], cursor)
 
     # ---- streams (WebSocket feeds; see stream.py) ------------------------------------
 

@@ -24,6 +24,7 @@ def burst_for(rate: float, default_rate: float, default_burst: int) -> int:
 DEFAULT_MAKER_FEE = "0.004"
 DEFAULT_TAKER_FEE = "0.006"
 PAGE_SIZE = 100  # the venue's default; maximum 1000
+MAX_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +53,5 @@ ORDER_BY_CLIENT = Endpoint("GET", "/orders/client:{client}", signed=True)
 CANCEL_BY_ID = Endpoint("DELETE", "/orders/{order}", signed=True)
 CANCEL_BY_CLIENT = Endpoint("DELETE", "/orders/client:{client}", signed=True)
 FILLS = Endpoint("GET", "/fills", signed=True)
+FEES = Endpoint("GET", "/fees", signed=True)
+CANCEL_ALL = Endpoint("DELETE", "/orders", signed=True)

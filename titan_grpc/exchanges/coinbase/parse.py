@@ -149,6 +149,11 @@ def parse_products(
     return markets
 
 
+def parse_fees(row: Mapping[str, Any]) -> tuple[Decimal, Decimal]:
+    """GET /fees: ``{maker_fee_rate, taker_fee_rate, usd_volume}`` as (maker, taker)."""
+    return decimal(row["maker_fee_rate"]), decimal(row["taker_fee_rate"])
+
+
 def levels(rows: Any, depth: int | None = None) -> tuple[PriceLevel, ...]:
     """[price, size, ...] rows as price levels (the first ``depth`` of them)."""
     return tuple(PriceLevel(decimal(row[0]), decimal(row[1])) for row in rows[:depth])
@@ -218,7 +223,7 @@ def parse_order(
         order_id=str(row["id"]),
         client_order_id=client_order_id,
         side=Side.BUY if row.get("side") == "buy" else Side.SELL,
-        type=OrderType.MARKET if row.get("type") == "market" else OrderType.LIMIT,
+        type=_order_type(row),
         time_in_force=_TIME_IN_FORCE.get(str(row.get("time_in_force")), TimeInForce.GTC),
         status=_status(row, filled),
         price=optional(row, "price"),
@@ -231,7 +236,17 @@ def parse_order(
         updated_time=parse_time(row.get("done_at")) or created,
         simulated=False,
         status_reason=str(row.get("done_reason") or row.get("reject_reason") or ""),
+        stop_price=optional(row, "stop_price"),
+        quote_quantity=optional(row, "specified_funds") if not row.get("size") else None,
     )
+
+
+def _order_type(row: Mapping[str, Any]) -> OrderType:
+    # A stop order is a limit (or, formerly, market) order with "stop" and "stop_price".
+    market = row.get("type") == "market"
+    if row.get("stop"):
+        return OrderType.STOP_MARKET if market else OrderType.STOP_LIMIT
+    return OrderType.MARKET if market else OrderType.LIMIT
 
 
 def parse_fill(row: Mapping[str, Any], market: Market, client_order_id: str) -> Fill:

@@ -43,6 +43,8 @@ from titan_grpc.errors import (
     NotConfigured,
     OrderNotCancelable,
     OrderNotFound,
+    OrderTypeUnsupported,
+    TitanError,
 )
 from titan_grpc.exchanges.base import BookFeed, ExchangeBackend
 from titan_grpc.exchanges.common import (
@@ -51,16 +53,20 @@ from titan_grpc.exchanges.common import (
     credential_problems,
     reconcile_by_client_id,
 )
+from titan_grpc.exchanges.fees import AccountFees
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.kucoin import auth, endpoints, parse, stream
 from titan_grpc.exchanges.kucoin.endpoints import Endpoint
 from titan_grpc.exchanges.streaming import FrameStats
 from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
-from titan_grpc.net.ratelimit import UNSHARED, Budgets, WindowRateLimiter
+from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory, WindowBudget
 from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
+from titan_grpc.paging import Page, PageRequest, cursor_int
 
 log = logging.getLogger(__name__)
+
+FEE_RETRY_SECONDS = 60.0
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9-]{16,128}$")
 NO_SANDBOX = (
@@ -99,7 +105,7 @@ class KucoinExchange(ExchangeBackend):
         reconcile_delays: Sequence[float] = RECONCILE_DELAYS_SECONDS,
         rate_limit_max_wait_seconds: float = 10.0,
         request_observer: RequestObserver | None = None,
-        budgets: Budgets = UNSHARED,
+        budgets: BudgetFactory = UNSHARED,
     ) -> None:
         problems = validate_settings(settings)
         if problems:
@@ -110,9 +116,9 @@ class KucoinExchange(ExchangeBackend):
         self._clock = clock
         self._clock_sync = ClockSync(clock)
         plan = settings.budget
-        self._budgets = budgets
         self._public_limiter = budgets.window(
             self.name,
+            "public",
             plan.public_weight_per_window or endpoints.PUBLIC_POOL,
             endpoints.WINDOW_SECONDS,
             clock=clock,
@@ -120,6 +126,7 @@ class KucoinExchange(ExchangeBackend):
         )
         self._private_limiter = budgets.window(
             self.name,
+            "private",
             plan.weight_per_window or endpoints.PRIVATE_POOL,
             endpoints.WINDOW_SECONDS,
             clock=clock,
@@ -135,9 +142,15 @@ class KucoinExchange(ExchangeBackend):
             observer=request_observer,
         )
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
-        self._fees = (Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE))
+        self._fees = AccountFees(
+            Decimal(endpoints.DEFAULT_MAKER_FEE), Decimal(endpoints.DEFAULT_TAKER_FEE)
+        )
         self.frame_stats = FrameStats()
         self._reconcile_delays = tuple(reconcile_delays)
+        # KuCoin's rates depend on the symbol's fee class: fetched per symbol asked about.
+        self._fee_symbols: set[Symbol] = set()
+        self._fee_lock = asyncio.Lock()
+        self._fee_retry_at = float("-inf")
 
     @property
     def credentials_configured(self) -> bool:
@@ -154,11 +167,11 @@ class KucoinExchange(ExchangeBackend):
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC)
 
-    def _observe(self, limiter: WindowRateLimiter, response: RestResponse) -> None:
+    def _observe(self, limiter: WindowBudget, response: RestResponse) -> None:
         limit = response.headers.get(endpoints.LIMIT_HEADER, "")
         remaining = response.headers.get(endpoints.REMAINING_HEADER, "")
         if limit.isdigit() and remaining.isdigit():
-            limiter.observe_used(self._budgets.part(int(limit) - int(remaining)))
+            limiter.observe_used(int(limit) - int(remaining))
         reset_ms = response.headers.get(endpoints.RESET_HEADER, "")
         if reset_ms.isdigit():
             # A pool's window starts with its first request, not on the clock's boundary.
@@ -244,11 +257,42 @@ class KucoinExchange(ExchangeBackend):
         return AuthCheck(permissions=("general", "spot"))
 
     async def markets(self) -> dict[Symbol, Market]:
-        return await self._market_cache.get()
+        return self._fees.apply(await self._market_cache.get())
+
+    async def refresh_fees(self) -> None:
+        if self.credentials_configured and self._fee_symbols:
+            await self._fetch_fees(sorted(self._fee_symbols, key=lambda s: s.canonical))
+
+    async def _fetch_fees(self, symbols: Sequence[Symbol]) -> None:
+        markets = await self._market_cache.get()
+        wanted = {markets[s].venue_symbol: s for s in symbols if s in markets}
+        names = list(wanted)
+        for start in range(0, len(names), endpoints.TRADE_FEES_BATCH):
+            batch = ",".join(names[start : start + endpoints.TRADE_FEES_BATCH])
+            rows = await self._signed(endpoints.TRADE_FEES, [("symbols", batch)])
+            for name, (maker, taker) in parse.parse_trade_fees(rows).items():
+                if name in wanted:
+                    self._fees.set_symbol(wanted[name], maker, taker)
+
+    async def market(self, symbol: Symbol) -> Market:
+        market = await super().market(symbol)
+        if not self.credentials_configured or self._fees.knows(symbol):
+            return market
+        self._fee_symbols.add(symbol)
+        async with self._fee_lock:
+            if self._fees.knows(symbol) or self._clock() < self._fee_retry_at:
+                return self._fees.with_rates(market)
+            try:
+                await self._fetch_fees([symbol])
+            except TitanError as error:
+                # Market data must not fail for want of fees: defaults until the next try.
+                log.warning("kucoin: account fees for %s unavailable: %s", symbol, error)
+                self._fee_retry_at = self._clock() + FEE_RETRY_SECONDS
+        return self._fees.with_rates(market)
 
     async def _load_markets(self) -> dict[Symbol, Market]:
         rows = await self._public(endpoints.SYMBOLS)
-        return parse.parse_symbols(rows, *self._fees)
+        return parse.parse_symbols(rows, self._fees.default.maker, self._fees.default.taker)
 
     async def ticker(self, symbol: Symbol) -> Ticker:
         market = await self.market(symbol)
@@ -304,6 +348,12 @@ class KucoinExchange(ExchangeBackend):
         return parse.parse_accounts(await self._signed(endpoints.ACCOUNTS, [("type", "trade")]))
 
     async def place_order(self, request: OrderRequest) -> Order:
+        if request.type.is_stop:
+            raise OrderTypeUnsupported(
+                "kucoin: stop orders are not supported (KuCoin's HF order API, which TITAN "
+                "uses, has no stop orders)",
+                exchange=self.name,
+            )
         market = await self.market(request.symbol)
         reference = None
         if request.type is OrderType.MARKET and market.min_notional > 0:
@@ -315,8 +365,11 @@ class KucoinExchange(ExchangeBackend):
             "side": request.side.value,
             "symbol": market.venue_symbol,
             "type": request.type.value,
-            "size": format_decimal(request.quantity),
         }
+        if request.quote_quantity is not None:
+            body["funds"] = format_decimal(request.quote_quantity)
+        else:
+            body["size"] = format_decimal(request.quantity)
         if request.type is OrderType.LIMIT:
             body["price"] = format_decimal(request.price)
             body["timeInForce"] = parse.TIME_IN_FORCE_NAMES[request.time_in_force]
@@ -327,7 +380,8 @@ class KucoinExchange(ExchangeBackend):
         except (AmbiguousOutcome, MalformedResponse) as error:
             return await self._reconcile(market, request.client_order_id, error)
         # The HF placement answers only with ids: read the order for its state and fills.
-        return await self.get_order(request.symbol, order_id=str(placed["orderId"]))
+        order = await self.get_order(request.symbol, order_id=str(placed["orderId"]))
+        return replace(order, quote_quantity=request.quote_quantity)
 
     async def _reconcile(self, market: Market, client_order_id: str, cause: Exception) -> Order:
         async def lookup() -> Order:
@@ -378,11 +432,30 @@ class KucoinExchange(ExchangeBackend):
 
     async def open_orders(self, symbol: Symbol | None) -> list[Order]:
         if symbol is None:
-            raise InvalidArgument("symbol", "kucoin lists open orders per symbol; give the symbol")
+            # The HF API lists active orders per symbol; it names the symbols that have some.
+            answer = await self._signed(endpoints.ACTIVE_SYMBOLS)
+            by_venue = {m.venue_symbol: m.symbol for m in (await self.markets()).values()}
+            symbols = [by_venue[n] for n in (answer or {}).get("symbols") or [] if n in by_venue]
+            return [order for each in symbols for order in await self.open_orders(each)]
         market = await self.market(symbol)
         rows = await self._signed(endpoints.ACTIVE_ORDERS, [("symbol", market.venue_symbol)])
         now = self._now()
         return [parse.parse_order(row, market, now) for row in rows or []]
+
+    async def cancel_all_orders(self, symbol: Symbol | None) -> list[Order]:
+        # DELETE /api/v1/hf/orders?symbol= only requests the cancels: read the orders
+        # first and report the ones no longer active after.
+        before = await self.open_orders(symbol)
+        for each in sorted({order.symbol for order in before}, key=str):
+            market = await self.market(each)
+            await self._signed(endpoints.CANCEL_BY_SYMBOL, [("symbol", market.venue_symbol)])
+        still_open = {order.order_id for order in await self.open_orders(symbol)}
+        now = self._now()
+        return [
+            replace(order, status=OrderStatus.CANCELED, updated_time=now, status_reason="canceled")
+            for order in before
+            if order.order_id not in still_open
+        ]
 
     async def my_trades(
         self, symbol: Symbol | None, *, order_id: str = "", limit: int = 100
@@ -419,6 +492,62 @@ class KucoinExchange(ExchangeBackend):
                 break
             page_number += 1
         return entries[:limit]
+
+    @staticmethod
+    def _time_range(page: PageRequest) -> list[tuple[str, str]]:
+        params = []
+        if page.start is not None:
+            params.append(("startAt", str(int(page.start.timestamp() * 1000))))
+        if page.end is not None:
+            params.append(("endAt", str(int(page.end.timestamp() * 1000) - 1)))
+        return params
+
+    async def trades_page(
+        self, symbol: Symbol | None, order_id: str, page: PageRequest
+    ) -> Page[Fill]:
+        """Newest first, on the HF fills' lastId cursor (at most 100 per request)."""
+        if symbol is None:
+            raise InvalidArgument("symbol", "kucoin lists fills per symbol; give the symbol")
+        market = await self.market(symbol)
+        fills: list[Fill] = []
+        last_id = page.cursor.get("last_id", "") if page.cursor else ""
+        if page.cursor and not last_id.isdigit():
+            raise InvalidArgument("page_token", "is not a page token this server issued")
+        while len(fills) < page.size:
+            params = [
+                ("symbol", market.venue_symbol),
+                ("limit", str(min(endpoints.FILLS_MAX_LIMIT, page.size - len(fills)))),
+                *self._time_range(page),
+            ]
+            if order_id:
+                params.append(("orderId", order_id))
+            if last_id:
+                params.append(("lastId", last_id))
+            answer = await self._signed(endpoints.FILLS, params)
+            items = answer.get("items") or []
+            fills += [parse.parse_fill(row, market) for row in items]
+            last_id = str(answer.get("lastId") or "")
+            if not items or not last_id or last_id == "0":
+                last_id = ""
+                break
+        cursor = {"last_id": last_id} if last_id else None
+        return Page([f for f in fills if page.covers(f.time)], cursor)
+
+    async def ledger_page(self, asset: str | None, page: PageRequest) -> Page[LedgerEntry]:
+        """Newest first, by page number (currentPage/pageSize)."""
+        number = cursor_int(page.cursor, "page") if page.cursor else 1
+        params = [
+            ("currentPage", str(number)),
+            ("pageSize", str(min(page.size, endpoints.LEDGER_MAX_PAGE_SIZE))),
+            *self._time_range(page),
+        ]
+        if asset:
+            params.insert(0, ("currency", asset))
+        answer = await self._signed(endpoints.LEDGERS, params)
+        entries = [parse.parse_ledger_entry(row) for row in answer.get("items") or []]
+        more = number < int(answer.get("totalPage") or 0)
+        cursor = {"page": str(number + 1)} if more else None
+        return Page([e for e in entries if page.covers(e.time)], cursor)
 
     # ---- streams (WebSocket feeds; see stream.py) ------------------------------------
 

@@ -21,6 +21,8 @@ DEFAULT_MAKER_FEE = "0.001"
 DEFAULT_TAKER_FEE = "0.001"
 SUCCESS_CODE = "200000"
 PAGE_SIZE = 50
+FILLS_MAX_LIMIT = 100
+LEDGER_MAX_PAGE_SIZE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,4 +56,9 @@ ORDER_BY_CLIENT = Endpoint("GET", "/api/v1/hf/orders/client-order/{client}", 2, 
 CANCEL_BY_ID = Endpoint("DELETE", "/api/v1/hf/orders/{order}", 1, signed=True)
 CANCEL_BY_CLIENT = Endpoint("DELETE", "/api/v1/hf/orders/client-order/{client}", 1, signed=True)
 ACTIVE_ORDERS = Endpoint("GET", "/api/v1/hf/orders/active", 2, signed=True)
+ACTIVE_SYMBOLS = Endpoint("GET", "/api/v1/hf/orders/active/symbols", 2, signed=True)
+CANCEL_BY_SYMBOL = Endpoint("DELETE", "/api/v1/hf/orders", 2, signed=True)
 FILLS = Endpoint("GET", "/api/v1/hf/fills", 2, signed=True)
+# The account's rates per symbol, at most TRADE_FEES_BATCH symbols a request.
+TRADE_FEES = Endpoint("GET", "/api/v1/trade-fees", 3, signed=True)
+TRADE_FEES_BATCH = 10

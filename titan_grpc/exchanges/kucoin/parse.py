@@ -151,6 +151,14 @@ def parse_symbols(
     return markets
 
 
+def parse_trade_fees(rows: Any) -> dict[str, tuple[Decimal, Decimal]]:
+    """GET /api/v1/trade-fees: ``[{symbol, makerFeeRate, takerFeeRate}]`` by venue symbol."""
+    return {
+        str(row["symbol"]): (decimal(row["makerFeeRate"]), decimal(row["takerFeeRate"]))
+        for row in rows or []
+    }
+
+
 def _levels(rows: Any, depth: int) -> tuple[PriceLevel, ...]:
     return tuple(PriceLevel(decimal(row[0]), decimal(row[1])) for row in (rows or [])[:depth])
 

@@ -25,6 +25,7 @@ from titan_grpc.domain import (
 from titan_grpc.exchanges.base import ExchangeBackend
 from titan_grpc.exchanges.simulated.world import SimulatedWorld
 from titan_grpc.exchanges.streaming import quote_from_ticker
+from titan_grpc.paging import Page, PageRequest
 
 
 class SimulatedExchange(ExchangeBackend):
@@ -136,6 +137,14 @@ class SimulatedExchange(ExchangeBackend):
 
     async def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]:
         return self._engine.ledger(asset, limit)
+
+    async def trades_page(
+        self, symbol: Symbol | None, order_id: str, page: PageRequest
+    ) -> Page[Fill]:
+        return self._engine.fills_page(symbol, order_id, page)
+
+    async def ledger_page(self, asset: str | None, page: PageRequest) -> Page[LedgerEntry]:
+        return self._engine.ledger_page(asset, page)
 
     async def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote]:
         self._engine.market(symbol)

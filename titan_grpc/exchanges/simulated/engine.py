@@ -11,6 +11,13 @@ Rules (all arithmetic in Decimal):
   quote asset, rounded half-up to 8 decimals per fill.
 * An order that would spend more than the free balance is rejected (InsufficientFunds)
   before anything moves.
+* A market order sized in the quote asset (``quote_quantity``) takes, level by level,
+  the most base quantity in whole steps whose cost stays within the quote amount.
+* Stop orders rest untriggered (nothing locked) until the venue's mid price reaches the
+  stop price (at or above it for a buy, at or below for a sell), then run as the limit or
+  market order they carry, as if placed at that moment; one whose stop price is already
+  reached is rejected, as Binance does. Funds are checked when it triggers: if short,
+  the order ends REJECTED.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
+from typing import TypeVar
 
 from titan_grpc.domain import (
     MONEY_CONTEXT,
@@ -51,8 +59,10 @@ from titan_grpc.errors import (
     OrderRejected,
     UnknownSymbol,
 )
-from titan_grpc.exchanges.filters import check_order_filters
+from titan_grpc.exchanges.filters import check_order_filters, floor_to
+from titan_grpc.paging import Page, PageRequest, cursor_int
 
+T = TypeVar("T")
 FEE_PRECISION = Decimal("0.00000001")
 PUBLIC_TRADES_KEPT = 1000
 
@@ -102,10 +112,12 @@ class _OrderRecord:
     fills: list[Fill] = field(default_factory=list)
     reason: str = ""
     locked_amount: Decimal = ZERO  # quote for resting buys, base for resting sells
+    triggered: bool = True  # False while a stop order waits for its stop price
+    quantity: Decimal = ZERO  # base quantity (quote-sized orders: what the quote bought)
 
     @property
     def remaining(self) -> Decimal:
-        return self.request.quantity - self.filled_quantity
+        return self.quantity - self.filled_quantity
 
 
 def fee_for(notional: Decimal, rate: Decimal) -> Decimal:
@@ -116,6 +128,27 @@ def _crosses(side: Side, level_price: Decimal, limit: Decimal | None) -> bool:
     if limit is None:
         return True
     return level_price <= limit if side is Side.BUY else level_price >= limit
+
+
+def plan_quote_fills(
+    levels: list[_Level], quote_amount: Decimal, step: Decimal
+) -> list[tuple[Decimal, Decimal]]:
+    """(price, quantity) pairs taking ``levels`` best first, each in whole ``step``s,
+    while their total cost stays within ``quote_amount``."""
+    planned: list[tuple[Decimal, Decimal]] = []
+    remaining = quote_amount
+    for level in levels:
+        affordable = floor_to(MONEY_CONTEXT.divide(remaining, level.price), step)
+        take = min(level.quantity, affordable)
+        if take <= 0:
+            break
+        planned.append((level.price, take))
+        remaining -= MONEY_CONTEXT.multiply(level.price, take)
+    return planned
+
+
+def _stop_reached(side: Side, mark: Decimal, stop_price: Decimal) -> bool:
+    return mark >= stop_price if side is Side.BUY else mark <= stop_price
 
 
 def plan_fills(
@@ -156,6 +189,7 @@ class MatchingEngine:
         self._free: dict[str, Decimal] = dict(initial_balances)
         self._locked: dict[str, Decimal] = {}
         self._orders: dict[str, _OrderRecord] = {}
+        self._marks: dict[Symbol, Decimal] = {}  # the mid that stop orders watch
         self._by_client_id: dict[str, str] = {}
         self._fills: list[Fill] = []
         self._ledger: list[LedgerEntry] = []
@@ -207,7 +241,9 @@ class MatchingEngine:
         book.sequence += 1
         book.time = self._clock()
         self._stats[symbol].record_price(mid)
+        self._marks[symbol] = mid
         self._fill_resting(symbol)
+        self._trigger_stops(symbol)
 
     def record_public_trade(
         self, symbol: Symbol, price: Decimal, quantity: Decimal, taker: Side
@@ -246,38 +282,77 @@ class MatchingEngine:
         opposite = book.asks if request.side is Side.BUY else book.bids
         reference = opposite[0].price if opposite else None
         check_order_filters(market, request, reference)
-        limit = request.price if request.type is OrderType.LIMIT else None
-        crosses = bool(opposite) and _crosses(request.side, opposite[0].price, limit)
-        if request.post_only and crosses:
-            raise OrderRejected(
-                "post-only order would take liquidity (best opposite price "
-                f"{format_decimal(reference)})",
-                exchange=self.exchange,
-            )
-        planned = plan_fills(opposite, request.side, request.quantity, limit)
-        planned_quantity = sum((quantity for _, quantity in planned), ZERO)
-        fills_everything = planned_quantity == request.quantity
-        if tif is TimeInForce.FOK and not fills_everything:
-            planned = []
-        will_rest = tif is TimeInForce.GTC and request.type is OrderType.LIMIT
-        rest_quantity = request.quantity - planned_quantity if will_rest else ZERO
-        self._check_funds(market, request, planned, rest_quantity)
-
         now = self._clock()
         record = _OrderRecord(
-            order_id=next(self._order_ids),
+            order_id="",
             request=request,
             market=market,
             time_in_force=tif,
             status=OrderStatus.NEW,
             created=now,
             updated=now,
+            quantity=request.quantity,
         )
+        if request.type.is_stop:
+            assert request.stop_price is not None
+            mark = self._marks.get(request.symbol)
+            if mark is not None and _stop_reached(request.side, mark, request.stop_price):
+                raise OrderRejected(
+                    f"stop price {format_decimal(request.stop_price)} would trigger "
+                    f"immediately (market at {format_decimal(mark)})",
+                    exchange=self.exchange,
+                )
+            record.triggered = False
+        else:
+            self._match(record)  # raises before anything moves when it cannot be placed
+        record.order_id = next(self._order_ids)
         self._orders[record.order_id] = record
         self._by_client_id[request.client_order_id] = record.order_id
+        if record.triggered:
+            self._execute(record)
+        self._on_change()
+        return self._snapshot(record)
+
+    def _match(self, record: _OrderRecord) -> list[tuple[Decimal, Decimal]]:
+        """The fills ``record`` would get now (and its quantity when quote-sized); raises
+        OrderRejected / InsufficientFunds without changing anything."""
+        request, market = record.request, record.market
+        kind, tif = request.type.triggered, record.time_in_force
+        book = self._books[request.symbol]
+        opposite = book.asks if request.side is Side.BUY else book.bids
+        limit = request.price if kind is OrderType.LIMIT else None
+        crosses = bool(opposite) and _crosses(request.side, opposite[0].price, limit)
+        if request.post_only and crosses:
+            raise OrderRejected(
+                "post-only order would take liquidity (best opposite price "
+                f"{format_decimal(opposite[0].price)})",
+                exchange=self.exchange,
+            )
+        if request.quote_quantity is not None:
+            planned = plan_quote_fills(opposite, request.quote_quantity, market.step_size)
+            record.quantity = sum((quantity for _, quantity in planned), ZERO)
+        else:
+            planned = plan_fills(opposite, request.side, record.quantity, limit)
+        planned_quantity = sum((quantity for _, quantity in planned), ZERO)
+        if tif is TimeInForce.FOK and planned_quantity != record.quantity:
+            planned = []
+        will_rest = tif is TimeInForce.GTC and kind is OrderType.LIMIT
+        rest_quantity = record.quantity - planned_quantity if will_rest else ZERO
+        self._check_funds(market, request, planned, rest_quantity)
+        return planned
+
+    def _execute(self, record: _OrderRecord) -> None:
+        """Fill ``record`` against the book now; rest or expire what is left."""
+        planned = self._match(record)
+        book = self._books[record.request.symbol]
+        opposite = book.asks if record.request.side is Side.BUY else book.bids
         for price, quantity in planned:
             self._take(record, opposite, price, quantity)
-        if record.remaining == 0:
+        will_rest = (
+            record.time_in_force is TimeInForce.GTC
+            and record.request.type.triggered is OrderType.LIMIT
+        )
+        if record.remaining == 0 and record.quantity > 0:
             record.status = OrderStatus.FILLED
         elif will_rest:
             self._lock_for_rest(record)
@@ -286,11 +361,34 @@ class MatchingEngine:
             )
         else:
             record.status = OrderStatus.EXPIRED
-            record.reason = self._expiry_reason(record, tif)
+            record.reason = self._expiry_reason(record, record.time_in_force)
         if planned:
             book.sequence += 1
-        self._on_change()
-        return self._snapshot(record)
+
+    def _trigger_stops(self, symbol: Symbol) -> None:
+        mark = self._marks[symbol]
+        changed = False
+        with localcontext(MONEY_CONTEXT):
+            for record in list(self._orders.values()):
+                request = record.request
+                if (
+                    record.triggered
+                    or request.symbol != symbol
+                    or not record.status.is_open
+                    or request.stop_price is None
+                    or not _stop_reached(request.side, mark, request.stop_price)
+                ):
+                    continue
+                record.triggered = True
+                record.updated = self._clock()
+                try:
+                    self._execute(record)
+                except (InsufficientFunds, OrderRejected, InvalidOrder) as error:
+                    record.status = OrderStatus.REJECTED
+                    record.reason = f"stop triggered at {format_decimal(mark)}: {error.message}"
+                changed = True
+        if changed:
+            self._on_change()
 
     def cancel(self, *, order_id: str = "", client_order_id: str = "") -> Order:
         record = self._find(order_id, client_order_id)
@@ -328,10 +426,29 @@ class MatchingEngine:
         selected = (e for e in reversed(self._ledger) if asset is None or e.asset == asset)
         return list(itertools.islice(selected, limit))
 
+    def fills_page(self, symbol: Symbol | None, order_id: str, page: PageRequest) -> Page[Fill]:
+        """Newest first; the cursor is the position of the last fill returned."""
+        return _page_back(
+            self._fills,
+            page,
+            lambda f: (
+                (symbol is None or f.symbol == symbol)
+                and (not order_id or f.order_id == order_id)
+                and page.covers(f.time)
+            ),
+        )
+
+    def ledger_page(self, asset: str | None, page: PageRequest) -> Page[LedgerEntry]:
+        return _page_back(
+            self._ledger,
+            page,
+            lambda e: (asset is None or e.asset == asset) and page.covers(e.time),
+        )
+
     # ---- internals ---------------------------------------------------------------
 
     def _effective_time_in_force(self, request: OrderRequest) -> TimeInForce:
-        if request.type is OrderType.MARKET:
+        if request.type.triggered is OrderType.MARKET:
             if request.time_in_force is TimeInForce.GTC:
                 raise InvalidOrder(
                     "market orders cannot rest: use IOC or FOK (or leave time_in_force unset)",
@@ -350,7 +467,7 @@ class MatchingEngine:
         unfilled = format_decimal(record.remaining)
         if tif is TimeInForce.FOK:
             return f"FOK: the book could not fill the whole quantity ({unfilled} short)"
-        if record.request.type is OrderType.MARKET:
+        if record.request.type.triggered is OrderType.MARKET:
             return f"market order: book exhausted, {unfilled} unfilled"
         return f"IOC: unfilled remainder {unfilled} expired"
 
@@ -427,7 +544,7 @@ class MatchingEngine:
         with localcontext(MONEY_CONTEXT):
             for record in list(self._orders.values()):
                 request = record.request
-                if request.symbol != symbol or not record.status.is_open:
+                if request.symbol != symbol or not record.status.is_open or not record.triggered:
                     continue
                 assert request.price is not None
                 moved_through = (
@@ -519,7 +636,7 @@ class MatchingEngine:
             time_in_force=record.time_in_force,
             status=record.status,
             price=request.price,
-            quantity=request.quantity,
+            quantity=record.quantity,
             filled_quantity=record.filled_quantity,
             filled_quote_quantity=record.filled_quote,
             fee=record.fee,
@@ -529,4 +646,18 @@ class MatchingEngine:
             simulated=True,
             fills=tuple(record.fills),
             status_reason=record.reason,
+            stop_price=request.stop_price,
+            quote_quantity=request.quote_quantity,
         )
+
+
+def _page_back(rows: list[T], page: PageRequest, wanted: Callable[[T], bool]) -> Page[T]:
+    """Walk ``rows`` (append-only, oldest first) backwards from the cursor's position."""
+    position = min(cursor_int(page.cursor, "before"), len(rows)) if page.cursor else len(rows)
+    items: list[T] = []
+    while position > 0 and len(items) < page.size:
+        position -= 1
+        if wanted(rows[position]):
+            items.append(rows[position])
+    more = position > 0 and len(items) == page.size
+    return Page(items, {"before": str(position)} if more else None)

@@ -215,3 +215,78 @@ def test_fills_and_ledger_record_every_balance_change(engine: MatchingEngine) ->
         ("BTC", D("1"), D("6")),
     ]
     assert engine.ledger("BTC", 10)[-1].amount == D("5")
+
+
+def test_a_quote_sized_buy_takes_whole_steps_within_the_quote(engine: MatchingEngine) -> None:
+    request = OrderRequest(
+        BTC_USDT,
+        Side.BUY,
+        OrderType.MARKET,
+        D(0),
+        None,
+        TimeInForce.IOC,
+        "q1",
+        quote_quantity=D("150.5"),
+    )
+    placed = engine.place(request)
+    # 1 BTC at 100 (100), then floor(50.5 / 101, 0.001) = 0.5 BTC at 101 (50.5).
+    assert [(f.price, f.quantity) for f in placed.fills] == [
+        (D("100"), D("1")),
+        (D("101"), D("0.5")),
+    ]
+    assert (placed.quantity, placed.filled_quote_quantity) == (D("1.5"), D("150.5"))
+    assert placed.status is OrderStatus.FILLED and placed.quote_quantity == D("150.5")
+
+
+def test_a_stop_rests_untriggered_until_the_mid_crosses(engine: MatchingEngine) -> None:
+    request = OrderRequest(
+        BTC_USDT,
+        Side.SELL,
+        OrderType.STOP_LIMIT,
+        D("1"),
+        D("97"),
+        TimeInForce.GTC,
+        "s1",
+        stop_price=D("98"),
+    )
+    placed = engine.place(request)
+    assert placed.status is OrderStatus.NEW and not placed.fills
+    engine.set_book(BTC_USDT, BIDS, ASKS, D("98.5"))  # moved, not through the stop
+    assert engine.order(client_order_id="s1").status is OrderStatus.NEW
+    engine.set_book(BTC_USDT, [PriceLevel(D("97.5"), D("3"))], ASKS, D("98"))
+    triggered = engine.order(client_order_id="s1")
+    assert triggered.status is OrderStatus.FILLED
+    assert [(f.price, f.liquidity) for f in triggered.fills] == [(D("97.5"), Liquidity.TAKER)]
+
+
+def test_a_stop_the_market_already_reached_is_rejected(engine: MatchingEngine) -> None:
+    request = OrderRequest(
+        BTC_USDT,
+        Side.BUY,
+        OrderType.STOP_MARKET,
+        D("1"),
+        None,
+        TimeInForce.IOC,
+        "s2",
+        stop_price=D("99"),
+    )
+    with pytest.raises(OrderRejected, match="trigger immediately"):
+        engine.place(request)
+
+
+def test_a_stop_short_of_funds_when_triggered_ends_rejected(engine: MatchingEngine) -> None:
+    request = OrderRequest(
+        BTC_USDT,
+        Side.BUY,
+        OrderType.STOP_MARKET,
+        D("20"),
+        None,
+        TimeInForce.IOC,
+        "s3",
+        stop_price=D("100"),
+    )
+    engine.place(request)  # nothing is held while it waits
+    deep = [PriceLevel(D("100.5"), D("50"))]
+    engine.set_book(BTC_USDT, BIDS, deep, D("100.2"))
+    rejected = engine.order(client_order_id="s3")
+    assert rejected.status is OrderStatus.REJECTED and "insufficient" in rejected.status_reason

@@ -478,3 +478,39 @@ async def test_rejections_are_the_same(stub: pb_grpc.ExchangeServiceStub) -> Non
         reasons.append((error_info(error).reason, bad_tick.details()))
     assert reasons[0] == reasons[1]
     assert reasons[1][0] == "INSUFFICIENT_FUNDS"
+
+
+async def test_stop_and_quote_sized_orders_are_refused_through_ccxt_before_sending(
+    stub: pb_grpc.ExchangeServiceStub, fake: FakeBinance
+) -> None:
+    stop = await expect_error(
+        stub.PlaceOrder(
+            pb.PlaceOrderRequest(
+                exchange=CCXT,
+                symbol="BTC-USDT",
+                side=pb.SIDE_SELL,
+                type=pb.ORDER_TYPE_STOP_LIMIT,
+                quantity="0.01",
+                price="40000",
+                stop_price="40100",
+                client_order_id="stop-1",
+            )
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    assert "ccxt:binance: stop orders are not supported" in (stop.details() or "")
+    quote = await expect_error(
+        stub.PlaceOrder(
+            pb.PlaceOrderRequest(
+                exchange=CCXT,
+                symbol="BTC-USDT",
+                side=pb.SIDE_BUY,
+                type=pb.ORDER_TYPE_MARKET,
+                quote_quantity="100",
+                client_order_id="quote-1",
+            )
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    assert "quote_quantity" in (quote.details() or "")
+    assert fake.requests[ORDER_POST] == 0

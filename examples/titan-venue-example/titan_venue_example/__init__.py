@@ -34,7 +34,13 @@ from titan_grpc.domain import (
     Symbol,
     Ticker,
 )
-from titan_grpc.errors import ConfigError, OrderNotCancelable, OrderNotFound, UnknownSymbol
+from titan_grpc.errors import (
+    ConfigError,
+    OrderNotCancelable,
+    OrderNotFound,
+    UnknownSymbol,
+    VenueLacksFeature,
+)
 from titan_grpc.exchanges.base import ExchangeBackend
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.plugins import VenueContext
@@ -141,6 +147,11 @@ class ExampleExchange(ExchangeBackend):
         return [Balance("USDT", Decimal(1_000_000), Decimal(0))]
 
     async def place_order(self, request: OrderRequest) -> Order:
+        if request.type.is_stop or request.quote_quantity is not None:
+            raise VenueLacksFeature(
+                f"{self.name}: only limit and market orders sized in the base asset",
+                exchange=self.name,
+            )
         market = await self.market(request.symbol)
         check_order_filters(market, request, self._ask if request.side is Side.BUY else self._bid)
         touch = self._ask if request.side is Side.BUY else self._bid

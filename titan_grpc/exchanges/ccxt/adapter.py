@@ -391,6 +391,17 @@ class CcxtExchange(ExchangeBackend):
     async def place_order(self, request: OrderRequest) -> Order:
         self._require_keys()
         self._require("createOrder")
+        if request.type.is_stop:
+            # ccxt's triggerPrice means different order kinds per venue: not guessed here.
+            raise errors.OrderTypeUnsupported(
+                f"{self.name}: stop orders are not supported through ccxt", exchange=self.name
+            )
+        if request.quote_quantity is not None:
+            raise VenueLacksFeature(
+                f"{self.name}: orders sized in the quote asset (quote_quantity) are not "
+                "supported through ccxt",
+                exchange=self.name,
+            )
         market = await self.market(request.symbol)
         reference = None
         if request.type is OrderType.MARKET and market.min_notional > 0:

@@ -23,11 +23,9 @@ from titan_grpc.auth import AuthInterceptor
 from titan_grpc.config import Settings
 from titan_grpc.errors import ConfigError, StoreUnavailable
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
-from titan_grpc.exchanges.binance import BinanceExchange
-from titan_grpc.exchanges.coinbase import CoinbaseExchange
 from titan_grpc.exchanges.fees import keep_fees_fresh, refresh_venue_fees
-from titan_grpc.exchanges.kucoin import KucoinExchange
-from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
+from titan_grpc.exchanges.plugins import build_venues
+from titan_grpc.exchanges.simulated import SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.http import HttpServer, server_ssl_context, start_http_server
 from titan_grpc.market.fallback import FallbackExchange
@@ -46,7 +44,6 @@ from titan_grpc.trading.orders import OrderService
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExchangeService"].full_name
-SIMULATED_VENUES = ("binance", "coinbase", "kucoin", "mock")
 TRADING_HEALTH_NAME = f"{SERVICE_NAME}/trading"
 JOURNAL_GAUGE_SECONDS = 5.0
 PRUNE_INTERVAL_SECONDS = 3600.0
@@ -68,27 +65,19 @@ def build_backends(
     *,
     budgets: BudgetFactory | None = None,
 ) -> dict[str, ExchangeBackend]:
-    """Simulated venues by default; in real mode the real adapters plus the "mock" venue."""
-    if not settings.use_real_exchanges:
-        return {name: SimulatedExchange(name, world) for name in SIMULATED_VENUES}
-    observer = metrics.observe_upstream if metrics is not None else None
-    budgets = budgets or Budgets(LaneShares.from_reserve(settings.trading_reserve))
-    real: dict[str, ExchangeBackend] = {
-        "binance": BinanceExchange(settings.binance, request_observer=observer, budgets=budgets),
-        "coinbase": CoinbaseExchange(
-            settings.coinbase,
-            quote_aliases=settings.quote_aliases,
-            request_observer=observer,
-            budgets=budgets,
-        ),
-        "kucoin": KucoinExchange(settings.kucoin, request_observer=observer, budgets=budgets),
-    }
-    if settings.fallback_to_mock:
-        real = {
-            name: FallbackExchange(backend, SimulatedExchange(name, world))
-            for name, backend in real.items()
-        }
-    return {**real, "mock": SimulatedExchange("mock", world)}
+    """The venues TITAN_VENUES selects (default: the three built-in venues in the mode
+    USE_REAL_EXCHANGES picks), each built by its entry-point factory, plus "mock"."""
+    budgets = budgets or Budgets(
+        LaneShares.from_reserve(settings.trading_reserve),
+        on_grant=metrics.observe_budget if metrics is not None else None,
+    )
+    return build_venues(
+        settings,
+        world,
+        budgets=budgets,
+        request_observer=metrics.observe_upstream if metrics is not None else None,
+        wrap_real=FallbackExchange if settings.fallback_to_mock else None,
+    )
 
 
 def _describe(backend: ExchangeBackend) -> str:
@@ -182,7 +171,7 @@ async def start_gateway(
     shutdown = asyncio.Event()
     info = GatewayInfo(
         version=__version__,
-        real_mode=settings.use_real_exchanges,
+        real_mode=any(not backend.simulated for backend in registry.all()),
         quote_aliases=tuple(f"{a}:{b}" for a, b in settings.quote_aliases),
         read_policy=ReadPolicy(
             default_max_age_seconds=settings.read_max_age_ms / 1000,
@@ -322,10 +311,10 @@ def _budget_reader(backend: ExchangeBackend) -> Callable[[], float]:
 
 
 async def _open_budgets(settings: Settings, metrics: Metrics, split: int) -> BudgetFactory:
-    """Venue budgets: in Redis for every process and host with TITAN_REDIS_URL (real mode),
+    """Venue budgets: in Redis for every process and host with TITAN_REDIS_URL,
     else in this process (``split`` processes on this host each spend 1/split of them)."""
     shares = LaneShares.from_reserve(settings.trading_reserve)
-    if not (settings.use_real_exchanges and settings.redis_url):
+    if not settings.redis_url:
         return Budgets(shares, split=split, on_grant=metrics.observe_budget)
     keys = {
         venue.name: venue.credentials.api_key.reveal()

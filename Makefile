@@ -23,7 +23,7 @@ $(PY):
 
 # The development set-up: the package (editable) plus the dev tools.
 $(STAMP): pyproject.toml setup.py | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ccxt]'
 	touch $(STAMP)
 
 # `make run` installs the package alone (no dev tools); its build hook (setup.py) generates
@@ -77,8 +77,8 @@ test: setup $(BUF) $(NODE_STAMP) engines
 	TITAN_REQUIRE_ENGINES=1 TITAN_BUF=$(abspath $(BUF)) $(PY) -m pytest -q
 
 lint: setup $(BUF)
-	$(VENV)/bin/ruff check titan_grpc tests scripts clients/python bench setup.py
-	$(VENV)/bin/ruff format --check titan_grpc tests scripts clients/python bench setup.py
+	$(VENV)/bin/ruff check titan_grpc tests scripts clients/python bench setup.py examples
+	$(VENV)/bin/ruff format --check titan_grpc tests scripts clients/python bench setup.py examples
 	$(VENV)/bin/mypy
 	$(BUF) lint
 	$(PY) scripts/buf_breaking.py $(BUF)

@@ -92,6 +92,45 @@ class VenueSettings:
     ws_api_url: str = ""
 
 
+VENUE_MODES = ("real", "simulated")
+_VENUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*(:[a-z0-9][a-z0-9_.-]*)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class VenueChoice:
+    """One ``TITAN_VENUES`` entry: a venue id and whether it is served real or simulated."""
+
+    name: str
+    simulated: bool
+
+
+def venue_prefix(name: str) -> str:
+    """The environment prefix a venue plugin reads: ``ccxt:okx`` -> ``CCXT_OKX_``."""
+    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_") + "_"
+
+
+class VenueEnvironment:
+    """The environment as read once by ``load_settings``, for venue plugins: each factory is
+    handed only the variables with its own prefix. Values never show in repr or logs."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def with_prefix(self, prefix: str) -> dict[str, str]:
+        return {k: v for k, v in self._values.items() if k.startswith(prefix)}
+
+    def __repr__(self) -> str:
+        return f"VenueEnvironment({len(self._values)} variables)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VenueEnvironment) and other._values == self._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values)))
+
+
 @dataclass(frozen=True, slots=True)
 class ServerTuning:
     """gRPC transport settings operators tune (README, "Operate it"); built into server
@@ -142,6 +181,9 @@ class Settings:
     trading_reserve: float = 0.2
     read_promote_reads: int = 20
     portfolio_interval_ms: int = 1000
+    # TITAN_VENUES; empty keeps the default set (USE_REAL_EXCHANGES chooses for all).
+    venues: tuple[VenueChoice, ...] = ()
+    venue_environment: VenueEnvironment = field(default_factory=VenueEnvironment)
     binance: VenueSettings = field(
         default_factory=lambda: VenueSettings("binance", VenueCredentials(), True, "", "")
     )
@@ -235,6 +277,7 @@ KNOWN_VARIABLES = (
     "TITAN_READ_MAX_AGE_MS",
     "TITAN_TRADING_RESERVE",
     "TITAN_READ_PROMOTE_READS",
+    "TITAN_VENUES",
     "BINANCE_REQUEST_WEIGHT_PER_MINUTE",
     "BINANCE_ORDERS_PER_10S",
     "COINBASE_PUBLIC_REQUESTS_PER_SECOND",
@@ -374,6 +417,27 @@ def _quote_aliases(reader: _Reader) -> tuple[tuple[str, str], ...]:
     return tuple(aliases)
 
 
+def _venues(reader: _Reader, use_real: bool) -> tuple[VenueChoice, ...]:
+    """``binance,coinbase=simulated,ccxt:okx=real``; a plain name takes USE_REAL_EXCHANGES."""
+    value = reader.raw("TITAN_VENUES")
+    if not value:
+        return ()
+    choices: list[VenueChoice] = []
+    for item in value.split(","):
+        name, sep, mode = (part.strip().lower() for part in item.partition("="))
+        if not _VENUE_NAME_RE.match(name) or (sep and mode not in VENUE_MODES):
+            reader.problems.append(
+                "TITAN_VENUES: expected comma-separated NAME, NAME=simulated or NAME=real "
+                f"(e.g. binance,coinbase=simulated,ccxt:okx), got {item.strip()!r}"
+            )
+            return ()
+        if any(choice.name == name for choice in choices):
+            reader.problems.append(f"TITAN_VENUES: {name!r} is listed twice")
+            return ()
+        choices.append(VenueChoice(name, mode == "simulated" if sep else not use_real))
+    return tuple(choices)
+
+
 def _auth_grants(reader: _Reader) -> tuple[AuthGrant, ...]:
     """``token1:read+trade,token2:read``; problems name the entry's position, never the token."""
     value = reader.raw("TITAN_AUTH_TOKENS")
@@ -501,8 +565,9 @@ def load_settings(
     if tls_client_ca and not tls_cert:
         reader.problems.append("TITAN_TLS_CLIENT_CA needs TITAN_TLS_CERT and TITAN_TLS_KEY")
 
+    use_real = reader.boolean("USE_REAL_EXCHANGES", False)
     settings = Settings(
-        use_real_exchanges=reader.boolean("USE_REAL_EXCHANGES", False),
+        use_real_exchanges=use_real,
         grpc_address=reader.address("TITAN_GRPC_ADDRESS", "127.0.0.1:50051"),
         log_level=log_level,
         log_format=log_format,
@@ -534,6 +599,8 @@ def load_settings(
         trading_reserve=reader.share("TITAN_TRADING_RESERVE", 0.2, 0.9),
         read_promote_reads=reader.integer("TITAN_READ_PROMOTE_READS", 20, 0, 1_000_000),
         portfolio_interval_ms=reader.integer("TITAN_PORTFOLIO_INTERVAL_MS", 1000, 0, 3_600_000),
+        venues=_venues(reader, use_real),
+        venue_environment=VenueEnvironment(values),
         binance=_venue(reader, "binance", "BINANCE_TESTNET", True),
         coinbase=_venue(reader, "coinbase", "COINBASE_SANDBOX", True),
         kucoin=_venue(reader, "kucoin", "KUCOIN_SANDBOX", True),

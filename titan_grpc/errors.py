@@ -21,6 +21,7 @@ this tree through a table per venue, keeping the venue's own code and message.
         ├── OrderRejected                     venue refused it        -> FAILED_PRECONDITION
         │   └── OrderTypeUnsupported          venue lacks the type    -> FAILED_PRECONDITION
         ├── OrderNotCancelable                already done            -> FAILED_PRECONDITION
+        ├── VenueLacksFeature                 venue cannot do that    -> FAILED_PRECONDITION
         ├── DuplicateOrder                    client id reused        -> ALREADY_EXISTS
         ├── OrderNotFound                                             -> NOT_FOUND
         ├── ExchangeUnavailable               network, 5xx, down      -> UNAVAILABLE
@@ -185,6 +186,11 @@ class OrderTypeUnsupported(OrderRejected):
 
 class OrderNotCancelable(ExchangeError):
     """The order is already filled, cancelled or expired."""
+
+
+class VenueLacksFeature(ExchangeError):
+    """The venue (e.g. one reached through ccxt) does not offer what the call needs;
+    the message names the venue and the feature."""
 
 
 class DuplicateOrder(ExchangeError):

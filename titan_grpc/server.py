@@ -23,29 +23,27 @@ from titan_grpc.auth import AuthInterceptor
 from titan_grpc.config import Settings
 from titan_grpc.errors import ConfigError, StoreUnavailable
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
-from titan_grpc.exchanges.binance import BinanceExchange
-from titan_grpc.exchanges.coinbase import CoinbaseExchange
 from titan_grpc.exchanges.fees import keep_fees_fresh, refresh_venue_fees
-from titan_grpc.exchanges.kucoin import KucoinExchange
-from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
+from titan_grpc.exchanges.plugins import build_venues
+from titan_grpc.exchanges.simulated import SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.http import HttpServer, server_ssl_context, start_http_server
 from titan_grpc.market.fallback import FallbackExchange
 from titan_grpc.market.health import HealthMonitor
 from titan_grpc.market.state import ReadPolicy
 from titan_grpc.metrics import Metrics
-from titan_grpc.net.ratelimit import Budgets, LaneShares
+from titan_grpc.net.ratelimit import BudgetFactory, Budgets, LaneShares
 from titan_grpc.service import ExchangeService, GatewayInfo
 from titan_grpc.service.handlers import add_to_server
 from titan_grpc.startup import plaintext_token_warnings, startup_problems
 from titan_grpc.stores import Claims, JournalStore, Stores, open_stores
+from titan_grpc.stores.redis_budget import open_redis_budgets
 from titan_grpc.trading.journal import JournalState
 from titan_grpc.trading.orders import OrderService
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExchangeService"].full_name
-SIMULATED_VENUES = ("binance", "coinbase", "kucoin", "mock")
 TRADING_HEALTH_NAME = f"{SERVICE_NAME}/trading"
 JOURNAL_GAUGE_SECONDS = 5.0
 PRUNE_INTERVAL_SECONDS = 3600.0
@@ -65,33 +63,21 @@ def build_backends(
     world: SimulatedWorld,
     metrics: Metrics | None = None,
     *,
-    budget_split: int = 1,
+    budgets: BudgetFactory | None = None,
 ) -> dict[str, ExchangeBackend]:
-    """Simulated venues by default; in real mode the real adapters plus the "mock" venue."""
-    if not settings.use_real_exchanges:
-        return {name: SimulatedExchange(name, world) for name in SIMULATED_VENUES}
-    observer = metrics.observe_upstream if metrics is not None else None
-    budgets = Budgets(
+    """The venues TITAN_VENUES selects (default: the three built-in venues in the mode
+    USE_REAL_EXCHANGES picks), each built by its entry-point factory, plus "mock"."""
+    budgets = budgets or Budgets(
         LaneShares.from_reserve(settings.trading_reserve),
-        split=budget_split,
         on_grant=metrics.observe_budget if metrics is not None else None,
     )
-    real: dict[str, ExchangeBackend] = {
-        "binance": BinanceExchange(settings.binance, request_observer=observer, budgets=budgets),
-        "coinbase": CoinbaseExchange(
-            settings.coinbase,
-            quote_aliases=settings.quote_aliases,
-            request_observer=observer,
-            budgets=budgets,
-        ),
-        "kucoin": KucoinExchange(settings.kucoin, request_observer=observer, budgets=budgets),
-    }
-    if settings.fallback_to_mock:
-        real = {
-            name: FallbackExchange(backend, SimulatedExchange(name, world))
-            for name, backend in real.items()
-        }
-    return {**real, "mock": SimulatedExchange("mock", world)}
+    return build_venues(
+        settings,
+        world,
+        budgets=budgets,
+        request_observer=metrics.observe_upstream if metrics is not None else None,
+        wrap_real=FallbackExchange if settings.fallback_to_mock else None,
+    )
 
 
 def _describe(backend: ExchangeBackend) -> str:
@@ -120,6 +106,7 @@ class Gateway:
     reconciled: asyncio.Event = field(default_factory=asyncio.Event)
     metrics_port: int = 0
     http: HttpServer | None = None
+    budgets: BudgetFactory | None = None
     end_streams: Callable[[], None] = lambda: None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
@@ -142,6 +129,8 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.monitor.close()
         await self.registry.close()
+        if self.budgets is not None:
+            await self.budgets.close()
         await self.stores.close()
         self.metrics.close()
         log.info("stopped")
@@ -167,8 +156,9 @@ async def start_gateway(
         )
     world = world or SimulatedWorld(settings.sim_seed)
     metrics = Metrics()
+    budgets = await _open_budgets(settings, metrics, budget_split) if not backends else None
     registry = ExchangeRegistry(
-        backends or build_backends(settings, world, metrics, budget_split=budget_split)
+        backends or build_backends(settings, world, metrics, budgets=budgets)
     )
     stores = await _open_stores(settings)
     orders = OrderService(
@@ -178,11 +168,10 @@ async def start_gateway(
         settle_seconds=settings.reconcile_settle_seconds,
         reconcile_concurrency=settings.reconcile_concurrency,
     )
-    await refresh_venue_fees(registry.all(), FEE_REQUEST_SECONDS)
     shutdown = asyncio.Event()
     info = GatewayInfo(
         version=__version__,
-        real_mode=settings.use_real_exchanges,
+        real_mode=any(not backend.simulated for backend in registry.all()),
         quote_aliases=tuple(f"{a}:{b}" for a, b in settings.quote_aliases),
         read_policy=ReadPolicy(
             default_max_age_seconds=settings.read_max_age_ms / 1000,
@@ -238,6 +227,9 @@ async def start_gateway(
     await server.start()
     for name in ("", SERVICE_NAME, *(f"{SERVICE_NAME}/{venue}" for venue in registry.names)):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    # The account's fee tiers, fetched while already serving (the standard tier until
+    # then; at most FEE_REQUEST_SECONDS per venue, venues in parallel).
+    await refresh_venue_fees(registry.all(), FEE_REQUEST_SECONDS)
     gateway = Gateway(
         server,
         port,
@@ -250,6 +242,7 @@ async def start_gateway(
         metrics,
         stores,
         orders,
+        budgets=budgets,
     )
     gateway._tasks.append(
         asyncio.create_task(_reconcile_then_trade(gateway, settings.journal_retention_days))
@@ -316,6 +309,24 @@ def _health_reader(monitor: HealthMonitor, name: str) -> Callable[[], float]:
 
 def _budget_reader(backend: ExchangeBackend) -> Callable[[], float]:
     return lambda: backend.rate_budget_used() or 0.0
+
+
+async def _open_budgets(settings: Settings, metrics: Metrics, split: int) -> BudgetFactory:
+    """Venue budgets: in Redis for every process and host with TITAN_REDIS_URL,
+    else in this process (``split`` processes on this host each spend 1/split of them)."""
+    shares = LaneShares.from_reserve(settings.trading_reserve)
+    if not settings.redis_url:
+        return Budgets(shares, split=split, on_grant=metrics.observe_budget)
+    keys = {
+        venue.name: venue.credentials.api_key.reveal()
+        for venue in (settings.binance, settings.coinbase, settings.kucoin)
+    }
+    try:
+        return await open_redis_budgets(
+            settings.redis_url.reveal(), shares, api_keys=keys, on_grant=metrics.observe_budget
+        )
+    except StoreUnavailable as error:
+        raise ConfigError([f"TITAN_REDIS_URL: {error.message}"]) from None
 
 
 async def _open_stores(settings: Settings) -> Stores:

@@ -37,6 +37,7 @@ _CODES: tuple[tuple[type[errors.TitanError], grpc.StatusCode], ...] = (
     (errors.InsufficientFunds, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.OrderRejected, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.OrderNotCancelable, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.VenueLacksFeature, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.DuplicateOrder, grpc.StatusCode.ALREADY_EXISTS),
     (errors.OrderNotFound, grpc.StatusCode.NOT_FOUND),
     (errors.ExchangeUnavailable, grpc.StatusCode.UNAVAILABLE),

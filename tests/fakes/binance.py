@@ -49,8 +49,10 @@ WEIGHTS = {
     ("GET", "/api/v3/openOrders"): 6,
     ("DELETE", "/api/v3/openOrders"): 1,
     ("GET", "/api/v3/myTrades"): 20,
+    ("GET", "/sapi/v1/asset/tradeFee"): 1,  # ccxt's fetchTradingFees (SAPI, weight per IP)
 }
 SIGNED = {
+    ("GET", "/sapi/v1/asset/tradeFee"),
     ("GET", "/api/v3/account"),
     ("POST", "/api/v3/order"),
     ("GET", "/api/v3/order"),
@@ -363,6 +365,7 @@ class FakeBinance:
             ("GET", "/api/v3/openOrders"): self._open_orders,
             ("DELETE", "/api/v3/openOrders"): self._cancel_open_orders,
             ("GET", "/api/v3/myTrades"): self._my_trades,
+            ("GET", "/sapi/v1/asset/tradeFee"): self._trade_fees,
         }
         if key not in routes:
             raise VenueError(404, -1000, "Unknown endpoint")
@@ -487,6 +490,17 @@ class FakeBinance:
                 "isBuyerMaker": False,
             },
         ][-int(p.get("limit", "500")) :]
+
+    def _trade_fees(self, p: dict[str, str]) -> Any:
+        names = [p["symbol"]] if "symbol" in p else list(self.symbols)
+        return [
+            {
+                "symbol": name,
+                "makerCommission": f"{self.maker_fee:f}",
+                "takerCommission": f"{self.taker_fee:f}",
+            }
+            for name in names
+        ]
 
     def _account(self, _: dict[str, str]) -> Any:
         return {

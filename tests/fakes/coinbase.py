@@ -89,7 +89,9 @@ class FakeCoinbase:
     clock: Callable[[], float] = time.time
     clock_offset: float = 0.0
     max_page: int = 1000
-    public_per_second: int = 15
+    # Public endpoints: a lazily refilled token bucket per IP (EXCHANGES-REFERENCE 2.6).
+    public_per_second: float = 10.0
+    public_burst: int = 15
     products: dict[str, Product] = field(default_factory=default_products)
     balances: dict[str, list[D]] = field(
         default_factory=lambda: {
@@ -112,8 +114,8 @@ class FakeCoinbase:
         self.faults: dict[str, deque[Fault]] = {}
         self._trade_ids = itertools.count(1)
         self._ledger_ids = itertools.count(1)
-        self._second = -1
-        self._public_this_second = 0
+        self._public_tokens = float(self.public_burst)
+        self._bucket_stamp = 0.0
         self._server = LoopbackServer()
         # The user channel (FakeCoinbaseStreams) hears our orders' full-channel messages.
         self.account_listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -189,12 +191,15 @@ class FakeCoinbase:
         return f"{method} {path}", []
 
     def _count_public(self) -> None:
-        second = int(self.clock())
-        if second != self._second:
-            self._second, self._public_this_second = second, 0
-        self._public_this_second += 1
-        if self._public_this_second > self.public_per_second:
+        now = self.clock()
+        elapsed = now - self._bucket_stamp if self._bucket_stamp else 0.0
+        self._bucket_stamp = now
+        self._public_tokens = min(
+            self.public_burst, self._public_tokens + elapsed * self.public_per_second
+        )
+        if self._public_tokens < 1:
             raise VenueError(429, "Public rate limit exceeded")
+        self._public_tokens -= 1
 
     def _check_signature(self, request: web.Request, body: str) -> None:
         headers = request.headers

@@ -42,9 +42,9 @@ def resting(cid: str, exchange: str = "binance", quantity: str = "0.01") -> pb.P
     )
 
 
-def market(cid: str) -> pb.PlaceOrderRequest:
+def market(cid: str, exchange: str = "binance") -> pb.PlaceOrderRequest:
     return pb.PlaceOrderRequest(
-        exchange="binance",
+        exchange=exchange,
         symbol="BTC-USDT",
         side=pb.SIDE_BUY,
         type=pb.ORDER_TYPE_MARKET,
@@ -200,7 +200,9 @@ def fault_mix(seed: int) -> tuple[random.Random, list[Fault | None]]:
     ]
 
 
-async def burst(stub: pb_grpc.ExchangeServiceStub, ids: list[str], clients: int) -> dict[str, str]:
+async def burst(
+    stub: pb_grpc.ExchangeServiceStub, ids: list[str], clients: int, exchange: str = "binance"
+) -> dict[str, str]:
     """Clients place their ids, retrying the same id on UNAVAILABLE until it lands."""
     placed: dict[str, str] = {}
     queue: asyncio.Queue[str] = asyncio.Queue()
@@ -212,7 +214,9 @@ async def burst(stub: pb_grpc.ExchangeServiceStub, ids: list[str], clients: int)
             cid = queue.get_nowait()
             for _ in range(200):
                 try:
-                    placed[cid] = (await stub.PlaceOrder(market(cid), timeout=10)).order.order_id
+                    placed[cid] = (
+                        await stub.PlaceOrder(market(cid, exchange), timeout=10)
+                    ).order.order_id
                     break
                 except grpc.aio.AioRpcError as error:
                     assert error.code() in (

@@ -397,6 +397,9 @@ class BudgetFactory(Protocol):
         max_wait_seconds: float = 10.0,
     ) -> RateLimiter: ...
 
+    async def close(self) -> None:
+        """Release what the budgets hold (a store's connection)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Budgets:
@@ -445,6 +448,9 @@ class Budgets:
             shares=self.shares,
             on_grant=self.on_grant,
         )
+
+    async def close(self) -> None:
+        return None
 
 
 # One process, all of each budget, no lanes: adapters built outside the server (tests, tools).

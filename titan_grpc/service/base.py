@@ -47,6 +47,7 @@ DEFAULT_TRADES, MAX_TRADES = 50, 1000
 DEFAULT_HISTORY, MAX_HISTORY = 100, 1000
 ROUTING_DEPTH = 100
 MAX_RESOLVED = 10_000  # remembered (exchange, symbol) request strings
+DEADLINE_MARGIN_SECONDS = 0.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +251,8 @@ class ServiceBase:
         remaining = context.time_remaining()
         budget = self._info.venue_timeout_seconds
         if remaining is not None and math.isfinite(remaining):
-            budget = min(budget, max(remaining - 0.05, 0.01))
+            # Leave the answer time to get back before the caller's deadline, under load too.
+            budget = min(budget, max(remaining - DEADLINE_MARGIN_SECONDS, 0.01))
         return budget
 
     async def _per_venue(

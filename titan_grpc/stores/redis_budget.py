@@ -30,9 +30,13 @@ from titan_grpc.net.ratelimit import (
     LaneShares,
     RateLimiter,
     WindowBudget,
+    backoff_error,
     current_budget,
+    exhausted_error,
+    lane_spent_error,
+    too_heavy_error,
 )
-from titan_grpc.stores.redis_client import Redis, RedisScript
+from titan_grpc.stores.redis_client import Redis, RedisScript, open_redis
 
 log = logging.getLogger(__name__)
 
@@ -152,16 +156,16 @@ class _Shared:
         self.window_observe = RedisScript(client, _WINDOW_OBSERVE)
         self.block = RedisScript(client, _BLOCK)
         self.bucket_acquire = RedisScript(client, _BUCKET_ACQUIRE)
-        self._writes: set[asyncio.Future[object]] = set()
+        self.writes: set[asyncio.Future[object]] = set()
 
     def write_back(self, write: Awaitable[object]) -> None:
         """Run a header correction in the background (the adapter's call is synchronous)."""
         task = asyncio.ensure_future(write)
-        self._writes.add(task)
+        self.writes.add(task)
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Future[object]) -> None:
-        self._writes.discard(task)
+        self.writes.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("shared budget update failed: %s", task.exception())
 
@@ -211,11 +215,7 @@ class RedisWindowLimiter:
         context = current_budget()
         ceiling = int(self.shares.ceiling(context.lane, self.limit))
         if weight > ceiling:
-            raise RateLimited(
-                f"{self.venue}: request weight {weight} exceeds the {context.lane.name.lower()}"
-                f" lane's whole budget {ceiling}",
-                exchange=self.venue,
-            )
+            raise too_heavy_error(self.venue, context.lane, weight, ceiling)
         while True:
             try:
                 granted, wait_text, used_text = await self._shared.window_acquire(
@@ -230,19 +230,13 @@ class RedisWindowLimiter:
                 if self._on_grant is not None:
                     self._on_grant(self.venue, context.lane, weight)
                 return
-            blocked = int(used_text) < 0
-            if blocked or not context.may_wait or wait > self.max_wait_seconds:
-                if blocked:
-                    self._blocked_until = time.monotonic() + wait
-                    message = f"{self.venue}: venue asked us to back off; retry in {wait:.1f}s"
-                elif not context.may_wait:
-                    message = (
-                        f"{self.venue}: {context.lane.name.lower()} budget spent for this "
-                        f"window; retry in {wait:.1f}s"
-                    )
-                else:
-                    message = f"{self.venue}: local rate budget exhausted; retry in {wait:.1f}s"
-                raise RateLimited(message, retry_after=wait, exchange=self.venue)
+            if int(used_text) < 0:
+                self._blocked_until = time.monotonic() + wait
+                raise backoff_error(self.venue, wait)
+            if not context.may_wait:
+                raise lane_spent_error(self.venue, context.lane, wait)
+            if wait > self.max_wait_seconds:
+                raise exhausted_error(self.venue, wait)
             await asyncio.sleep(max(wait, 0.001))
 
     def set_limit(self, limit: int) -> None:
@@ -322,12 +316,10 @@ class RedisBucketLimiter:
                 if self._on_grant is not None:
                     self._on_grant(self.venue, context.lane, weight)
                 return
-            if not context.may_wait or wait > self.max_wait_seconds:
-                raise RateLimited(
-                    f"{self.venue}: {context.lane.name.lower()} budget spent; retry in {wait:.2f}s",
-                    retry_after=wait,
-                    exchange=self.venue,
-                )
+            if not context.may_wait:
+                raise lane_spent_error(self.venue, context.lane, wait)
+            if wait > self.max_wait_seconds:
+                raise exhausted_error(self.venue, wait)
             await asyncio.sleep(wait)
 
     def block_for(self, seconds: float) -> None:
@@ -353,6 +345,14 @@ class RedisBudgets:
 
     def __post_init__(self) -> None:
         self._shared = _Shared(self.client)
+
+    async def settle(self) -> None:
+        """Wait for the header corrections and Retry-After blocks still being written."""
+        await asyncio.gather(*list(self._shared.writes), return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.settle()
+        await self.client.aclose()
 
     def _prefix(self, venue: str, pool: str) -> str:
         account = self.accounts.get(venue, "public")
@@ -398,3 +398,18 @@ class RedisBudgets:
             max_wait_seconds=max_wait_seconds,
             on_grant=self.on_grant,
         )
+
+
+async def open_redis_budgets(
+    url: str,
+    shares: LaneShares,
+    *,
+    api_keys: dict[str, str],
+    on_grant: GrantObserver | None = None,
+) -> RedisBudgets:
+    """Budgets in the Redis at ``url``, per venue API key (``api_keys``: venue -> key).
+
+    Raises StoreUnavailable when Redis does not answer."""
+    client = await open_redis(url, purpose="budgets")
+    accounts = {venue: account_tag(key) for venue, key in api_keys.items()}
+    return RedisBudgets(client, shares, on_grant, accounts)

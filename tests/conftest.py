@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,6 +20,20 @@ from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.server import Gateway, start_gateway
 
 TEST_SEED = 7
+
+# No network beyond loopback, in this process and in every process a test starts.
+_LOOPBACK_ONLY = str(Path(__file__).parent / "loopback_only")
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_LOOPBACK_ONLY, os.environ.get("PYTHONPATH", "")) if p
+)
+if "titan_loopback_guard" not in sys.modules:  # subprocesses import it as sitecustomize
+    _spec = importlib.util.spec_from_file_location(
+        "titan_loopback_guard", Path(_LOOPBACK_ONLY) / "sitecustomize.py"
+    )
+    assert _spec is not None and _spec.loader is not None
+    _guard = importlib.util.module_from_spec(_spec)
+    sys.modules["titan_loopback_guard"] = _guard
+    _spec.loader.exec_module(_guard)
 
 
 def make_settings(**overrides: object) -> Settings:

@@ -11,7 +11,8 @@ import pytest
 from rich.console import Console
 
 from titan_grpc.__main__ import _parser
-from titan_grpc.cli import _as_dict, _best_price
+from titan_grpc.cli import _best_price
+from titan_grpc.cli_streams import as_dict as _as_dict
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 from rich.console import Console
 
-from titan_grpc.cli import _watch
+from titan_grpc.cli_streams import watch as _watch
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 
 

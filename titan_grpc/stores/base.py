@@ -6,11 +6,13 @@ engines (SQLite, PostgreSQL, Redis) implement these protocols in their own modul
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from titan_grpc.domain import Order, OrderRequest, OrderStatus, Symbol
-from titan_grpc.trading.journal import JournalEntry, JournalState
+from titan_grpc.trading.journal import JournalEntry, JournalState, decode_order, decode_request
 
 ClaimKey = tuple[str, str]
 """(exchange, client order id): what one process at a time may send."""
@@ -107,3 +109,38 @@ class ClaimStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+# The journal row's columns as every engine selects them, and the entry they make.
+JOURNAL_COLUMNS = (
+    "exchange, client_order_id, request, state, order_json, error_kind, error_message,"
+    " attempts, created_at, updated_at"
+)
+
+
+def entry_from_row(row: tuple[Any, ...], read_time: Callable[[Any], datetime]) -> JournalEntry:
+    """A JournalEntry from a row of JOURNAL_COLUMNS; ``read_time`` reads the engine's time."""
+    (
+        exchange,
+        client_order_id,
+        request,
+        state,
+        order_json,
+        kind,
+        message,
+        attempts,
+        created,
+        updated,
+    ) = row
+    return JournalEntry(
+        exchange=exchange,
+        client_order_id=client_order_id,
+        request=decode_request(json.loads(request)),
+        state=JournalState(state),
+        order=decode_order(json.loads(order_json)) if order_json else None,
+        error_kind=kind,
+        error_message=message,
+        attempts=attempts,
+        created_at=read_time(created),
+        updated_at=read_time(updated),
+    )

@@ -23,12 +23,17 @@ from psycopg_pool import AsyncConnectionPool
 
 from titan_grpc.domain import Order, OrderRequest, Symbol
 from titan_grpc.errors import StoreUnavailable
-from titan_grpc.stores.base import FINAL_STATUSES, OPEN_STATUSES, ClaimKey, JournalClosed
+from titan_grpc.stores.base import (
+    FINAL_STATUSES,
+    JOURNAL_COLUMNS,
+    OPEN_STATUSES,
+    ClaimKey,
+    JournalClosed,
+    entry_from_row,
+)
 from titan_grpc.trading.journal import (
     JournalEntry,
     JournalState,
-    decode_order,
-    decode_request,
     encode_order,
     encode_request,
 )
@@ -406,34 +411,12 @@ async def _get(db: Connection, exchange: str, client_order_id: str) -> JournalEn
     return _entry(row) if row else None
 
 
-_COLUMNS = (
-    "exchange, client_order_id, request, state, order_json, error_kind, error_message,"
-    " attempts, created_at, updated_at"
-)
+_COLUMNS = JOURNAL_COLUMNS
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
 
 
 def _entry(row: tuple[Any, ...]) -> JournalEntry:
-    (
-        exchange,
-        client_order_id,
-        request,
-        state,
-        order_json,
-        kind,
-        message,
-        attempts,
-        created,
-        updated,
-    ) = row
-    return JournalEntry(
-        exchange=exchange,
-        client_order_id=client_order_id,
-        request=decode_request(json.loads(request)),
-        state=JournalState(state),
-        order=decode_order(json.loads(order_json)) if order_json else None,
-        error_kind=kind,
-        error_message=message,
-        attempts=attempts,
-        created_at=created.astimezone(UTC),
-        updated_at=updated.astimezone(UTC),
-    )
+    return entry_from_row(row, _utc)

@@ -35,11 +35,18 @@ from titan_grpc.net.ratelimit import Lane, budget_lane
 log = logging.getLogger(__name__)
 
 T = TypeVar("T", Ticker, OrderBook, RecentTrades)
+D = TypeVar("D")
 QuoteKey = tuple[str, Symbol]
 BookKey = tuple[str, Symbol, int]
 
 # Depths a promoted book feed is kept at (the smallest that covers the reads).
 BOOK_FEED_DEPTHS = (20, 100, 1000)
+# Depths and trade counts asked of a venue: a read takes the smallest that covers it and
+# is answered from a slice, so callers' choices cannot multiply the cache (or the venue
+# requests) beyond a few entries per market.
+BOOK_FETCH_DEPTHS = (5, 20, 100, 500, 1000)
+TRADE_FETCH_LIMITS = (50, 100, 500, 1000)
+MAX_DERIVED_ANSWERS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,29 +171,44 @@ class MarketState:
         if live is not None:
             self._note(backend.name, "book", "feed")
             return live
-        key = (backend.name, symbol, depth)
+        fetch_depth = next((d for d in BOOK_FETCH_DEPTHS if d >= depth), depth)
+        key = (backend.name, symbol, fetch_depth)
         slot = self._books.get(key)
         if slot is None:
             slot = self._books[key] = _Slot()
-        return await self._read(
-            slot, backend, "book", oldest, freshness, lambda: backend.order_book(symbol, depth)
+        book = await self._read(
+            slot,
+            backend,
+            "book",
+            oldest,
+            freshness,
+            lambda: backend.order_book(symbol, fetch_depth),
         )
+        return self._book_slice(book, depth)
 
     async def recent_trades(
         self, backend: ExchangeBackend, symbol: Symbol, limit: int, freshness: Freshness
     ) -> RecentTrades:
-        key = (backend.name, symbol, limit)
+        fetch_limit = next((n for n in TRADE_FETCH_LIMITS if n >= limit), limit)
+        key = (backend.name, symbol, fetch_limit)
         slot = self._trades.get(key)
         if slot is None:
             slot = self._trades[key] = _Slot()
         oldest = self._clock() - freshness.max_age_seconds
-        return await self._read(
+        trades = await self._read(
             slot,
             backend,
             "trades",
             oldest,
             freshness,
-            lambda: backend.recent_trades(symbol, limit),
+            lambda: backend.recent_trades(symbol, fetch_limit),
+        )
+        if len(trades.trades) <= limit:
+            return trades
+        return self._derived(
+            ("trades", key, limit),
+            trades,
+            lambda: dataclasses.replace(trades, trades=trades.trades[:limit]),
         )
 
     # ---- the shared venue request ------------------------------------------------------
@@ -294,16 +316,29 @@ class MarketState:
             book = self._book_hub.latest((exchange, symbol, feed_depth))
             if book is None or _received(book) < oldest:
                 continue
-            if len(book.bids) <= depth and len(book.asks) <= depth:
-                return book
-            merged = self._merged.get(("book", exchange, symbol, depth))
-            if merged is not None and merged[0] is book:
-                sliced: OrderBook = merged[2]
-                return sliced
-            sliced = dataclasses.replace(book, bids=book.bids[:depth], asks=book.asks[:depth])
-            self._merged[("book", exchange, symbol, depth)] = (book, None, sliced)
-            return sliced
+            return self._book_slice(book, depth)
         return None
+
+    def _book_slice(self, book: OrderBook, depth: int) -> OrderBook:
+        if len(book.bids) <= depth and len(book.asks) <= depth:
+            return book
+        return self._derived(
+            ("book", book.exchange, book.symbol, depth),
+            book,
+            lambda: dataclasses.replace(book, bids=book.bids[:depth], asks=book.asks[:depth]),
+        )
+
+    def _derived(self, key: Hashable, source: object, build: Callable[[], D]) -> D:
+        """An answer derived from ``source`` (a slice), built once per source version."""
+        derived = self._merged.get(key)
+        if derived is not None and derived[0] is source:
+            cached: D = derived[2]
+            return cached
+        if len(self._merged) >= MAX_DERIVED_ANSWERS:
+            self._merged.clear()
+        answer = build()
+        self._merged[key] = (source, None, answer)
+        return answer
 
     def _count_read(
         self,

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from titan_grpc.domain import FeedInterrupted, OrderBook, Quote, Symbol, Ticker
+from titan_grpc.domain import FeedInterrupted, OrderBook, PriceLevel, Quote, Symbol, Ticker
 from titan_grpc.errors import ExchangeUnavailable, RateLimited
 from titan_grpc.exchanges.base import ExchangeBackend
 from titan_grpc.market.hub import StreamHub
@@ -41,6 +41,7 @@ class Venue:
         self.requests = 0
         self.gate: asyncio.Event | None = None
         self.error: Exception | None = None
+        self.depths: list[int] = []
 
     async def ticker(self, symbol: Symbol) -> Ticker:
         self.requests += 1
@@ -49,6 +50,16 @@ class Venue:
         if self.error is not None:
             raise self.error
         return ticker(self.clock.at(), bid=D(self.requests))
+
+    async def order_book(self, symbol: Symbol, depth: int) -> OrderBook:
+        self.requests += 1
+        self.depths.append(depth)
+        levels = tuple(PriceLevel(D(100 - n), D(1)) for n in range(depth))
+        asks = tuple(PriceLevel(D(101 + n), D(1)) for n in range(depth))
+        return OrderBook(
+            "binance", symbol, "BTCUSDT", levels, asks, 1, simulated=False,
+            venue_time=None, received_time=self.clock.at(),
+        )  # fmt: skip
 
 
 def ticker(at: datetime, bid: D) -> Ticker:
@@ -180,3 +191,14 @@ async def test_a_market_read_often_is_promoted_to_its_live_feed_and_dropped_when
     for _ in range(5):
         await asyncio.sleep(0)
     assert hub.upstream_count == 0
+
+
+async def test_callers_choosing_any_depth_cost_a_few_venue_depths_and_get_exact_slices() -> None:
+    clock = Clock()
+    venue = Venue(clock)
+    state, _, _ = build(clock, promote_reads=0)
+    backend = cast(ExchangeBackend, venue)
+    for depth in range(1, 1001):
+        book = await state.order_book(backend, BTC, depth, Freshness(60.0))
+        assert len(book.bids) == len(book.asks) == depth
+    assert venue.depths == [5, 20, 100, 500, 1000]  # one request per depth the venue offers

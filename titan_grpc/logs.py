@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import itertools
 import json
 import logging
@@ -10,6 +12,7 @@ import time
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 # The RPC being served, for per-RPC upstream metrics ("background" outside any call).
@@ -66,6 +69,91 @@ class TextFormatter(logging.Formatter):
         return f"{self._stamp},{int(record.msecs):03d}"
 
 
+class AccessLog:
+    """The request log's lines (one per RPC), written in batches.
+
+    Each line is exactly what the configured handler would print for the record
+    ``titan_grpc.rpc`` INFO ``message``; it is built without a LogRecord and appended to a
+    buffer that goes out in one write when it holds ``batch`` lines, ``delay_seconds``
+    after its first line, before any other log record (the handler's filter flushes it
+    first, so lines keep their order) and at exit. This is the hot path's largest cost
+    otherwise (bench/NOTES.md).
+    """
+
+    def __init__(self, handler: logging.StreamHandler[Any], fmt: str, *, batch: int = 256) -> None:
+        self._handler = handler
+        self._json = fmt == "json"
+        self._batch = batch
+        self._lines: list[str] = []
+        self._scheduled = False
+        self._second = -1
+        self._stamp = ""
+
+    def write(self, message: str) -> None:
+        now = time.time()
+        if self._json:
+            stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+            line = json.dumps(
+                {
+                    "time": stamp,
+                    "level": "INFO",
+                    "logger": ACCESS_LOGGER,
+                    "request_id": request_id.get(),
+                    "message": message,
+                }
+            )
+        else:
+            second = int(now)
+            if second != self._second:
+                self._second = second
+                self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+            millis = int((now - second) * 1000)
+            line = f"{self._stamp},{millis:03d} INFO {ACCESS_LOGGER} [{request_id.get()}] {message}"
+        self._lines.append(line)
+        if len(self._lines) >= self._batch:
+            self.flush()
+        elif not self._scheduled:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._scheduled = True
+        loop.call_later(ACCESS_LOG_DELAY_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if not self._lines:
+            return
+        text = "\n".join(self._lines) + "\n"
+        self._lines.clear()
+        handler = self._handler
+        handler.acquire()
+        try:
+            handler.stream.write(text)
+            handler.flush()
+        finally:
+            handler.release()
+
+
+ACCESS_LOGGER = "titan_grpc.rpc"
+ACCESS_LOG_DELAY_SECONDS = 0.05
+# Set by configure_logging; None (the standard logging path) in embedded use and tests.
+access_log: AccessLog | None = None
+
+
+class _FlushAccessLogFirst(logging.Filter):
+    """Any other record goes out after the request lines buffered before it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if access_log is not None:
+            access_log.flush()
+        return True
+
+
 def configure_logging(level: str, fmt: str = "text") -> None:
     # No caller frame, thread or process lookups per record: the access log writes one
     # record per RPC and our format uses none of them (logging HOWTO, "Optimization").
@@ -73,7 +161,8 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler()
+    handler: logging.StreamHandler[Any] = logging.StreamHandler()
+    handler.addFilter(_FlushAccessLogFirst())
     handler.addFilter(RequestIdFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -82,3 +171,8 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level, logging.INFO))
+    global access_log
+    if access_log is not None:
+        access_log.flush()
+    access_log = AccessLog(handler, fmt)
+    atexit.register(access_log.flush)

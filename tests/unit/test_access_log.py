@@ -1,0 +1,57 @@
+"""The batched request log writes what the logging handler would, in order."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+from titan_grpc.logs import AccessLog, JsonFormatter, RequestIdFilter, TextFormatter, request_id
+
+
+def handler_for(fmt: str) -> tuple[logging.StreamHandler[Any], io.StringIO]:
+    sink = io.StringIO()
+    handler: logging.StreamHandler[Any] = logging.StreamHandler(sink)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    return handler, sink
+
+
+def standard_line(handler: logging.StreamHandler[Any], message: str) -> str:
+    record = logging.LogRecord("titan_grpc.rpc", logging.INFO, "", 0, message, (), None)
+    handler.filter(record)
+    return handler.format(record)
+
+
+async def test_text_lines_match_the_handlers_own_format_and_come_out_in_one_batch() -> None:
+    handler, sink = handler_for("text")
+    access = AccessLog(handler, "text", batch=3)
+    token = request_id.set("req-1")
+    try:
+        for n in range(3):
+            access.write(f"rpc=GetStatus code=OK duration_ms=0.{n}")
+        expected = standard_line(handler, "rpc=GetStatus code=OK duration_ms=0.2")
+    finally:
+        request_id.reset(token)
+    lines = sink.getvalue().splitlines()
+    assert len(lines) == 3  # the third line filled the batch
+    # Same text but for the milliseconds of the time stamp.
+    assert lines[2].split(" ", 2)[2] == expected.split(" ", 2)[2]
+    assert lines[2][:19] == expected[:19]
+
+
+async def test_json_lines_match_and_nothing_is_lost_on_flush() -> None:
+    handler, sink = handler_for("json")
+    access = AccessLog(handler, "json", batch=100)
+    access.write("rpc=PlaceOrder code=OK duration_ms=1.0")
+    assert sink.getvalue() == ""  # buffered (written within 50 ms, or at the next record)
+    access.flush()
+    (line,) = sink.getvalue().splitlines()
+    entry = json.loads(line)
+    assert (entry["logger"], entry["level"], entry["message"]) == (
+        "titan_grpc.rpc",
+        "INFO",
+        "rpc=PlaceOrder code=OK duration_ms=1.0",
+    )
+    assert set(entry) == set(json.loads(standard_line(handler, "x")))

@@ -12,6 +12,7 @@ import time
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
@@ -73,44 +74,31 @@ class AccessLog:
     """The request log's lines (one per RPC), written in batches.
 
     Each line is exactly what the configured handler would print for the record
-    ``titan_grpc.rpc`` INFO ``message``; it is built without a LogRecord and appended to a
-    buffer that goes out in one write when it holds ``batch`` lines, ``delay_seconds``
-    after its first line, before any other log record (the handler's filter flushes it
-    first, so lines keep their order) and at exit. This is the hot path's largest cost
-    otherwise (bench/NOTES.md).
+    ``titan_grpc.rpc`` INFO ``rpc=… code=… duration_ms=…``. A finished call is only
+    recorded (one append); its line is built, without a LogRecord, when the buffer goes
+    out in one write: when it holds ``batch`` calls, ``delay_seconds`` after its first,
+    before any other log record (the handler's filter flushes it first, so lines keep
+    their order) and at exit. Per call this is the hot path's largest cost otherwise
+    (bench/NOTES.md).
     """
 
     def __init__(self, handler: logging.StreamHandler[Any], fmt: str, *, batch: int = 256) -> None:
         self._handler = handler
         self._json = fmt == "json"
         self._batch = batch
-        self._lines: list[str] = []
+        # (perf_counter at the end, request id, rpc, status code, seconds, extra text)
+        self._calls: list[tuple[float, str, str, Enum, float, str]] = []
         self._scheduled = False
         self._second = -1
         self._stamp = ""
 
-    def write(self, message: str) -> None:
-        now = time.time()
-        if self._json:
-            stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
-            line = json.dumps(
-                {
-                    "time": stamp,
-                    "level": "INFO",
-                    "logger": ACCESS_LOGGER,
-                    "request_id": request_id.get(),
-                    "message": message,
-                }
-            )
-        else:
-            second = int(now)
-            if second != self._second:
-                self._second = second
-                self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-            millis = int((now - second) * 1000)
-            line = f"{self._stamp},{millis:03d} INFO {ACCESS_LOGGER} [{request_id.get()}] {message}"
-        self._lines.append(line)
-        if len(self._lines) >= self._batch:
+    def record(
+        self, ended: float, rid: str, rpc: str, code: Enum, seconds: float, extra: str = ""
+    ) -> None:
+        """One finished call; ``ended`` is its ``time.perf_counter()`` at the end."""
+        calls = self._calls
+        calls.append((ended, rid, rpc, code, seconds, extra))
+        if len(calls) >= self._batch:
             self.flush()
         elif not self._scheduled:
             self._schedule()
@@ -126,10 +114,15 @@ class AccessLog:
 
     def flush(self) -> None:
         self._scheduled = False
-        if not self._lines:
+        if not self._calls:
             return
-        text = "\n".join(self._lines) + "\n"
-        self._lines.clear()
+        calls, self._calls = self._calls, []
+        # Wall-clock times from the calls' perf_counter ends: one clock read per batch.
+        wall_offset = time.time() - time.perf_counter()
+        text = "".join(
+            self._line(ended + wall_offset, rid, _message(rpc, code, seconds, extra))
+            for ended, rid, rpc, code, seconds, extra in calls
+        )
         handler = self._handler
         handler.acquire()
         try:
@@ -137,6 +130,28 @@ class AccessLog:
             handler.flush()
         finally:
             handler.release()
+
+    def _line(self, at: float, rid: str, message: str) -> str:
+        if self._json:
+            stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+            entry = {
+                "time": stamp,
+                "level": "INFO",
+                "logger": ACCESS_LOGGER,
+                "request_id": rid,
+                "message": message,
+            }
+            return json.dumps(entry) + "\n"
+        second = int(at)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+        millis = int((at - second) * 1000)
+        return f"{self._stamp},{millis:03d} INFO {ACCESS_LOGGER} [{rid}] {message}\n"
+
+
+def _message(rpc: str, code: Enum, seconds: float, extra: str) -> str:
+    return f"rpc={rpc} code={code.name} duration_ms={seconds * 1000:.1f}{extra}"
 
 
 ACCESS_LOGGER = "titan_grpc.rpc"

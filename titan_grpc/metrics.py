@@ -12,7 +12,9 @@ import socket
 import ssl
 import threading
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from enum import Enum
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -23,6 +25,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from titan_grpc.logs import current_rpc
 from titan_grpc.net.ratelimit import Lane
 
+RPC_TALLY_BATCH = 512
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -84,15 +87,12 @@ class Metrics:
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
-    def observe_rpc(self, method: str, code: str, seconds: float) -> None:
-        tallies = self._tallies
-        key = (method, code)
-        tallies.rpc_requests[key] = tallies.rpc_requests.get(key, 0) + 1
-        latency = tallies.rpc_latency.get(method)
-        if latency is None:
-            latency = tallies.rpc_latency[method] = [0.0] + [0] * (len(LATENCY_BUCKETS) + 1)
-        latency[0] += seconds
-        latency[1 + bisect_left(LATENCY_BUCKETS, seconds)] += 1
+    def observe_rpc(self, method: str, code: Enum, seconds: float) -> None:
+        """One finished RPC: recorded with one append, tallied in batches."""
+        pending = self._tallies.pending_rpcs
+        pending.append((method, code, seconds))
+        if len(pending) >= RPC_TALLY_BATCH:
+            self._tallies.tally_rpcs()
 
     def observe_upstream(self, exchange: str, endpoint: str, status: str, seconds: float) -> None:
         self.upstream_requests.labels(exchange, endpoint, status).inc()
@@ -158,6 +158,11 @@ class _Tallies:
     """
 
     def __init__(self) -> None:
+        # Finished RPCs not tallied yet: appended by the event loop, tallied by it every
+        # RPC_TALLY_BATCH calls and by a scrape (deque appends and pops are atomic; the
+        # lock keeps two tallies from interleaving).
+        self.pending_rpcs: deque[tuple[str, Enum, float]] = deque()
+        self._tally_lock = threading.Lock()
         self.rpc_requests: dict[tuple[str, str], int] = {}
         # method -> [sum of seconds, count per bucket..., count above the last bucket]
         self.rpc_latency: dict[str, list[float]] = {}
@@ -165,7 +170,21 @@ class _Tallies:
         self.budget_spent: dict[tuple[str, str], int] = {}
         self.read_cache: dict[tuple[str, str, str], int] = {}
 
+    def tally_rpcs(self) -> None:
+        pending, requests, latencies = self.pending_rpcs, self.rpc_requests, self.rpc_latency
+        with self._tally_lock:
+            while pending:
+                method, code, seconds = pending.popleft()
+                key = (method, code.name)
+                requests[key] = requests.get(key, 0) + 1
+                latency = latencies.get(method)
+                if latency is None:
+                    latency = latencies[method] = [0.0] + [0] * (len(LATENCY_BUCKETS) + 1)
+                latency[0] += seconds
+                latency[1 + bisect_left(LATENCY_BUCKETS, seconds)] += 1
+
     def collect(self) -> Iterator[Metric]:
+        self.tally_rpcs()
         yield _counter(
             "titan_rpc_requests",
             "RPCs handled, by method and status code",

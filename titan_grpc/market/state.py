@@ -129,10 +129,11 @@ class MarketState:
         self._merged: dict[Hashable, tuple[object, object, Any]] = {}
         self._quote_promotions: dict[QuoteKey, _Promotion] = {}
         self._book_promotions: dict[BookKey, _Promotion] = {}
+        self._default_freshness = Freshness(policy.default_max_age_seconds)
 
     def freshness(self, max_age_seconds: float | None) -> Freshness:
         if max_age_seconds is None:
-            return Freshness(self.policy.default_max_age_seconds)
+            return self._default_freshness
         return Freshness(max_age_seconds, explicit=True)
 
     # ---- reads ---------------------------------------------------------------------
@@ -154,6 +155,9 @@ class MarketState:
             if stats is not None and slot.received >= stats_oldest:
                 self._note(backend.name, "ticker", "feed")
                 return self._with_quote(key, stats, quote)
+        held = self._held(slot, backend.name, "ticker", oldest)
+        if held is not None:
+            return held  # the common case answered without another coroutine
         return await self._read(
             slot, backend, "ticker", oldest, freshness, lambda: backend.ticker(symbol)
         )
@@ -222,9 +226,8 @@ class MarketState:
         freshness: Freshness,
         fetch: Callable[[], Awaitable[T]],
     ) -> T:
-        held = slot.value
-        if held is not None and slot.received >= oldest:
-            self._note(backend.name, kind, "hit")
+        held = self._held(slot, backend.name, kind, oldest)
+        if held is not None:
             return held
         if self._watch is not None and self._watch.is_suspect(backend.name):
             # Neither a new request nor joining one still hanging: one deadline was enough.
@@ -254,6 +257,14 @@ class MarketState:
             raise
         except (RateLimited, ExchangeUnavailable) as error:
             return self._held_or_raise(slot, backend, kind, freshness, error)
+
+    def _held(self, slot: _Slot[T], exchange: str, kind: str, oldest: float) -> T | None:
+        """The slot's value when it was received at or after ``oldest`` (a cache hit)."""
+        held = slot.value
+        if held is not None and slot.received >= oldest:
+            self._note(exchange, kind, "hit")
+            return held
+        return None
 
     async def _fetch(
         self, slot: _Slot[T], backend: ExchangeBackend, fetch: Callable[[], Awaitable[T]]

@@ -60,16 +60,6 @@ class GatewayInfo:
     portfolio_interval_seconds: float = 1.0  # StreamPortfolioValue: at most one per interval
 
 
-def _log_rpc(name: str, code: grpc.StatusCode, started: float, extra: str = "") -> None:
-    if log.isEnabledFor(logging.INFO):
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        fast = logs.access_log
-        if fast is not None:  # the server's own logging: batched lines, same text
-            fast.write(f"rpc={name} code={code.name} duration_ms={elapsed_ms:.1f}{extra}")
-        else:
-            log.info("rpc=%s code=%s duration_ms=%.1f%s", name, code.name, elapsed_ms, extra)
-
-
 async def _abort(
     context: grpc.aio.ServicerContext[Any, Any], error: BaseException
 ) -> grpc.StatusCode:
@@ -88,7 +78,7 @@ def _code_of(error: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-def _begin(context: Any, name: str) -> None:
+def _begin(context: Any, name: str) -> str:
     """Give the call a request id (the caller's x-request-id if sane) and echo it back."""
     incoming = ""
     for key, value in context.invocation_metadata() or ():
@@ -98,6 +88,7 @@ def _begin(context: Any, name: str) -> None:
     request_id.set(rid)
     current_rpc.set(name)
     context.set_trailing_metadata((("x-request-id", rid),))
+    return rid
 
 
 def _admit(request: Request) -> None:
@@ -112,26 +103,41 @@ def _admit(request: Request) -> None:
 
 
 def _finish(
-    servicer: Any, name: str, code: grpc.StatusCode, started: float, extra: str = ""
+    servicer: Any, rid: str, name: str, code: grpc.StatusCode, started: float, extra: str = ""
 ) -> None:
-    _log_rpc(name, code, started, extra)
-    metrics: Metrics | None = getattr(servicer, "_metrics", None)
+    """The call's request-log line and RPC metrics: recorded here, written and tallied in
+    batches (logs.AccessLog, Metrics.observe_rpc) so that each call pays one append."""
+    ended = time.perf_counter()
+    seconds = ended - started
+    if log.isEnabledFor(logging.INFO):
+        access = logs.access_log
+        if access is not None:  # the server's own logging: batched lines, same text
+            access.record(ended, rid, name, code, seconds, extra)
+        else:
+            log.info("rpc=%s code=%s duration_ms=%.1f%s", name, code.name, seconds * 1000, extra)
+    metrics: Metrics | None = servicer._metrics
     if metrics is not None:
-        metrics.observe_rpc(name, code.name, time.perf_counter() - started)
+        metrics.observe_rpc(name, code, seconds)
+
+
+_OK = grpc.StatusCode.OK
+_CANCELLED = grpc.StatusCode.CANCELLED
 
 
 def unary(
     method: Callable[[Any, Request, Any], Awaitable[Response]],
 ) -> Callable[[Any, Request, Any], Awaitable[Response]]:
+    name = method.__name__
+
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: Any) -> Response:
-        started, code = time.perf_counter(), grpc.StatusCode.OK
-        _begin(context, method.__name__)
+        started, code = time.perf_counter(), _OK
+        rid = _begin(context, name)
         try:
             _admit(request)
             return await method(self, request, context)
         except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
+            code = _CANCELLED
             raise
         except Exception as error:
             if _is_abort(error):
@@ -140,7 +146,7 @@ def unary(
             await _abort(context, error)
             raise
         finally:
-            _finish(self, method.__name__, code, started)
+            _finish(self, rid, name, code, started)
 
     return wrapper
 
@@ -150,8 +156,8 @@ def streaming(
 ) -> Callable[[Any, Request, Any], AsyncIterator[Response]]:
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: Any) -> AsyncIterator[Response]:
-        started, code, sent = time.perf_counter(), grpc.StatusCode.OK, 0
-        _begin(context, method.__name__)
+        started, code, sent = time.perf_counter(), _OK, 0
+        rid = _begin(context, method.__name__)
         metrics: Metrics | None = getattr(self, "_metrics", None)
         if metrics is not None:
             metrics.active_streams.labels(method.__name__).inc()
@@ -172,7 +178,7 @@ def streaming(
         finally:
             if metrics is not None:
                 metrics.active_streams.labels(method.__name__).dec()
-            _finish(self, method.__name__, code, started, f" messages={sent}")
+            _finish(self, rid, method.__name__, code, started, f" messages={sent}")
 
     return wrapper
 

@@ -130,6 +130,17 @@ class Symbol:
 
     base: str
     quote: str
+    # Symbols key the read path's caches, several look-ups per call: hashed once.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.base, self.quote)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[Symbol], tuple[str, str]]:
+        return Symbol, (self.base, self.quote)  # hashed again where it is unpickled
 
     @property
     def canonical(self) -> str:

@@ -1,3 +1,7 @@
+import os
+import pickle
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -110,3 +114,21 @@ def test_excerpt_is_short_escaped_and_says_how_long_the_value_was() -> None:
     assert excerpt('a"\\\x00\n€') == '"a\\"\\\\\\x00\\n\\u20ac"'
     long = excerpt("€" * 10_000)
     assert long.endswith("... (10000 characters)") and long.count("\\u20ac") == 32
+
+
+def test_a_symbol_from_another_process_finds_its_market() -> None:
+    # Symbols cache their hash; one pickled where strings hash differently must be hashed
+    # again, or every cache keyed by it would miss.
+    pickled = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import pickle, sys; from titan_grpc.domain import Symbol; "
+            "sys.stdout.buffer.write(pickle.dumps(Symbol('BTC', 'USDT')))",
+        ],
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+        capture_output=True,
+        check=True,
+    ).stdout
+    markets = {Symbol("BTC", "USDT"): "found"}
+    assert markets[pickle.loads(pickled)] == "found"

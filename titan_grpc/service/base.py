@@ -334,6 +334,8 @@ class ServiceBase:
                 self._metrics.stream_subscriptions.labels(backend.name).inc(step)
 
     async def _venue_and_symbol(self, exchange: str, symbol: str) -> tuple[ExchangeBackend, Symbol]:
+        """The venue and market a request names, checked against the venue's listing.
+        Callers look in ``self._resolved`` first: a hit costs no coroutine."""
         resolved = self._resolved.get((exchange, symbol))
         if resolved is not None:
             return resolved

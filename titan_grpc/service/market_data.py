@@ -22,7 +22,9 @@ class MarketDataRpcs(ServiceBase):
         self, request: pb.GetMarketDataRequest, context: Any
     ) -> pb.GetMarketDataResponse:
         freshness = self._market.freshness(convert.max_age_from_proto(request))
-        backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
+        backend, symbol = self._resolved.get(
+            (request.exchange, request.symbol)
+        ) or await self._venue_and_symbol(request.exchange, request.symbol)
         ticker = await self._market.ticker(backend, symbol, freshness)
         key = (backend.name, symbol)
         answered = self._ticker_answers.get(key)
@@ -41,7 +43,9 @@ class MarketDataRpcs(ServiceBase):
             request.depth, default=DEFAULT_DEPTH, maximum=MAX_DEPTH, field="depth"
         )
         freshness = self._market.freshness(convert.max_age_from_proto(request))
-        backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
+        backend, symbol = self._resolved.get(
+            (request.exchange, request.symbol)
+        ) or await self._venue_and_symbol(request.exchange, request.symbol)
         book = await self._market.order_book(backend, symbol, depth, freshness)
         return pb.GetOrderBookResponse(book=convert.book_to_proto(book))
 
@@ -52,7 +56,9 @@ class MarketDataRpcs(ServiceBase):
         limit = convert.bounded(
             request.limit, default=DEFAULT_TRADES, maximum=MAX_TRADES, field="limit"
         )
-        backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
+        backend, symbol = self._resolved.get(
+            (request.exchange, request.symbol)
+        ) or await self._venue_and_symbol(request.exchange, request.symbol)
         trades = await self._market.recent_trades(
             backend, symbol, limit, self._market.freshness(None)
         )

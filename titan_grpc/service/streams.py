@@ -86,7 +86,9 @@ class StreamRpcs(ServiceBase):
         depth = convert.bounded(
             request.depth, default=DEFAULT_DEPTH, maximum=MAX_DEPTH, field="depth"
         )
-        backend, symbol = await self._venue_and_symbol(request.exchange, request.symbol)
+        backend, symbol = self._resolved.get(
+            (request.exchange, request.symbol)
+        ) or await self._venue_and_symbol(request.exchange, request.symbol)
         subscription = self._book_hub.subscribe((backend.name, symbol, depth))
         self._count_subscriptions([(backend, symbol)], +1)
         if self._shutdown.is_set():  # opened while the server was stopping

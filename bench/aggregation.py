@@ -53,6 +53,9 @@ async def measure(calls: int) -> dict[str, float]:
         sim_tick_ms=0,
         journal_path=":memory:",
         health_interval_seconds=0,
+        # Every call asks the venues (no cache, no live feed): this measures the fan-out.
+        read_max_age_ms=0,
+        read_promote_reads=0,
     )
     gateway = await start_gateway(settings, world=world, backends=backends)
     figures: dict[str, float] = {}
@@ -63,9 +66,10 @@ async def measure(calls: int) -> dict[str, float]:
             venues["kucoin"].dead = True
             figures["one venue dead (refuses at once)"] = await _median(stub, calls)
             venues["kucoin"].dead, venues["kucoin"].hang = False, True
-            figures["one venue hanging (bounded by the 200 ms RPC deadline)"] = await _median(
-                stub, max(calls // 4, 3), deadline=0.2
-            )
+            first = "one venue hanging: the first call (200 ms deadline, venue cut 150 ms before)"
+            figures[first] = await _median(stub, 1, deadline=0.2)
+            later = "one venue hanging: later calls (venue suspect, skipped until it answers)"
+            figures[later] = await _median(stub, max(calls // 4, 3), deadline=0.2)
     finally:
         await gateway.stop(grace=0.5)
     return figures

@@ -444,6 +444,24 @@ SECTIONS: dict[str, Callable[[int], list[str]]] = {
 }
 
 
+def _headings(lines: list[str]) -> set[str]:
+    return {line[3:] for line in lines if line.startswith("## ")}
+
+
+def _blocks(lines: list[str], skip: set[str]) -> dict[str, list[str]]:
+    """The ``## `` sections of a results file, by heading, in order (``skip``ped ones and
+    anything before the first heading left out)."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines:
+        if line.startswith("## "):
+            heading = line[3:]
+            current = None if heading in skip else blocks.setdefault(heading, [])
+        if current is not None and not line.startswith("Sections other than"):
+            current.append(line)
+    return blocks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
@@ -465,7 +483,16 @@ def main() -> None:
     ]
     notes_file = ROOT / "bench" / "NOTES.md"
     notes = notes_file.read_text().splitlines() if notes_file.exists() else []
-    text = "\n".join(header + [line for section in sections for line in section] + notes) + "\n"
+    measured = [line for section in sections for line in section]
+    output = Path(args.output)
+    if args.only and output.exists():
+        # One section measured: the others stay as their last full run left them.
+        kept = _blocks(output.read_text().splitlines(), skip={"Machine", *_headings(notes)})
+        fresh = _blocks(measured, skip=set())
+        order = [*kept, *(h for h in fresh if h not in kept)]
+        measured = [line for h in order for line in fresh.get(h, kept.get(h, []))]
+        header += [f"Sections other than {args.only!r} are from earlier runs of this command.", ""]
+    text = "\n".join(header + measured + notes) + "\n"
     Path(args.output).write_text(text)
     print(text)
     print(f"(bench took {time.perf_counter() - started:.0f}s)", file=sys.stderr)

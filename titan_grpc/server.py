@@ -108,6 +108,7 @@ class Gateway:
     http: HttpServer | None = None
     budgets: BudgetFactory | None = None
     end_streams: Callable[[], None] = lambda: None
+    service: ExchangeService | None = None  # the servicer (benchmarks call it in-process)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopped: bool = False
 
@@ -248,6 +249,7 @@ async def start_gateway(
         asyncio.create_task(_reconcile_then_trade(gateway, settings.journal_retention_days))
     )
     gateway.end_streams = service.end_streams
+    gateway.service = service
     if settings.http_address:
         try:
             gateway.http = await _start_http(settings, service, auth)

@@ -36,8 +36,8 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-# (method, status code, seconds): how a refusal is counted in the metrics.
-RefusalObserver = Callable[[str, grpc.StatusCode, float], None]
+# (method, status code name, seconds): how a refusal is counted in the metrics.
+RefusalObserver = Callable[[str, str, float], None]
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
@@ -88,7 +88,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self, method: str, code: grpc.StatusCode, message: str
     ) -> tuple[grpc.StatusCode, str]:
         if self._observe is not None:
-            self._observe(method.removeprefix(SERVICE_PREFIX), code, 0.0)
+            self._observe(method.removeprefix(SERVICE_PREFIX), code.name, 0.0)
         return code, message
 
     async def intercept_service(

@@ -12,7 +12,6 @@ import time
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
@@ -86,14 +85,14 @@ class AccessLog:
         self._handler = handler
         self._json = fmt == "json"
         self._batch = batch
-        # (perf_counter at the end, request id, rpc, status code, seconds, extra text)
-        self._calls: list[tuple[float, str, str, Enum, float, str]] = []
+        # (perf_counter at the end, request id, rpc, status code name, seconds, extra text)
+        self._calls: list[tuple[float, str, str, str, float, str]] = []
         self._scheduled = False
         self._second = -1
         self._stamp = ""
 
     def record(
-        self, ended: float, rid: str, rpc: str, code: Enum, seconds: float, extra: str = ""
+        self, ended: float, rid: str, rpc: str, code: str, seconds: float, extra: str = ""
     ) -> None:
         """One finished call; ``ended`` is its ``time.perf_counter()`` at the end."""
         calls = self._calls
@@ -117,12 +116,7 @@ class AccessLog:
         if not self._calls:
             return
         calls, self._calls = self._calls, []
-        # Wall-clock times from the calls' perf_counter ends: one clock read per batch.
-        wall_offset = time.time() - time.perf_counter()
-        text = "".join(
-            self._line(ended + wall_offset, rid, _message(rpc, code, seconds, extra))
-            for ended, rid, rpc, code, seconds, extra in calls
-        )
+        text = self._json_lines(calls) if self._json else self._text_lines(calls)
         handler = self._handler
         handler.acquire()
         try:
@@ -131,32 +125,43 @@ class AccessLog:
         finally:
             handler.release()
 
-    def _line(self, at: float, rid: str, message: str) -> str:
-        if self._json:
-            stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+    def _text_lines(self, calls: list[tuple[float, str, str, str, float, str]]) -> str:
+        # Wall-clock times from the calls' perf_counter ends: one clock read per batch.
+        wall_offset = time.time() - time.perf_counter()
+        lines = []
+        for ended, rid, rpc, code, seconds, extra in calls:
+            at = ended + wall_offset
+            second = int(at)
+            if second != self._second:
+                self._second = second
+                self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+            lines.append(
+                f"{self._stamp},{int((at - second) * 1000):03d} INFO {ACCESS_LOGGER} [{rid}] "
+                f"rpc={rpc} code={code} duration_ms={seconds * 1000:.1f}{extra}\n"
+            )
+        return "".join(lines)
+
+    def _json_lines(self, calls: list[tuple[float, str, str, str, float, str]]) -> str:
+        wall_offset = time.time() - time.perf_counter()
+        lines = []
+        for ended, rid, rpc, code, seconds, extra in calls:
             entry = {
-                "time": stamp,
+                "time": datetime.fromtimestamp(ended + wall_offset, UTC).isoformat(
+                    timespec="milliseconds"
+                ),
                 "level": "INFO",
                 "logger": ACCESS_LOGGER,
                 "request_id": rid,
-                "message": message,
+                "message": f"rpc={rpc} code={code} duration_ms={seconds * 1000:.1f}{extra}",
             }
-            return json.dumps(entry) + "\n"
-        second = int(at)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
-        millis = int((at - second) * 1000)
-        return f"{self._stamp},{millis:03d} INFO {ACCESS_LOGGER} [{rid}] {message}\n"
-
-
-def _message(rpc: str, code: Enum, seconds: float, extra: str) -> str:
-    return f"rpc={rpc} code={code.name} duration_ms={seconds * 1000:.1f}{extra}"
+            lines.append(json.dumps(entry) + "\n")
+        return "".join(lines)
 
 
 ACCESS_LOGGER = "titan_grpc.rpc"
 ACCESS_LOG_DELAY_SECONDS = 0.05
-# Set by configure_logging; None (the standard logging path) in embedded use and tests.
+# Set by configure_logging when the request log is on; None (the standard logging path)
+# in embedded use and tests, and when the level is above INFO.
 access_log: AccessLog | None = None
 
 
@@ -189,5 +194,8 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     global access_log
     if access_log is not None:
         access_log.flush()
-    access_log = AccessLog(handler, fmt)
-    atexit.register(access_log.flush)
+    # The request log is on at INFO (the default); above it no call records anything.
+    access_log = None
+    if logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO):
+        access_log = AccessLog(handler, fmt)
+        atexit.register(access_log.flush)

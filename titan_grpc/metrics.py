@@ -14,7 +14,6 @@ import threading
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from enum import Enum
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -87,7 +86,7 @@ class Metrics:
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
-    def observe_rpc(self, method: str, code: Enum, seconds: float) -> None:
+    def observe_rpc(self, method: str, code: str, seconds: float) -> None:
         """One finished RPC: recorded with one append, tallied in batches."""
         pending = self._tallies.pending_rpcs
         pending.append((method, code, seconds))
@@ -161,7 +160,7 @@ class _Tallies:
         # Finished RPCs not tallied yet: appended by the event loop, tallied by it every
         # RPC_TALLY_BATCH calls and by a scrape (deque appends and pops are atomic; the
         # lock keeps two tallies from interleaving).
-        self.pending_rpcs: deque[tuple[str, Enum, float]] = deque()
+        self.pending_rpcs: deque[tuple[str, str, float]] = deque()
         self._tally_lock = threading.Lock()
         self.rpc_requests: dict[tuple[str, str], int] = {}
         # method -> [sum of seconds, count per bucket..., count above the last bucket]
@@ -175,7 +174,7 @@ class _Tallies:
         with self._tally_lock:
             while pending:
                 method, code, seconds = pending.popleft()
-                key = (method, code.name)
+                key = (method, code)
                 requests[key] = requests.get(key, 0) + 1
                 latency = latencies.get(method)
                 if latency is None:

@@ -262,7 +262,9 @@ class MarketState:
         """The slot's value when it was received at or after ``oldest`` (a cache hit)."""
         held = slot.value
         if held is not None and slot.received >= oldest:
-            self._note(exchange, kind, "hit")
+            observe = self._observe
+            if observe is not None:
+                observe(exchange, kind, "hit")
             return held
         return None
 

@@ -109,15 +109,15 @@ def _finish(
     batches (logs.AccessLog, Metrics.observe_rpc) so that each call pays one append."""
     ended = time.perf_counter()
     seconds = ended - started
-    if log.isEnabledFor(logging.INFO):
-        access = logs.access_log
-        if access is not None:  # the server's own logging: batched lines, same text
-            access.record(ended, rid, name, code, seconds, extra)
-        else:
-            log.info("rpc=%s code=%s duration_ms=%.1f%s", name, code.name, seconds * 1000, extra)
+    code_name = "OK" if code is _OK else code.name  # Enum.name is a Python-level property
+    access = logs.access_log
+    if access is not None:  # the server's own logging: batched lines, same text
+        access.record(ended, rid, name, code_name, seconds, extra)
+    elif log.isEnabledFor(logging.INFO):
+        log.info("rpc=%s code=%s duration_ms=%.1f%s", name, code_name, seconds * 1000, extra)
     metrics: Metrics | None = servicer._metrics
     if metrics is not None:
-        metrics.observe_rpc(name, code, seconds)
+        metrics.observe_rpc(name, code_name, seconds)
 
 
 _OK = grpc.StatusCode.OK

@@ -451,10 +451,19 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-async def serve(settings: Settings, *, share_port: bool = False, budget_split: int = 1) -> None:
-    """Run until SIGINT/SIGTERM, then shut down gracefully."""
+async def serve(
+    settings: Settings,
+    *,
+    share_port: bool = False,
+    budget_split: int = 1,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM, then shut down gracefully; ``on_ready`` is called once
+    the server is serving (the ``--workers`` supervisor's sign that a worker started)."""
     gateway = await start_gateway(settings, share_port=share_port, budget_split=budget_split)
     settle_heap()
+    if on_ready is not None:
+        on_ready()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -13,7 +13,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -25,9 +24,9 @@ import pytest
 from tests.conftest import make_settings
 from tests.fakes.binance import API_KEY, API_SECRET, FakeBinance, Fault
 from tests.integration.test_binance import adapter
-from tests.integration.test_cli import ROOT, free_port
+from tests.integration.test_cli import free_port
 from tests.integration.test_order_safety import market
-from tests.replicas import wait_for_trading
+from tests.replicas import spawn, wait_for_log, wait_for_trading, worker_pids
 from titan_grpc.config import Secret
 from titan_grpc.exchanges.base import ExchangeBackend
 from titan_grpc.exchanges.simulated import SimulatedExchange, SimulatedWorld
@@ -114,45 +113,6 @@ class Servers:
 
     def log_text(self) -> str:
         return "\n".join(path.read_text(errors="replace")[-4000:] for path in self.logs)
-
-
-def spawn(port: int, env: dict[str, str], log: Path, workers: int = 1) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "titan_grpc", "serve", "--address", f"127.0.0.1:{port}"]
-    command += ["--env-file", "", "--workers", str(workers)]
-    with log.open("wb") as sink:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink)
-
-
-def read_log(log: Path) -> str:
-    return log.read_text(errors="replace")
-
-
-async def wait_for_log(log: Path, text: str, count: int, process: subprocess.Popen[bytes]) -> None:
-    """Wait (polling the log file) until ``text`` appeared ``count`` times."""
-    for _ in range(6000):
-        if read_log(log).count(text) >= count:
-            return
-        if process.poll() is not None:
-            break
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"servers did not start:\n{read_log(log)[-4000:]}")
-
-
-def worker_pids(parent: int) -> list[int]:
-    """The ``serve --workers`` worker processes (not multiprocessing's resource tracker)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rpartition(")")[2].split()[1])
-        if ppid == parent and b"spawn_main" in cmdline:
-            found.append(int(entry))
-    return found
 
 
 async def embedded_servers(fake: FakeBinance, tmp_path: Path) -> Servers:

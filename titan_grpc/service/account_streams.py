@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from titan_grpc import convert
+from titan_grpc import answers, convert
 from titan_grpc.domain import MONEY_CONTEXT, Balance, BalanceUpdate, OrderUpdate, Quote, Symbol
 from titan_grpc.exchanges import ExchangeBackend
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
@@ -101,7 +101,7 @@ class AccountStreamRpcs(ServiceBase):
         cached = self._last_update_message
         if cached is not None and cached[0] is update:
             return cached[1]
-        message = pb.StreamOrderUpdatesResponse(update=convert.order_update_to_proto(update))
+        message = pb.StreamOrderUpdatesResponse(update=answers.order_update_to_proto(update))
         self._last_update_message = (update, message)
         return message
 
@@ -119,7 +119,7 @@ class AccountStreamRpcs(ServiceBase):
                 if event.notice is not None:
                     yield pb.StreamBalancesResponse(notice=_notice(event.notice, event.key))
                 elif isinstance(event.item, BalanceUpdate):
-                    balances = convert.balance_update_to_proto(event.item, simulated[event.key])
+                    balances = answers.balance_update_to_proto(event.item, simulated[event.key])
                     yield pb.StreamBalancesResponse(balances=balances)
         finally:
             subscription.close()
@@ -224,7 +224,7 @@ class AccountStreamRpcs(ServiceBase):
                 if current != last:
                     last = current
                     now = datetime.now(UTC)
-                    value = convert.portfolio_value_to_proto(valuation, simulated, now)
+                    value = answers.portfolio_value_to_proto(valuation, simulated, now)
                     yield pb.StreamPortfolioValueResponse(value=value)
                     if interval > 0:  # at most one value per interval; changes conflate
                         await asyncio.sleep(interval)

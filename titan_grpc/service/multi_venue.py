@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from titan_grpc import convert
+from titan_grpc import answers, convert
 from titan_grpc.convert import dec
 from titan_grpc.domain import OrderType, parse_decimal
 from titan_grpc.errors import InvalidArgument
@@ -40,8 +40,8 @@ class MultiVenueRpcs(ServiceBase):
             symbol=symbol.canonical,
             tickers=[convert.ticker_to_proto(t) for t in tickers],
             errors=errors,
-            best_bid=convert.best_level_to_proto(view.best_bid),
-            best_ask=convert.best_level_to_proto(view.best_ask),
+            best_bid=answers.best_level_to_proto(view.best_bid),
+            best_ask=answers.best_level_to_proto(view.best_ask),
             mid=dec(view.mid),
             spread=dec(view.spread),
             spread_bps=dec(view.spread_bps),
@@ -65,9 +65,9 @@ class MultiVenueRpcs(ServiceBase):
         return pb.FindBestPriceResponse(
             symbol=symbol.canonical,
             side=request.side,
-            best=convert.venue_price_to_proto(complete[0]) if complete else None,
-            quotes=[convert.venue_price_to_proto(p) for p in prices],
-            arbitrage=[convert.opportunity_to_proto(o) for o in arbitrage(books)],
+            best=answers.venue_price_to_proto(complete[0]) if complete else None,
+            quotes=[answers.venue_price_to_proto(p) for p in prices],
+            arbitrage=[answers.opportunity_to_proto(o) for o in arbitrage(books)],
             errors=errors,
             skipped_exchanges=skipped,
         )
@@ -87,7 +87,7 @@ class MultiVenueRpcs(ServiceBase):
         freshness = self._market.freshness(convert.max_age_from_proto(request))
         backends, skipped = self._healthy(self._registry.resolve_many(request.exchanges))
         books, errors = await self._books(backends, symbol, ROUTING_DEPTH, freshness, context)
-        answer = convert.route_plan_to_proto(symbol, plan_route(books, side, quantity, limit))
+        answer = answers.route_plan_to_proto(symbol, plan_route(books, side, quantity, limit))
         answer.errors.extend(errors)
         answer.skipped_exchanges.extend(skipped)
         return answer
@@ -114,6 +114,6 @@ class MultiVenueRpcs(ServiceBase):
 
         priced, price_errors = await self._per_venue(backends, prices_on, context)
         valuation = value_portfolio(balances, [p for _, found in priced for p in found], quote)
-        answer = convert.valuation_to_proto(valuation, {b.name: b.simulated for b in backends})
+        answer = answers.valuation_to_proto(valuation, {b.name: b.simulated for b in backends})
         answer.errors.extend(errors + price_errors)
         return answer

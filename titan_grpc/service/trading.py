@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from titan_grpc import convert
+from titan_grpc import answers, convert
 from titan_grpc.domain import ZERO, OrderRequest, OrderType, Symbol, parse_decimal
 from titan_grpc.errors import InvalidArgument
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
@@ -191,7 +191,7 @@ class TradingRpcs(ServiceBase):
         )
         return pb.CancelAllOrdersResponse(
             results=[
-                convert.cancel_all_to_proto(result, backend.simulated)
+                answers.cancel_all_to_proto(result, backend.simulated)
                 for backend, result in results
             ],
             errors=errors,

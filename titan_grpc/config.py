@@ -15,34 +15,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from titan_grpc.env import EnvReader
+from titan_grpc.env import Secret as Secret  # re-exported: settings hold secrets
 from titan_grpc.errors import ConfigError
-
-
-class Secret:
-    """A string that never shows itself in repr, str, logs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('***')" if self._value else "Secret('')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
 
 SCOPES = frozenset({"read", "trade"})
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
@@ -219,8 +194,6 @@ def is_loopback_address(address: str) -> bool:
         return False
 
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 # Every variable TITAN reads; anything else in the environment is ignored.
@@ -287,120 +260,7 @@ KNOWN_VARIABLES = (
 )
 
 
-class _Reader:
-    """Reads typed values, collecting one problem line per bad variable."""
-
-    def __init__(self, values: Mapping[str, str]) -> None:
-        self._values = values
-        self.problems: list[str] = []
-
-    def raw(self, name: str) -> str:
-        return self._values.get(name, "").strip()
-
-    def text(self, name: str, default: str = "") -> str:
-        return self.raw(name) or default
-
-    def secret(self, name: str) -> Secret:
-        return Secret(self.raw(name))
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.raw(name).lower()
-        if not value:
-            return default
-        if value in _TRUE:
-            return True
-        if value in _FALSE:
-            return False
-        self.problems.append(f"{name}: expected true or false, got {self.raw(name)!r}")
-        return default
-
-    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
-        value = self.raw(name)
-        if not value:
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            self.problems.append(f"{name}: expected a whole number, got {value!r}")
-            return default
-        if not minimum <= number <= maximum:
-            self.problems.append(f"{name}: must be between {minimum} and {maximum}, got {number}")
-            return default
-        return number
-
-    def _number(
-        self, name: str, expected: str, minimum: float, maximum: float, *, positive: bool = False
-    ) -> float | None:
-        """The variable as a number within bounds; None (a problem noted) otherwise."""
-        value = self.raw(name)
-        try:
-            number = float(value)
-        except ValueError:
-            self.problems.append(f"{name}: expected {expected}, got {value!r}")
-            return None
-        if not (minimum < number if positive else minimum <= number) or number > maximum:
-            low = f"above {minimum:g}" if positive else f"between {minimum:g}"
-            high = f"and at most {maximum:g}" if positive else f"and {maximum:g}"
-            self.problems.append(f"{name}: must be {low} {high}, got {value}")
-            return None
-        return number
-
-    def seconds(self, name: str, default: float, maximum: float) -> float:
-        if not self.raw(name):
-            return default
-        number = self._number(name, "a number of seconds", 0, maximum)
-        return default if number is None else number
-
-    def optional_integer(self, name: str, minimum: int, maximum: int) -> int | None:
-        return self.integer(name, 0, minimum, maximum) if self.raw(name) else None
-
-    def optional_rate(self, name: str, maximum: float) -> float | None:
-        if not self.raw(name):
-            return None
-        return self._number(name, "a number per second", 0, maximum, positive=True)
-
-    def share(self, name: str, default: float, maximum: float) -> float:
-        if not self.raw(name):
-            return default
-        number = self._number(name, "a share such as 0.2", 0, maximum)
-        return default if number is None else number
-
-    def address(self, name: str, default: str, *, optional: bool = False) -> str:
-        value = self.raw(name)
-        if not value:
-            return "" if optional else default
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            self.problems.append(
-                f"{name}: expected HOST:PORT (e.g. 127.0.0.1:50051), got {value!r}"
-            )
-            return "" if optional else default
-        return value
-
-    def url(self, name: str) -> str:
-        value = self.raw(name)
-        if value and not value.startswith(("http://", "https://", "ws://", "wss://")):
-            self.problems.append(f"{name}: expected an http(s):// or ws(s):// URL, got {value!r}")
-            return ""
-        return value.rstrip("/")
-
-    def store_url(self, name: str, schemes: tuple[str, ...]) -> Secret:
-        value = self.raw(name)
-        if value and not value.startswith(tuple(f"{scheme}://" for scheme in schemes)):
-            # Never echo the value: it may carry a password.
-            expected = " or ".join(f"{scheme}://" for scheme in schemes)
-            self.problems.append(f"{name}: expected a {expected} URL")
-            return Secret("")
-        return Secret(value)
-
-    def file_path(self, name: str) -> str:
-        value = self.raw(name)
-        if value and not Path(value).is_file():
-            self.problems.append(f"{name}: file not found: {value}")
-        return value
-
-
-def _quote_aliases(reader: _Reader) -> tuple[tuple[str, str], ...]:
+def _quote_aliases(reader: EnvReader) -> tuple[tuple[str, str], ...]:
     value = reader.raw("TITAN_QUOTE_ALIASES")
     if not value:
         return ()
@@ -417,7 +277,7 @@ def _quote_aliases(reader: _Reader) -> tuple[tuple[str, str], ...]:
     return tuple(aliases)
 
 
-def _venues(reader: _Reader, use_real: bool) -> tuple[VenueChoice, ...]:
+def _venues(reader: EnvReader, use_real: bool) -> tuple[VenueChoice, ...]:
     """``binance,coinbase=simulated,ccxt:okx=real``; a plain name takes USE_REAL_EXCHANGES."""
     value = reader.raw("TITAN_VENUES")
     if not value:
@@ -438,7 +298,7 @@ def _venues(reader: _Reader, use_real: bool) -> tuple[VenueChoice, ...]:
     return tuple(choices)
 
 
-def _auth_grants(reader: _Reader) -> tuple[AuthGrant, ...]:
+def _auth_grants(reader: EnvReader) -> tuple[AuthGrant, ...]:
     """``token1:read+trade,token2:read``; problems name the entry's position, never the token."""
     value = reader.raw("TITAN_AUTH_TOKENS")
     if not value:
@@ -465,7 +325,7 @@ def _auth_grants(reader: _Reader) -> tuple[AuthGrant, ...]:
     return tuple(grants)
 
 
-def _budget(reader: _Reader, name: str) -> VenueBudget:
+def _budget(reader: EnvReader, name: str) -> VenueBudget:
     if name == "binance":
         return VenueBudget(
             weight_per_window=reader.optional_integer(
@@ -490,7 +350,7 @@ def _budget(reader: _Reader, name: str) -> VenueBudget:
     )
 
 
-def _venue(reader: _Reader, name: str, testnet_var: str, testnet_default: bool) -> VenueSettings:
+def _venue(reader: EnvReader, name: str, testnet_var: str, testnet_default: bool) -> VenueSettings:
     prefix = name.upper()
     return VenueSettings(
         name=name,
@@ -508,7 +368,7 @@ def _venue(reader: _Reader, name: str, testnet_var: str, testnet_default: bool) 
     )
 
 
-def _server_tuning(reader: _Reader) -> ServerTuning:
+def _server_tuning(reader: EnvReader) -> ServerTuning:
     compression = reader.text("TITAN_COMPRESSION", "none").lower()
     if compression not in ("none", "gzip", "deflate"):
         reader.problems.append(
@@ -543,7 +403,7 @@ def load_settings(
     if env_file and Path(env_file).is_file():
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update(os.environ if environ is None else environ)
-    reader = _Reader(values)
+    reader = EnvReader(values)
 
     log_level = reader.text("TITAN_LOG_LEVEL", "INFO").upper()
     if log_level not in _LOG_LEVELS:

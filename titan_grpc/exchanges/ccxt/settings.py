@@ -8,12 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from titan_grpc.config import Secret, venue_prefix
+from titan_grpc.config import venue_prefix
+from titan_grpc.env import EnvReader, Secret
 from titan_grpc.errors import ConfigError
 
 _ID_RE = re.compile(r"^[a-z][a-z0-9]{1,40}$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -35,23 +34,12 @@ class CcxtSettings:
         return venue_prefix(self.venue)
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool, problems: list[str]) -> bool:
-    value = env.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    problems.append(f"{name}: expected true or false, got {env[name].strip()!r}")
-    return default
-
-
 def load_ccxt_settings(venue: str, env: Mapping[str, str]) -> CcxtSettings:
     """Raises ConfigError, one line per bad variable (values of secrets never shown)."""
     _, _, exchange_id = venue.partition(":")
     prefix = venue_prefix(venue)
-    problems: list[str] = []
+    reader = EnvReader(env)
+    problems = reader.problems
     if not _ID_RE.match(exchange_id):
         raise ConfigError([f"TITAN_VENUES: {venue}: expected ccxt:<exchange id> such as ccxt:okx"])
     options: dict[str, Any] = {}
@@ -83,9 +71,9 @@ def load_ccxt_settings(venue: str, env: Mapping[str, str]) -> CcxtSettings:
         api_key=Secret(env.get(f"{prefix}API_KEY", "").strip()),
         secret=Secret(env.get(f"{prefix}SECRET", "").strip()),
         password=Secret(env.get(f"{prefix}PASSWORD", "").strip()),
-        sandbox=_flag(env, f"{prefix}SANDBOX", True, problems),
+        sandbox=reader.boolean(f"{prefix}SANDBOX", True),
         options=options,
-        watch=_flag(env, f"{prefix}WATCH", True, problems),
+        watch=reader.boolean(f"{prefix}WATCH", True),
         poll_seconds=poll,
     )
     if bool(settings.api_key) != bool(settings.secret):

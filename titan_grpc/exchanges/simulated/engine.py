@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
+from decimal import ROUND_UP, Decimal, localcontext
 from typing import TypeVar
 
 from titan_grpc.domain import (
@@ -64,42 +64,22 @@ from titan_grpc.errors import (
     OrderRejected,
     UnknownSymbol,
 )
-from titan_grpc.exchanges.filters import check_order_filters, floor_to
+from titan_grpc.exchanges.filters import check_order_filters
+from titan_grpc.exchanges.simulated.book import (
+    FEE_PRECISION,
+    Book,
+    Level,
+    Stats,
+    crosses,
+    fee_for,
+    plan_fills,
+    plan_quote_fills,
+    stop_reached,
+)
 from titan_grpc.paging import Page, PageRequest, cursor_int
 
 T = TypeVar("T")
-FEE_PRECISION = Decimal("0.00000001")
 PUBLIC_TRADES_KEPT = 1000
-
-
-@dataclass(slots=True)
-class _Level:
-    price: Decimal
-    quantity: Decimal
-
-
-@dataclass(slots=True)
-class _Book:
-    bids: list[_Level] = field(default_factory=list)  # best (highest) first
-    asks: list[_Level] = field(default_factory=list)  # best (lowest) first
-    sequence: int = 0
-    time: datetime | None = None
-
-
-@dataclass(slots=True)
-class _Stats:
-    open: Decimal | None = None
-    high: Decimal | None = None
-    low: Decimal | None = None
-    last: Decimal | None = None
-    volume: Decimal = ZERO
-    quote_volume: Decimal = ZERO
-
-    def record_price(self, price: Decimal) -> None:
-        if self.open is None:
-            self.open = price
-        self.high = price if self.high is None else max(self.high, price)
-        self.low = price if self.low is None else min(self.low, price)
 
 
 @dataclass(slots=True)
@@ -126,52 +106,6 @@ class _OrderRecord:
         return self.quantity - self.filled_quantity
 
 
-def fee_for(notional: Decimal, rate: Decimal) -> Decimal:
-    return MONEY_CONTEXT.multiply(notional, rate).quantize(FEE_PRECISION, rounding=ROUND_HALF_UP)
-
-
-def _crosses(side: Side, level_price: Decimal, limit: Decimal | None) -> bool:
-    if limit is None:
-        return True
-    return level_price <= limit if side is Side.BUY else level_price >= limit
-
-
-def plan_quote_fills(
-    levels: list[_Level], quote_amount: Decimal, step: Decimal
-) -> list[tuple[Decimal, Decimal]]:
-    """(price, quantity) pairs taking ``levels`` best first, each in whole ``step``s,
-    while their total cost stays within ``quote_amount``."""
-    planned: list[tuple[Decimal, Decimal]] = []
-    remaining = quote_amount
-    for level in levels:
-        affordable = floor_to(MONEY_CONTEXT.divide(remaining, level.price), step)
-        take = min(level.quantity, affordable)
-        if take <= 0:
-            break
-        planned.append((level.price, take))
-        remaining -= MONEY_CONTEXT.multiply(level.price, take)
-    return planned
-
-
-def _stop_reached(side: Side, mark: Decimal, stop_price: Decimal) -> bool:
-    return mark >= stop_price if side is Side.BUY else mark <= stop_price
-
-
-def plan_fills(
-    levels: list[_Level], side: Side, quantity: Decimal, limit: Decimal | None
-) -> list[tuple[Decimal, Decimal]]:
-    """(price, quantity) pairs taking ``levels`` best first, within ``limit``."""
-    planned: list[tuple[Decimal, Decimal]] = []
-    remaining = quantity
-    for level in levels:
-        if remaining <= 0 or not _crosses(side, level.price, limit):
-            break
-        take = min(level.quantity, remaining)
-        planned.append((level.price, take))
-        remaining -= take
-    return planned
-
-
 class MatchingEngine:
     """Books, balances, orders, fills and ledger of one simulated venue."""
 
@@ -187,8 +121,8 @@ class MatchingEngine:
         self.markets = markets
         self._clock = clock
         self._on_change = on_change
-        self._books: dict[Symbol, _Book] = {symbol: _Book() for symbol in markets}
-        self._stats: dict[Symbol, _Stats] = {symbol: _Stats() for symbol in markets}
+        self._books: dict[Symbol, Book] = {symbol: Book() for symbol in markets}
+        self._stats: dict[Symbol, Stats] = {symbol: Stats() for symbol in markets}
         self._trades: dict[Symbol, deque[PublicTrade]] = {
             symbol: deque(maxlen=PUBLIC_TRADES_KEPT) for symbol in markets
         }
@@ -231,7 +165,7 @@ class MatchingEngine:
         asks = [PriceLevel(level.price, level.quantity) for level in book.asks[:depth]]
         return bids, asks, book.sequence
 
-    def stats(self, symbol: Symbol) -> _Stats:
+    def stats(self, symbol: Symbol) -> Stats:
         self.market(symbol)
         return self._stats[symbol]
 
@@ -245,8 +179,8 @@ class MatchingEngine:
     ) -> None:
         """Replace the synthetic liquidity and fill resting orders the market moved through."""
         book = self._books[symbol]
-        book.bids = [_Level(level.price, level.quantity) for level in bids]
-        book.asks = [_Level(level.price, level.quantity) for level in asks]
+        book.bids = [Level(level.price, level.quantity) for level in bids]
+        book.asks = [Level(level.price, level.quantity) for level in asks]
         book.sequence += 1
         book.time = self._clock()
         self._stats[symbol].record_price(mid)
@@ -308,7 +242,7 @@ class MatchingEngine:
         if request.type.is_stop:
             assert request.stop_price is not None
             mark = self._marks.get(request.symbol)
-            if mark is not None and _stop_reached(request.side, mark, request.stop_price):
+            if mark is not None and stop_reached(request.side, mark, request.stop_price):
                 raise OrderRejected(
                     f"stop price {format_decimal(request.stop_price)} would trigger "
                     f"immediately (market at {format_decimal(mark)})",
@@ -334,8 +268,8 @@ class MatchingEngine:
         book = self._books[request.symbol]
         opposite = book.asks if request.side is Side.BUY else book.bids
         limit = request.price if kind is OrderType.LIMIT else None
-        crosses = bool(opposite) and _crosses(request.side, opposite[0].price, limit)
-        if request.post_only and crosses:
+        would_take = bool(opposite) and crosses(request.side, opposite[0].price, limit)
+        if request.post_only and would_take:
             raise OrderRejected(
                 "post-only order would take liquidity (best opposite price "
                 f"{format_decimal(opposite[0].price)})",
@@ -390,7 +324,7 @@ class MatchingEngine:
                     or request.symbol != symbol
                     or not record.status.is_open
                     or request.stop_price is None
-                    or not _stop_reached(request.side, mark, request.stop_price)
+                    or not stop_reached(request.side, mark, request.stop_price)
                 ):
                     continue
                 record.triggered = True
@@ -549,7 +483,7 @@ class MatchingEngine:
         record.locked_amount = ZERO
 
     def _take(
-        self, record: _OrderRecord, opposite: list[_Level], price: Decimal, quantity: Decimal
+        self, record: _OrderRecord, opposite: list[Level], price: Decimal, quantity: Decimal
     ) -> None:
         level = opposite[0]
         level.quantity -= quantity

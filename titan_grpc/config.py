@@ -141,6 +141,10 @@ class Settings:
     metrics_address: str = ""
     # HTTP/JSON transcoding of the same service (titan_grpc/http/); empty = off.
     http_address: str = ""
+    # Browser origins (scheme://host[:port]) allowed to call the HTTP routes (CORS).
+    http_cors_origins: tuple[str, ...] = ()
+    # Host names besides loopback's that a loopback HTTP address answers to.
+    http_allowed_hosts: tuple[str, ...] = ()
     # Bearer tokens over plaintext beyond loopback, for a TLS-terminating proxy in front.
     allow_plaintext_tokens: bool = False
     max_receive_message_bytes: int = 256 * 1024
@@ -228,6 +232,8 @@ KNOWN_VARIABLES = (
     "TITAN_RECONCILE_CONCURRENCY",
     "TITAN_METRICS_ADDRESS",
     "TITAN_HTTP_ADDRESS",
+    "TITAN_HTTP_CORS_ORIGINS",
+    "TITAN_HTTP_ALLOWED_HOSTS",
     "TITAN_ALLOW_PLAINTEXT_TOKENS",
     "TITAN_MAX_RECEIVE_MESSAGE_BYTES",
     "TITAN_LOG_LEVEL",
@@ -258,6 +264,22 @@ KNOWN_VARIABLES = (
     "KUCOIN_PUBLIC_WEIGHT_PER_30S",
     "KUCOIN_PRIVATE_WEIGHT_PER_30S",
 )
+
+
+_ORIGIN_RE = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+_ORIGIN_HINT = "an origin such as https://dash.example.com or http://localhost:8080"
+_HOST_RE = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
+_HOST_HINT = "a host name such as titan.internal (no port)"
+
+
+def _listed(reader: EnvReader, name: str, pattern: re.Pattern[str], hint: str) -> tuple[str, ...]:
+    """A comma-separated list of values that each match ``pattern``."""
+    values = tuple(item.strip() for item in reader.raw(name).split(",") if item.strip())
+    for value in values:
+        if not pattern.match(value):
+            reader.problems.append(f"{name}: expected {hint}, got {value!r}")
+            return ()
+    return values
 
 
 def _quote_aliases(reader: EnvReader) -> tuple[tuple[str, str], ...]:
@@ -444,6 +466,8 @@ def load_settings(
         reconcile_concurrency=reader.integer("TITAN_RECONCILE_CONCURRENCY", 8, 1, 256),
         metrics_address=reader.address("TITAN_METRICS_ADDRESS", "", optional=True),
         http_address=reader.address("TITAN_HTTP_ADDRESS", "", optional=True),
+        http_cors_origins=_listed(reader, "TITAN_HTTP_CORS_ORIGINS", _ORIGIN_RE, _ORIGIN_HINT),
+        http_allowed_hosts=_listed(reader, "TITAN_HTTP_ALLOWED_HOSTS", _HOST_RE, _HOST_HINT),
         allow_plaintext_tokens=reader.boolean("TITAN_ALLOW_PLAINTEXT_TOKENS", False),
         max_receive_message_bytes=reader.integer(
             "TITAN_MAX_RECEIVE_MESSAGE_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024

@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from titan_grpc import __version__, server_options
 from titan_grpc.auth import AuthInterceptor
-from titan_grpc.config import Settings
+from titan_grpc.config import Settings, is_loopback_address
 from titan_grpc.errors import ConfigError, StoreUnavailable
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.exchanges.fees import keep_fees_fresh, refresh_venue_fees
@@ -28,6 +28,7 @@ from titan_grpc.exchanges.plugins import build_venues
 from titan_grpc.exchanges.simulated import SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.http import HttpServer, server_ssl_context, start_http_server
+from titan_grpc.http.origins import OriginPolicy
 from titan_grpc.market.fallback import FallbackExchange
 from titan_grpc.market.health import HealthMonitor
 from titan_grpc.market.state import ReadPolicy
@@ -411,6 +412,11 @@ async def _start_http(
             pb.DESCRIPTOR.services_by_name["ExchangeService"],
             service,
             auth,
+            origins=OriginPolicy.for_address(
+                is_loopback_address(address),
+                settings.http_cors_origins,
+                settings.http_allowed_hosts,
+            ),
             ssl_context=tls,
             shutdown_timeout=settings.shutdown_grace_seconds,
         )

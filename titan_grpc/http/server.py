@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from google.protobuf.descriptor import ServiceDescriptor
 
+from titan_grpc.http.origins import OriginPolicy
 from titan_grpc.http.transcoder import Authorizer, build_app
 
 
@@ -27,6 +28,7 @@ async def start_http_server(
     servicer: object,
     authorizer: Authorizer | None = None,
     *,
+    origins: OriginPolicy | None = None,
     ssl_context: ssl.SSLContext | None = None,
     shutdown_timeout: float = 5.0,
 ) -> HttpServer:
@@ -37,7 +39,7 @@ async def start_http_server(
     # handler_cancellation: a client that leaves cancels its handler, so a quiet
     # Server-Sent Events stream ends (and unsubscribes) at once, as a gRPC stream does.
     runner = web.AppRunner(
-        build_app(service, servicer, authorizer),
+        build_app(service, servicer, authorizer, origins=origins),
         handler_cancellation=True,
         access_log=None,  # the servicer logs one line per call
         shutdown_timeout=shutdown_timeout,

@@ -26,6 +26,7 @@ from titan_grpc.errors import InvalidArgument, excerpt
 from titan_grpc.http.binding import BadInput, message_to_json, request_from_http
 from titan_grpc.http.context import HttpAbort, HttpServicerContext, Metadata, status_of
 from titan_grpc.http.openapi import openapi_document
+from titan_grpc.http.origins import OriginPolicy
 from titan_grpc.http.routes import Route, routes_of
 from titan_grpc.http.sse import MessagePump, serve_events
 from titan_grpc.status import to_grpc_status
@@ -82,14 +83,17 @@ def build_app(
     servicer: object,
     authorizer: Authorizer | None = None,
     *,
+    origins: OriginPolicy | None = None,
     first_event_window: float = FIRST_EVENT_WINDOW_SECONDS,
     keepalive: float = KEEPALIVE_SECONDS,
 ) -> web.Application:
-    """The aiohttp application serving ``service`` from ``servicer`` plus /openapi.json."""
+    """The aiohttp application serving ``service`` from ``servicer`` plus /openapi.json;
+    ``origins`` says which browsers may call it (default: none, any host name)."""
     routes = routes_of(list(service.methods))
     transcoder = _Transcoder(routes, servicer, authorizer, first_event_window, keepalive)
     document = openapi_document(service, routes)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
+    (origins or OriginPolicy()).install(app)
 
     async def openapi(_: web.Request) -> web.Response:
         return web.json_response(document)

@@ -117,9 +117,7 @@ async def test_a_listed_origin_gets_cors_for_calls_and_streams(gateway: Gateway)
             assert (await stream.content.readline()).startswith(b"data:")
         finally:
             stream.close()
-    assert [order.client_order_id for order in await journaled_orders(gateway)] == [
-        "page-order-1"
-    ]
+    assert [order.client_order_id for order in await journaled_orders(gateway)] == ["page-order-1"]
 
 
 async def test_an_unlisted_origin_gets_no_preflight(gateway: Gateway) -> None:

@@ -1,4 +1,5 @@
-"""Coinbase Exchange behind the ExchangeBackend interface: RestClient + auth + parse."""
+"""Coinbase Exchange behind the ExchangeBackend interface: the REST client (client.py),
+parse and the WebSocket feeds (stream.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import base64
 import binascii
 import dataclasses
 import functools
-import json
 import logging
 import re
 import time
@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from titan_grpc.config import VenueSettings
 from titan_grpc.domain import (
@@ -54,6 +53,7 @@ from titan_grpc.errors import (
 )
 from titan_grpc.exchanges.base import BookFeed, ExchangeBackend, find_market
 from titan_grpc.exchanges.coinbase import auth, endpoints, parse, stream
+from titan_grpc.exchanges.coinbase.client import CoinbaseClient
 from titan_grpc.exchanges.coinbase.endpoints import Endpoint
 from titan_grpc.exchanges.common import (
     RECONCILE_DELAYS_SECONDS,
@@ -64,7 +64,7 @@ from titan_grpc.exchanges.common import (
 from titan_grpc.exchanges.fees import AccountFees
 from titan_grpc.exchanges.filters import check_order_filters
 from titan_grpc.exchanges.streaming import FrameStats
-from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
+from titan_grpc.net import ClockSync, RetryPolicy
 from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory
 from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
@@ -125,33 +125,15 @@ class CoinbaseExchange(ExchangeBackend):
         self._aliases = quote_aliases
         self._clock = clock
         self._clock_sync = ClockSync(clock)
-        # No usage headers to correct from (EXCHANGES-REFERENCE 2.6): stay under the
-        # documented rates; a plan's own rates replace them.
-        plan = settings.budget
-        public_rate = plan.public_rate_per_second or endpoints.PUBLIC_RATE
-        private_rate = plan.private_rate_per_second or endpoints.PRIVATE_RATE
-        self._public_limiter = budgets.bucket(
-            self.name,
-            "public",
-            public_rate,
-            endpoints.burst_for(public_rate, endpoints.PUBLIC_RATE, endpoints.PUBLIC_BURST),
-            max_wait_seconds=rate_limit_max_wait_seconds,
-        )
-        self._private_limiter = budgets.bucket(
-            self.name,
-            "private",
-            private_rate,
-            endpoints.burst_for(private_rate, endpoints.PRIVATE_RATE, endpoints.PRIVATE_BURST),
-            max_wait_seconds=rate_limit_max_wait_seconds,
-        )
-        self._rest = RestClient(
-            self.name,
+        self._api = CoinbaseClient(
             base_url,
-            limiter=self._public_limiter,
-            error_mapper=parse.parse_error,
+            settings,
+            clock_sync=self._clock_sync,
+            budgets=budgets,
             retry=retry,
             total_timeout=total_timeout,
-            observer=request_observer,
+            rate_limit_max_wait_seconds=rate_limit_max_wait_seconds,
+            request_observer=request_observer,
         )
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
         self._fees = AccountFees(
@@ -171,10 +153,10 @@ class CoinbaseExchange(ExchangeBackend):
         return bool(self._credentials.api_key)
 
     def rate_budget_used(self) -> float:
-        return max(self._public_limiter.usage_ratio, self._private_limiter.usage_ratio)
+        return self._api.rate_budget_used()
 
     async def close(self) -> None:
-        await self._rest.close()
+        await self._api.close()
 
     # ---- plumbing ------------------------------------------------------------------
 
@@ -193,89 +175,6 @@ class CoinbaseExchange(ExchangeBackend):
         venue_oid = str(row.get("client_oid") or "")
         return self._client_ids.get(venue_oid, venue_oid)
 
-    @staticmethod
-    def _path(endpoint: Endpoint, params: Sequence[tuple[str, str]] = (), **parts: str) -> str:
-        path = endpoint.path.format(**{k: quote(v, safe="") for k, v in parts.items()})
-        return f"{path}?{urlencode(list(params))}" if params else path
-
-    async def _public(
-        self, endpoint: Endpoint, params: Sequence[tuple[str, str]] = (), **parts: str
-    ) -> Any:
-        path = self._path(endpoint, params, **parts)
-        path_only, _, query = path.partition("?")
-        request = RestRequest(endpoint.method, path_only, query=query, endpoint=endpoint.name())
-        return (await self._rest.send(request)).json()
-
-    async def _signed_response(
-        self,
-        endpoint: Endpoint,
-        params: Sequence[tuple[str, str]] = (),
-        body: dict[str, Any] | None = None,
-        **parts: str,
-    ) -> RestResponse:
-        if not self.credentials_configured:
-            raise NotConfigured(
-                "coinbase: account and trading calls need COINBASE_API_KEY, "
-                "COINBASE_API_SECRET and COINBASE_PASSPHRASE",
-                variable="COINBASE_API_KEY",
-            )
-        if not self._clock_sync.synced:
-            await self.server_time()
-        path = self._path(endpoint, params, **parts)
-        path_only, _, query = path.partition("?")
-        text = json.dumps(body, separators=(",", ":")) if body is not None else ""
-        request = RestRequest(
-            endpoint.method,
-            path_only,
-            query=query,
-            body=text,
-            idempotent=endpoint.idempotent,
-            endpoint=endpoint.name(),
-        )
-        credentials = self._credentials
-
-        async def sign(unsigned: RestRequest) -> RestRequest:
-            timestamp = f"{self._clock_sync.now_ms() / 1000:.3f}"
-            signed_headers = auth.headers(
-                credentials.api_key.reveal(),
-                credentials.api_secret.reveal(),
-                credentials.passphrase.reveal(),
-                timestamp,
-                unsigned.method,
-                path,
-                text,
-            )
-            return unsigned.with_signature(unsigned.query, unsigned.body, signed_headers)
-
-        return await self._rest.send(request, sign, limiter=self._private_limiter)
-
-    async def _signed(
-        self,
-        endpoint: Endpoint,
-        params: Sequence[tuple[str, str]] = (),
-        body: dict[str, Any] | None = None,
-        **parts: str,
-    ) -> Any:
-        return (await self._signed_response(endpoint, params, body, **parts)).json()
-
-    async def _paged(
-        self, endpoint: Endpoint, params: list[tuple[str, str]], limit: int, **parts: str
-    ) -> list[Any]:
-        """Follow CB-AFTER cursors until ``limit`` rows (newest first, as Coinbase lists)."""
-        rows: list[Any] = []
-        after = ""
-        while len(rows) < limit:
-            page_params = [*params, ("limit", str(min(endpoints.PAGE_SIZE, limit - len(rows))))]
-            if after:
-                page_params.append(("after", after))
-            response = await self._signed_response(endpoint, page_params, None, **parts)
-            page = response.json()
-            rows.extend(page)
-            after = response.headers.get("CB-AFTER", "")
-            if not page or not after:
-                break
-        return rows[:limit]
-
     async def _market(self, symbol: Symbol, *, trading: bool = False) -> tuple[Market, str]:
         markets = await self.markets()
         if trading:
@@ -285,15 +184,10 @@ class CoinbaseExchange(ExchangeBackend):
     # ---- public --------------------------------------------------------------------
 
     async def server_time(self) -> datetime:
-        sent = self._clock_sync.local_ms()
-        answer = await self._public(endpoints.TIME)
-        received = self._clock_sync.local_ms()
-        epoch = parse.decimal(answer["epoch"])
-        self._clock_sync.update(int(epoch * 1000), sent, received)
-        return datetime.fromtimestamp(float(epoch), tz=UTC)
+        return await self._api.server_time()
 
     async def check_auth(self) -> AuthCheck:
-        await self._signed(endpoints.ACCOUNTS)
+        await self._api.signed(endpoints.ACCOUNTS)
         return AuthCheck(permissions=("view", "trade"))
 
     async def markets(self) -> dict[Symbol, Market]:
@@ -302,10 +196,10 @@ class CoinbaseExchange(ExchangeBackend):
     async def refresh_fees(self) -> None:
         # GET /fees: the account's tier, one rate pair for every product.
         if self.credentials_configured:
-            self._fees.set_account(*parse.parse_fees(await self._signed(endpoints.FEES)))
+            self._fees.set_account(*parse.parse_fees(await self._api.signed(endpoints.FEES)))
 
     async def _load_markets(self) -> dict[Symbol, Market]:
-        rows = await self._public(endpoints.PRODUCTS)
+        rows = await self._api.public(endpoints.PRODUCTS)
         return parse.parse_products(rows, self._fees.default.maker, self._fees.default.taker)
 
     async def market(self, symbol: Symbol) -> Market:
@@ -319,8 +213,8 @@ class CoinbaseExchange(ExchangeBackend):
         market, note = await self._market(symbol)
         product = market.venue_symbol
         tick, stats = await asyncio.gather(
-            self._public(endpoints.TICKER, product=product),
-            self._public(endpoints.STATS, product=product),
+            self._api.public(endpoints.TICKER, product=product),
+            self._api.public(endpoints.STATS, product=product),
         )
         last, opened = parse.optional(stats, "last"), parse.optional(stats, "open")
         change = None
@@ -350,13 +244,13 @@ class CoinbaseExchange(ExchangeBackend):
 
     async def order_book(self, symbol: Symbol, depth: int) -> OrderBook:
         market, note = await self._market(symbol)
-        data = await self._public(endpoints.BOOK, [("level", "2")], product=market.venue_symbol)
+        data = await self._api.public(endpoints.BOOK, [("level", "2")], product=market.venue_symbol)
         book = parse.parse_book(data, market, depth, self._now())
         return dataclasses.replace(book, symbol=symbol, note=note)
 
     async def recent_trades(self, symbol: Symbol, limit: int) -> RecentTrades:
         market, note = await self._market(symbol)
-        rows = await self._public(
+        rows = await self._api.public(
             endpoints.TRADES, [("limit", str(limit))], product=market.venue_symbol
         )
         return RecentTrades(
@@ -372,7 +266,7 @@ class CoinbaseExchange(ExchangeBackend):
     # ---- account -------------------------------------------------------------------
 
     async def balances(self) -> list[Balance]:
-        return parse.parse_accounts(await self._signed(endpoints.ACCOUNTS))
+        return parse.parse_accounts(await self._api.signed(endpoints.ACCOUNTS))
 
     async def place_order(self, request: OrderRequest) -> Order:
         if request.type is OrderType.STOP_MARKET:
@@ -408,7 +302,7 @@ class CoinbaseExchange(ExchangeBackend):
             body["stop"] = "entry" if request.side is Side.BUY else "loss"
             body["stop_price"] = format_decimal(request.stop_price)
         try:
-            row = await self._signed(endpoints.ORDER_NEW, body=body)
+            row = await self._api.signed(endpoints.ORDER_NEW, body=body)
         except (AmbiguousOutcome, MalformedResponse) as error:
             return await self._reconcile(market, request.client_order_id, error)
         order = parse.parse_order(row, market, request.client_order_id, self._now())
@@ -426,9 +320,9 @@ class CoinbaseExchange(ExchangeBackend):
 
     async def _order_row(self, order_id: str, client_order_id: str) -> dict[str, Any]:
         if order_id:
-            row: dict[str, Any] = await self._signed(endpoints.ORDER_BY_ID, order=order_id)
+            row: dict[str, Any] = await self._api.signed(endpoints.ORDER_BY_ID, order=order_id)
         else:
-            row = await self._signed(
+            row = await self._api.signed(
                 endpoints.ORDER_BY_CLIENT, client=self._remember(client_order_id)
             )
         return row
@@ -461,7 +355,7 @@ class CoinbaseExchange(ExchangeBackend):
                 f"coinbase: order {existing.order_id} is already {existing.status.value}",
                 exchange=self.name,
             )
-        await self._signed(
+        await self._api.signed(
             endpoints.CANCEL_BY_ID, [("product_id", existing.venue_symbol)], order=existing.order_id
         )
         return dataclasses.replace(
@@ -475,7 +369,7 @@ class CoinbaseExchange(ExchangeBackend):
         params = [("status", status) for status in _OPEN_STATUSES]
         if symbol is not None:
             params.append(("product_id", (await self.market(symbol)).venue_symbol))
-        rows = await self._paged(endpoints.ORDERS, params, 1000)
+        rows = await self._api.paged(endpoints.ORDERS, params, 1000)
         return [await self._to_order(row) for row in rows]
 
     async def cancel_all_orders(self, symbol: Symbol | None) -> list[Order]:
@@ -484,7 +378,7 @@ class CoinbaseExchange(ExchangeBackend):
         params = []
         if symbol is not None:
             params.append(("product_id", (await self.market(symbol)).venue_symbol))
-        ids = await self._signed(endpoints.CANCEL_ALL, params)
+        ids = await self._api.signed(endpoints.CANCEL_ALL, params)
         now = self._now()
         return [
             dataclasses.replace(
@@ -507,7 +401,7 @@ class CoinbaseExchange(ExchangeBackend):
             params.append(("order_id", order_id))
         if symbol is not None:
             params.append(("product_id", (await self.market(symbol)).venue_symbol))
-        rows = await self._paged(endpoints.FILLS, params, limit)
+        rows = await self._api.paged(endpoints.FILLS, params, limit)
         markets = {m.venue_symbol: m for m in (await self.markets()).values()}
         return [
             parse.parse_fill(row, markets[row["product_id"]], "")
@@ -518,11 +412,11 @@ class CoinbaseExchange(ExchangeBackend):
     async def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]:
         if asset is None:
             raise InvalidArgument("asset", "coinbase keeps one ledger per asset; give the asset")
-        accounts = await self._signed(endpoints.ACCOUNTS)
+        accounts = await self._api.signed(endpoints.ACCOUNTS)
         account = next((a for a in accounts if str(a.get("currency")).upper() == asset), None)
         if account is None:
             return []
-        rows = await self._paged(endpoints.LEDGER, [], limit, account=str(account["id"]))
+        rows = await self._api.paged(endpoints.LEDGER, [], limit, account=str(account["id"]))
         return [parse.parse_ledger_entry(row, asset) for row in rows]
 
     async def _cursor_page(
@@ -540,7 +434,7 @@ class CoinbaseExchange(ExchangeBackend):
             params.append(("end_date", page.end.isoformat()))
         if page.cursor:
             params.append(("after", page.cursor.get("after", "")))
-        response = await self._signed_response(endpoint, params, None, **parts)
+        response = await self._api.signed_response(endpoint, params, None, **parts)
         rows: list[Any] = response.json()
         after = response.headers.get("CB-AFTER", "")
         full = len(rows) >= min(page.size, endpoints.MAX_PAGE_SIZE)
@@ -568,7 +462,7 @@ class CoinbaseExchange(ExchangeBackend):
     async def ledger_page(self, asset: str | None, page: PageRequest) -> Page[LedgerEntry]:
         if asset is None:
             raise InvalidArgument("asset", "coinbase keeps one ledger per asset; give the asset")
-        accounts = await self._signed(endpoints.ACCOUNTS)
+        accounts = await self._api.signed(endpoints.ACCOUNTS)
         account = next((a for a in accounts if str(a.get("currency")).upper() == asset), None)
         if account is None:
             return Page([], None)
@@ -621,7 +515,7 @@ class CoinbaseExchange(ExchangeBackend):
         self,
     ) -> AsyncIterator[AccountEvent | AccountFeedConnected | FeedInterrupted]:
         if not self._clock_sync.synced:
-            await self.server_time()
+            await self._api.server_time()
 
         async def by_product() -> dict[str, Market]:
             return {m.venue_symbol: m for m in (await self.markets()).values()}

@@ -1,10 +1,10 @@
-"""KuCoin spot behind the ExchangeBackend interface: RestClient + auth + parse."""
+"""KuCoin spot behind the ExchangeBackend interface: the REST client (client.py), parse
+and the WebSocket feeds (stream.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import re
 import time
@@ -13,7 +13,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from titan_grpc.config import VenueSettings
 from titan_grpc.domain import (
@@ -57,11 +56,11 @@ from titan_grpc.exchanges.common import (
 )
 from titan_grpc.exchanges.fees import AccountFees
 from titan_grpc.exchanges.filters import check_order_filters
-from titan_grpc.exchanges.kucoin import auth, endpoints, parse, stream
-from titan_grpc.exchanges.kucoin.endpoints import Endpoint
+from titan_grpc.exchanges.kucoin import endpoints, parse, stream
+from titan_grpc.exchanges.kucoin.client import KucoinClient
 from titan_grpc.exchanges.streaming import FrameStats
-from titan_grpc.net import ClockSync, RestClient, RestRequest, RestResponse, RetryPolicy
-from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory, WindowBudget
+from titan_grpc.net import RetryPolicy
+from titan_grpc.net.ratelimit import UNSHARED, BudgetFactory
 from titan_grpc.net.rest import RequestObserver
 from titan_grpc.net.retry import DEFAULT_RETRY
 from titan_grpc.paging import Page, PageRequest, cursor_int
@@ -116,32 +115,16 @@ class KucoinExchange(ExchangeBackend):
         self._live_trading = not settings.testnet
         self._credentials = settings.credentials
         self._clock = clock
-        self._clock_sync = ClockSync(clock)
-        plan = settings.budget
-        self._public_limiter = budgets.window(
-            self.name,
-            "public",
-            plan.public_weight_per_window or endpoints.PUBLIC_POOL,
-            endpoints.WINDOW_SECONDS,
-            clock=clock,
-            max_wait_seconds=rate_limit_max_wait_seconds,
-        )
-        self._private_limiter = budgets.window(
-            self.name,
-            "private",
-            plan.weight_per_window or endpoints.PRIVATE_POOL,
-            endpoints.WINDOW_SECONDS,
-            clock=clock,
-            max_wait_seconds=rate_limit_max_wait_seconds,
-        )
-        self._rest = RestClient(
-            self.name,
+        self._api = KucoinClient(
             settings.base_url or endpoints.LIVE_REST_URL,
-            limiter=self._public_limiter,
-            error_mapper=parse.parse_error,
+            settings,
+            live_trading=self._live_trading,
+            clock=clock,
+            budgets=budgets,
             retry=retry,
             total_timeout=total_timeout,
-            observer=request_observer,
+            rate_limit_max_wait_seconds=rate_limit_max_wait_seconds,
+            request_observer=request_observer,
         )
         self._market_cache = MarketCache(self._load_markets, market_ttl_seconds, clock)
         self._fees = AccountFees(
@@ -159,103 +142,23 @@ class KucoinExchange(ExchangeBackend):
         return bool(self._credentials.api_key) and self._live_trading
 
     def rate_budget_used(self) -> float:
-        return max(self._public_limiter.usage_ratio, self._private_limiter.usage_ratio)
+        return self._api.rate_budget_used()
 
     async def close(self) -> None:
-        await self._rest.close()
+        await self._api.close()
 
     # ---- plumbing ------------------------------------------------------------------
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC)
 
-    def _observe(self, limiter: WindowBudget, response: RestResponse) -> None:
-        limit = response.headers.get(endpoints.LIMIT_HEADER, "")
-        remaining = response.headers.get(endpoints.REMAINING_HEADER, "")
-        if limit.isdigit() and remaining.isdigit():
-            limiter.observe_used(int(limit) - int(remaining))
-        reset_ms = response.headers.get(endpoints.RESET_HEADER, "")
-        if reset_ms.isdigit():
-            # A pool's window starts with its first request, not on the clock's boundary.
-            limiter.observe_reset(int(reset_ms) / 1000)
-
-    @staticmethod
-    def _endpoint(
-        endpoint: Endpoint, params: Sequence[tuple[str, str]], **parts: str
-    ) -> tuple[str, str]:
-        path = endpoint.path.format(**{k: quote(v, safe="") for k, v in parts.items()})
-        return path, urlencode(list(params))
-
-    async def _public(self, endpoint: Endpoint, params: Sequence[tuple[str, str]] = ()) -> Any:
-        path, query = self._endpoint(endpoint, params)
-        request = RestRequest(
-            endpoint.method, path, query=query, weight=endpoint.weight, endpoint=endpoint.name()
-        )
-        response = await self._rest.send(request)
-        self._observe(self._public_limiter, response)
-        return parse.data(response)
-
-    async def _signed(
-        self,
-        endpoint: Endpoint,
-        params: Sequence[tuple[str, str]] = (),
-        body: dict[str, Any] | None = None,
-        **parts: str,
-    ) -> Any:
-        if not self._credentials.api_key:
-            raise NotConfigured(
-                "kucoin: account and trading calls need KUCOIN_API_KEY, KUCOIN_API_SECRET "
-                "and KUCOIN_PASSPHRASE",
-                variable="KUCOIN_API_KEY",
-            )
-        if not self._live_trading:
-            raise NotConfigured(
-                "kucoin: KuCoin has no sandbox; set KUCOIN_SANDBOX=false to use your keys on "
-                "live KuCoin",
-                variable="KUCOIN_SANDBOX",
-            )
-        if not self._clock_sync.synced:
-            await self.server_time()
-        path, query = self._endpoint(endpoint, params, **parts)
-        text = json.dumps(body, separators=(",", ":")) if body is not None else ""
-        signed_path = f"{path}?{query}" if query else path
-        credentials = self._credentials
-        request = RestRequest(
-            endpoint.method,
-            path,
-            query=query,
-            body=text,
-            weight=endpoint.weight,
-            idempotent=endpoint.idempotent,
-            endpoint=endpoint.name(),
-        )
-
-        async def sign(unsigned: RestRequest) -> RestRequest:
-            headers = auth.headers(
-                credentials.api_key.reveal(),
-                credentials.api_secret.reveal(),
-                credentials.passphrase.reveal(),
-                str(self._clock_sync.now_ms()),
-                unsigned.method,
-                signed_path,
-                text,
-            )
-            return unsigned.with_signature(unsigned.query, unsigned.body, headers)
-
-        response = await self._rest.send(request, sign, limiter=self._private_limiter)
-        self._observe(self._private_limiter, response)
-        return parse.data(response)
-
     # ---- public --------------------------------------------------------------------
 
     async def server_time(self) -> datetime:
-        sent = self._clock_sync.local_ms()
-        venue_ms = int(await self._public(endpoints.TIMESTAMP))
-        self._clock_sync.update(venue_ms, sent, self._clock_sync.local_ms())
-        return datetime.fromtimestamp(venue_ms / 1000, tz=UTC)
+        return await self._api.server_time()
 
     async def check_auth(self) -> AuthCheck:
-        await self._signed(endpoints.ACCOUNTS, [("type", "trade")])
+        await self._api.signed(endpoints.ACCOUNTS, [("type", "trade")])
         return AuthCheck(permissions=("general", "spot"))
 
     async def markets(self) -> dict[Symbol, Market]:
@@ -271,7 +174,7 @@ class KucoinExchange(ExchangeBackend):
         names = list(wanted)
         for start in range(0, len(names), endpoints.TRADE_FEES_BATCH):
             batch = ",".join(names[start : start + endpoints.TRADE_FEES_BATCH])
-            rows = await self._signed(endpoints.TRADE_FEES, [("symbols", batch)])
+            rows = await self._api.signed(endpoints.TRADE_FEES, [("symbols", batch)])
             for name, (maker, taker) in parse.parse_trade_fees(rows).items():
                 if name in wanted:
                     self._fees.set_symbol(wanted[name], maker, taker)
@@ -293,7 +196,7 @@ class KucoinExchange(ExchangeBackend):
         return self._fees.with_rates(market)
 
     async def _load_markets(self) -> dict[Symbol, Market]:
-        rows = await self._public(endpoints.SYMBOLS)
+        rows = await self._api.public(endpoints.SYMBOLS)
         return parse.parse_symbols(rows, self._fees.default.maker, self._fees.default.taker)
 
     async def ticker(self, symbol: Symbol) -> Ticker:
@@ -301,7 +204,7 @@ class KucoinExchange(ExchangeBackend):
         params = [("symbol", market.venue_symbol)]
         # Best bid/ask from level 1 (unambiguous, with sizes); 24h figures from stats.
         top, stats = await asyncio.gather(
-            self._public(endpoints.LEVEL1, params), self._public(endpoints.STATS, params)
+            self._api.public(endpoints.LEVEL1, params), self._api.public(endpoints.STATS, params)
         )
         last = parse.optional(stats, "last")
         change_rate = parse.optional(stats, "changeRate")
@@ -329,12 +232,12 @@ class KucoinExchange(ExchangeBackend):
     async def order_book(self, symbol: Symbol, depth: int) -> OrderBook:
         market = await self.market(symbol)
         endpoint = endpoints.LEVEL2_20 if depth <= 20 else endpoints.LEVEL2_100
-        payload = await self._public(endpoint, [("symbol", market.venue_symbol)])
+        payload = await self._api.public(endpoint, [("symbol", market.venue_symbol)])
         return parse.parse_book(payload, market, depth, self._now())
 
     async def recent_trades(self, symbol: Symbol, limit: int) -> RecentTrades:
         market = await self.market(symbol)
-        rows = await self._public(endpoints.HISTORIES, [("symbol", market.venue_symbol)])
+        rows = await self._api.public(endpoints.HISTORIES, [("symbol", market.venue_symbol)])
         return RecentTrades(
             exchange=self.name,
             symbol=symbol,
@@ -347,7 +250,7 @@ class KucoinExchange(ExchangeBackend):
     # ---- account -------------------------------------------------------------------
 
     async def balances(self) -> list[Balance]:
-        return parse.parse_accounts(await self._signed(endpoints.ACCOUNTS, [("type", "trade")]))
+        return parse.parse_accounts(await self._api.signed(endpoints.ACCOUNTS, [("type", "trade")]))
 
     async def place_order(self, request: OrderRequest) -> Order:
         if request.type.is_stop:
@@ -378,7 +281,7 @@ class KucoinExchange(ExchangeBackend):
             if request.post_only:
                 body["postOnly"] = True
         try:
-            placed = await self._signed(endpoints.ORDER_NEW, body=body)
+            placed = await self._api.signed(endpoints.ORDER_NEW, body=body)
         except (AmbiguousOutcome, MalformedResponse) as error:
             return await self._reconcile(market, request.client_order_id, error)
         # The HF placement answers only with ids: read the order for its state and fills.
@@ -404,9 +307,9 @@ class KucoinExchange(ExchangeBackend):
         market = await self._market_for_order(symbol)
         params = [("symbol", market.venue_symbol)]
         if order_id:
-            row = await self._signed(endpoints.ORDER_BY_ID, params, order=order_id)
+            row = await self._api.signed(endpoints.ORDER_BY_ID, params, order=order_id)
         else:
-            row = await self._signed(endpoints.ORDER_BY_CLIENT, params, client=client_order_id)
+            row = await self._api.signed(endpoints.ORDER_BY_CLIENT, params, client=client_order_id)
         if not row:
             raise OrderNotFound("kucoin: no such order", exchange=self.name)
         return parse.parse_order(row, market, self._now())
@@ -421,7 +324,7 @@ class KucoinExchange(ExchangeBackend):
                 exchange=self.name,
             )
         params = [("symbol", existing.venue_symbol)]
-        await self._signed(endpoints.CANCEL_BY_ID, params, order=existing.order_id)
+        await self._api.signed(endpoints.CANCEL_BY_ID, params, order=existing.order_id)
         try:
             return await self.get_order(symbol, order_id=existing.order_id)
         except OrderNotFound:
@@ -435,12 +338,12 @@ class KucoinExchange(ExchangeBackend):
     async def open_orders(self, symbol: Symbol | None) -> list[Order]:
         if symbol is None:
             # The HF API lists active orders per symbol; it names the symbols that have some.
-            answer = await self._signed(endpoints.ACTIVE_SYMBOLS)
+            answer = await self._api.signed(endpoints.ACTIVE_SYMBOLS)
             by_venue = {m.venue_symbol: m.symbol for m in (await self.markets()).values()}
             symbols = [by_venue[n] for n in (answer or {}).get("symbols") or [] if n in by_venue]
             return [order for each in symbols for order in await self.open_orders(each)]
         market = await self.market(symbol)
-        rows = await self._signed(endpoints.ACTIVE_ORDERS, [("symbol", market.venue_symbol)])
+        rows = await self._api.signed(endpoints.ACTIVE_ORDERS, [("symbol", market.venue_symbol)])
         now = self._now()
         return [parse.parse_order(row, market, now) for row in rows or []]
 
@@ -450,7 +353,7 @@ class KucoinExchange(ExchangeBackend):
         before = await self.open_orders(symbol)
         for each in sorted({order.symbol for order in before}, key=str):
             market = await self.market(each)
-            await self._signed(endpoints.CANCEL_BY_SYMBOL, [("symbol", market.venue_symbol)])
+            await self._api.signed(endpoints.CANCEL_BY_SYMBOL, [("symbol", market.venue_symbol)])
         still_open = {order.order_id for order in await self.open_orders(symbol)}
         now = self._now()
         return [
@@ -473,7 +376,7 @@ class KucoinExchange(ExchangeBackend):
                 params.append(("orderId", order_id))
             if last_id:
                 params.append(("lastId", last_id))
-            page = await self._signed(endpoints.FILLS, params)
+            page = await self._api.signed(endpoints.FILLS, params)
             items = page.get("items") or []
             fills += [parse.parse_fill(row, market) for row in items]
             last_id = str(page.get("lastId") or "")
@@ -488,7 +391,7 @@ class KucoinExchange(ExchangeBackend):
             params = [("currentPage", str(page_number)), ("pageSize", str(endpoints.PAGE_SIZE))]
             if asset:
                 params.insert(0, ("currency", asset))
-            page = await self._signed(endpoints.LEDGERS, params)
+            page = await self._api.signed(endpoints.LEDGERS, params)
             entries += [parse.parse_ledger_entry(row) for row in page.get("items") or []]
             if page_number >= int(page.get("totalPage") or 0):
                 break
@@ -525,7 +428,7 @@ class KucoinExchange(ExchangeBackend):
                 params.append(("orderId", order_id))
             if last_id:
                 params.append(("lastId", last_id))
-            answer = await self._signed(endpoints.FILLS, params)
+            answer = await self._api.signed(endpoints.FILLS, params)
             items = answer.get("items") or []
             fills += [parse.parse_fill(row, market) for row in items]
             last_id = str(answer.get("lastId") or "")
@@ -545,7 +448,7 @@ class KucoinExchange(ExchangeBackend):
         ]
         if asset:
             params.insert(0, ("currency", asset))
-        answer = await self._signed(endpoints.LEDGERS, params)
+        answer = await self._api.signed(endpoints.LEDGERS, params)
         entries = [parse.parse_ledger_entry(row) for row in answer.get("items") or []]
         more = number < int(answer.get("totalPage") or 0)
         cursor = {"page": str(number + 1)} if more else None
@@ -554,7 +457,7 @@ class KucoinExchange(ExchangeBackend):
     # ---- streams (WebSocket feeds; see stream.py) ------------------------------------
 
     async def _bullet(self) -> Any:
-        return await self._public(endpoints.BULLET_PUBLIC)
+        return await self._api.public(endpoints.BULLET_PUBLIC)
 
     async def watch_quotes(self, symbol: Symbol) -> AsyncIterator[Quote | FeedInterrupted]:
         market = await self.market(symbol)
@@ -567,7 +470,7 @@ class KucoinExchange(ExchangeBackend):
     async def full_order_book(self, symbol: Symbol) -> OrderBook:
         """Every level (signed; KuCoin serves only the top 100 without keys)."""
         market = await self.market(symbol)
-        payload = await self._signed(endpoints.FULL_BOOK, [("symbol", market.venue_symbol)])
+        payload = await self._api.signed(endpoints.FULL_BOOK, [("symbol", market.venue_symbol)])
         every_level = max(len(payload.get("bids") or ()), len(payload.get("asks") or ()))
         return parse.parse_book(payload, market, every_level, self._now())
 
@@ -599,7 +502,7 @@ class KucoinExchange(ExchangeBackend):
         self,
     ) -> AsyncIterator[AccountEvent | AccountFeedConnected | FeedInterrupted]:
         async def bullet() -> Any:
-            return await self._signed(endpoints.BULLET_PRIVATE)
+            return await self._api.signed(endpoints.BULLET_PRIVATE)
 
         async def by_symbol() -> dict[str, Market]:
             return {m.venue_symbol: m for m in (await self.markets()).values()}

@@ -18,18 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
-import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-
-import ccxt.async_support as ccxt_async
-from ccxt.base import errors as ccxt_errors
 
 from titan_grpc import errors
 from titan_grpc.domain import (
@@ -53,9 +47,11 @@ from titan_grpc.domain import (
     TimeInForce,
     format_decimal,
 )
-from titan_grpc.errors import ConfigError, VenueLacksFeature
+from titan_grpc.errors import VenueLacksFeature
 from titan_grpc.exchanges.base import ExchangeBackend
 from titan_grpc.exchanges.ccxt import parse
+from titan_grpc.exchanges.ccxt.failures import AMBIGUOUS, DEFINITE, translate
+from titan_grpc.exchanges.ccxt.instance import build_exchange
 from titan_grpc.exchanges.ccxt.settings import CcxtSettings
 from titan_grpc.exchanges.common import (
     RECONCILE_DELAYS_SECONDS,
@@ -83,101 +79,6 @@ CLIENT_ID_LOOKUP = {
     "bybit": "orderLinkId",
 }
 RECENT_CLOSED_ORDERS = 100
-
-# Most specific first: ccxt's classes -> TITAN's (errors.py's tree).
-_ERRORS: tuple[tuple[type[BaseException], type[errors.ExchangeError]], ...] = (
-    (ccxt_errors.OrderNotFound, errors.OrderNotFound),
-    (ccxt_errors.DuplicateOrderId, errors.DuplicateOrder),
-    (ccxt_errors.InsufficientFunds, errors.InsufficientFunds),
-    (ccxt_errors.OrderImmediatelyFillable, errors.OrderRejected),
-    (ccxt_errors.OrderNotFillable, errors.OrderRejected),
-    (ccxt_errors.InvalidOrder, errors.InvalidOrder),
-    (ccxt_errors.BadSymbol, errors.UnknownSymbol),
-    (ccxt_errors.PermissionDenied, errors.PermissionDenied),
-    (ccxt_errors.AuthenticationError, errors.AuthenticationError),
-    (ccxt_errors.RateLimitExceeded, errors.RateLimited),
-    (ccxt_errors.DDoSProtection, errors.RateLimited),
-    (ccxt_errors.NotSupported, VenueLacksFeature),
-    (ccxt_errors.RequestTimeout, errors.VenueTimeout),
-    (ccxt_errors.BadResponse, errors.MalformedResponse),
-    (ccxt_errors.NetworkError, errors.ExchangeUnavailable),
-    (ccxt_errors.BadRequest, errors.InvalidOrder),
-    (ccxt_errors.ExchangeError, errors.ExchangeError),
-)
-# A placement that failed like this may have reached the venue.
-_AMBIGUOUS = (
-    errors.ExchangeUnavailable,  # network, 5xx, timeouts, unreadable answers
-    errors.ExchangeError,  # unclassified venue answers: cannot tell
-)
-_DEFINITE = (
-    errors.OrderNotFound,
-    errors.DuplicateOrder,
-    errors.InsufficientFunds,
-    errors.OrderRejected,
-    errors.InvalidOrder,
-    errors.UnknownSymbol,
-    errors.PermissionDenied,
-    errors.AuthenticationError,
-    errors.RateLimited,
-    VenueLacksFeature,
-)
-_QUERY_RE = re.compile(r"\?[^\s\"']*")
-_DUPLICATE_RE = re.compile(r"duplicate (order|client)", re.IGNORECASE)
-
-
-def _exact_bid_ask(
-    exchange: Any, bidask: Any, price_key: Any = 0, amount_key: Any = 1, count_key: Any = 2
-) -> list[Any]:
-    """ccxt's parse_order_book_bid_ask without safe_float: the venue's text, as Decimal."""
-    return [
-        parse.decimal(exchange.safe_string(bidask, price_key), "book price"),
-        parse.decimal(exchange.safe_string(bidask, amount_key), "book size"),
-    ]
-
-
-def build_exchange(settings: CcxtSettings, module: Any = ccxt_async) -> Any:
-    """The ccxt instance for ``settings``: config deep-merged, sandbox applied, exact numbers."""
-    cls = getattr(module, settings.exchange_id, None)
-    if cls is None or settings.exchange_id not in getattr(module, "exchanges", ()):
-        raise ConfigError(
-            [f"TITAN_VENUES: {settings.venue}: ccxt has no exchange {settings.exchange_id!r}"]
-        )
-    config: dict[str, Any] = {
-        "enableRateLimit": True,
-        "options": {
-            "warnOnFetchOpenOrdersWithoutSymbol": False,
-            "fetchOpenOrders": {"warnWithoutSymbol": False},
-        },
-    }
-    for key, secret in (
-        ("apiKey", settings.api_key),
-        ("secret", settings.secret),
-        ("password", settings.password),
-    ):
-        if secret:
-            config[key] = secret.reveal()
-    config = ccxt_async.Exchange.deep_extend(config, dict(settings.options))
-    exchange = cls(config)
-    exchange.number = str  # ccxt's string number mode: unified numbers keep the venue's text
-    # JSON numbers as strings too (ccxt's quoteJsonNumbers, which Python ccxt ignores).
-    exchange.on_json_response = functools.partial(json.loads, parse_float=str)
-    exchange.parse_order_book_bid_ask = functools.partial(_exact_bid_ask, exchange)
-    user_urls = settings.options.get("urls")
-    if settings.sandbox:
-        if exchange.urls.get("test"):
-            exchange.set_sandbox_mode(True)
-        elif not user_urls:
-            prefix = settings.prefix
-            raise ConfigError(
-                [
-                    f"{prefix}SANDBOX: ccxt's {settings.exchange_id} has no sandbox; set "
-                    f"{prefix}SANDBOX=false to use its live API (or point {prefix}OPTIONS "
-                    "urls at a stand-in)"
-                ]
-            )
-    if isinstance(user_urls, dict):  # a stand-in or proxy wins over the sandbox's URLs
-        exchange.urls = exchange.deep_extend(exchange.urls, user_urls)
-    return exchange
 
 
 class CcxtExchange(ExchangeBackend):
@@ -257,31 +158,8 @@ class CcxtExchange(ExchangeBackend):
                 variable=f"{prefix}API_KEY",
             )
 
-    def _clean(self, text: str) -> str:
-        """ccxt's message without secrets or query strings (signed URLs carry signatures)."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return _QUERY_RE.sub("?…", text)
-
     def _translate(self, error: Exception, feature: str) -> errors.TitanError:
-        if isinstance(error, errors.TitanError):
-            return error
-        message = self._clean(str(error) or type(error).__name__)
-        for ccxt_kind, kind in _ERRORS:
-            if isinstance(error, ccxt_kind):
-                text = f"{self.name} {feature}: {message}"
-                if kind in (errors.InvalidOrder, errors.ExchangeError) and _DUPLICATE_RE.search(
-                    message
-                ):
-                    kind = errors.DuplicateOrder  # ccxt files some venues' "duplicate" as invalid
-                if kind is errors.RateLimited:
-                    return errors.RateLimited(text, retry_after=1.0, exchange=self.name)
-                return kind(text, exchange=self.name, venue_message=message)
-        # Not a ccxt error: ccxt could not read the venue's answer.
-        return errors.MalformedResponse(
-            f"{self.name} {feature}: unreadable answer ({type(error).__name__}: {message})",
-            exchange=self.name,
-        )
+        return translate(error, self.name, feature, self._secrets)
 
     async def _call(self, feature: str, method: str, *args: Any, **kwargs: Any) -> Any:
         self._require(feature)
@@ -426,7 +304,7 @@ class CcxtExchange(ExchangeBackend):
             )
         except Exception as raw:
             error = self._translate(raw, "createOrder")
-            if isinstance(error, _DEFINITE) or not isinstance(error, _AMBIGUOUS):
+            if isinstance(error, DEFINITE) or not isinstance(error, AMBIGUOUS):
                 raise error from None
             # Possibly executed: find out by client order id, never send it again.
             return await self._reconcile(market, request.client_order_id, error)

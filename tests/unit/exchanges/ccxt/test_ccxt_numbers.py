@@ -11,7 +11,8 @@ from titan_grpc.errors import ConfigError, MalformedResponse
 pytest.importorskip("ccxt")
 
 from titan_grpc.exchanges.ccxt import load_ccxt_settings
-from titan_grpc.exchanges.ccxt.adapter import CcxtExchange, build_exchange
+from titan_grpc.exchanges.ccxt.adapter import CcxtExchange
+from titan_grpc.exchanges.ccxt.instance import build_exchange
 from titan_grpc.exchanges.ccxt.parse import decimal
 
 

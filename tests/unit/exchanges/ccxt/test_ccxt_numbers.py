@@ -10,6 +10,8 @@ from titan_grpc.errors import ConfigError, MalformedResponse
 
 pytest.importorskip("ccxt")
 
+from ccxt.base import errors as ccxt_errors
+
 from titan_grpc.exchanges.ccxt import load_ccxt_settings
 from titan_grpc.exchanges.ccxt.adapter import CcxtExchange
 from titan_grpc.exchanges.ccxt.instance import build_exchange
@@ -69,9 +71,12 @@ async def test_unknown_ccxt_ids_and_secrets_stay_out_of_reprs_and_errors() -> No
     text = repr(settings)
     assert "secret-value-456" not in text and "proxy-pass" not in text
     backend = CcxtExchange(settings)
-    cleaned = backend._clean("okx GET https://x/api?sign=abc&key=1 secret-value-456 failed")
+    raised = ccxt_errors.ExchangeError(
+        "okx GET https://x/api?sign=abc&key=1 secret-value-456 failed"
+    )
+    error = backend._translate(raised, "fetchTicker")
     await backend.close()
-    assert cleaned == "okx GET https://x/api?… *** failed"
+    assert str(error) == "ccxt:okx fetchTicker: okx GET https://x/api?… *** failed"
 
 
 class _StubPro:

@@ -14,7 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -95,3 +95,16 @@ def cursor_int(cursor: Mapping[str, str], key: str, field_name: str = "page_toke
     if not value.isdigit() or len(value) > 20:
         raise InvalidArgument(field_name, "is not a page token this server issued")
     return int(value)
+
+
+def page_back(rows: list[T], page: PageRequest, wanted: Callable[[T], bool]) -> Page[T]:
+    """A page of ``rows`` (append-only, oldest first) that ``wanted`` keeps, newest first:
+    walked backwards from the cursor's position, which the next page's cursor holds."""
+    position = min(cursor_int(page.cursor, "before"), len(rows)) if page.cursor else len(rows)
+    items: list[T] = []
+    while position > 0 and len(items) < page.size:
+        position -= 1
+        if wanted(rows[position]):
+            items.append(rows[position])
+    more = position > 0 and len(items) == page.size
+    return Page(items, {"before": str(position)} if more else None)

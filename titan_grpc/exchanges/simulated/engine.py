@@ -30,7 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_UP, Decimal, localcontext
-from typing import TypeVar
 
 from titan_grpc.domain import (
     MONEY_CONTEXT,
@@ -76,9 +75,9 @@ from titan_grpc.exchanges.simulated.book import (
     plan_quote_fills,
     stop_reached,
 )
-from titan_grpc.paging import Page, PageRequest, cursor_int
+from titan_grpc.exchanges.simulated.wallet import Wallet
+from titan_grpc.paging import Page, PageRequest, page_back
 
-T = TypeVar("T")
 PUBLIC_TRADES_KEPT = 1000
 
 
@@ -126,27 +125,16 @@ class MatchingEngine:
         self._trades: dict[Symbol, deque[PublicTrade]] = {
             symbol: deque(maxlen=PUBLIC_TRADES_KEPT) for symbol in markets
         }
-        self._free: dict[str, Decimal] = dict(initial_balances)
-        self._locked: dict[str, Decimal] = {}
         self._orders: dict[str, _OrderRecord] = {}
         self._marks: dict[Symbol, Decimal] = {}  # the mid that stop orders watch
         self._by_client_id: dict[str, str] = {}
         self._fills: list[Fill] = []
-        self._ledger: list[LedgerEntry] = []
         # The private feed: called synchronously with every account event.
         self.account_listeners: list[Callable[[AccountEvent], None]] = []
-        self._moved_assets: set[str] = set()
         prefix = exchange[:3].upper()
         self._order_ids = (f"SIM-{prefix}-{n:08d}" for n in itertools.count(1))
         self._trade_ids = (f"{prefix}-T{n:010d}" for n in itertools.count(1))
-        self._ledger_ids = (f"{prefix}-L{n:010d}" for n in itertools.count(1))
-        now = clock()
-        for asset, amount in sorted(initial_balances.items()):
-            self._ledger.append(
-                LedgerEntry(
-                    next(self._ledger_ids), asset, amount, amount, LedgerEntryType.DEPOSIT, "", now
-                )
-            )
+        self._wallet = Wallet(prefix, initial_balances, clock())
 
     # ---- market data -------------------------------------------------------------
 
@@ -203,11 +191,7 @@ class MatchingEngine:
     # ---- account -----------------------------------------------------------------
 
     def balances(self) -> list[Balance]:
-        assets = sorted(set(self._free) | set(self._locked))
-        return [
-            Balance(asset, self._free.get(asset, ZERO), self._locked.get(asset, ZERO))
-            for asset in assets
-        ]
+        return self._wallet.balances()
 
     def place(self, request: OrderRequest) -> Order:
         with localcontext(MONEY_CONTEXT):
@@ -375,12 +359,13 @@ class MatchingEngine:
         return list(itertools.islice(selected, limit))
 
     def ledger(self, asset: str | None, limit: int) -> list[LedgerEntry]:
-        selected = (e for e in reversed(self._ledger) if asset is None or e.asset == asset)
+        entries = self._wallet.entries
+        selected = (e for e in reversed(entries) if asset is None or e.asset == asset)
         return list(itertools.islice(selected, limit))
 
     def fills_page(self, symbol: Symbol | None, order_id: str, page: PageRequest) -> Page[Fill]:
         """Newest first; the cursor is the position of the last fill returned."""
-        return _page_back(
+        return page_back(
             self._fills,
             page,
             lambda f: (
@@ -391,8 +376,8 @@ class MatchingEngine:
         )
 
     def ledger_page(self, asset: str | None, page: PageRequest) -> Page[LedgerEntry]:
-        return _page_back(
-            self._ledger,
+        return page_back(
+            self._wallet.entries,
             page,
             lambda e: (asset is None or e.asset == asset) and page.covers(e.time),
         )
@@ -441,10 +426,10 @@ class MatchingEngine:
             )
             if rest_quantity and request.price is not None:
                 needed += self._rest_lock(market, request.price, rest_quantity)
-            available, asset = self._free.get(quote, ZERO), quote
+            available, asset = self._wallet.free(quote), quote
         else:
             needed = sum((quantity for _, quantity in planned), ZERO) + rest_quantity
-            available, asset = self._free.get(base, ZERO), base
+            available, asset = self._wallet.free(base), base
         if needed > available:
             raise InsufficientFunds(
                 f"insufficient {asset}: order needs {format_decimal(needed)}, "
@@ -467,9 +452,7 @@ class MatchingEngine:
             asset = market.symbol.quote
         else:
             amount, asset = record.remaining, market.symbol.base
-        self._free[asset] = self._free.get(asset, ZERO) - amount
-        self._locked[asset] = self._locked.get(asset, ZERO) + amount
-        self._moved_assets.add(asset)
+        self._wallet.lock(asset, amount)
         record.locked_amount = amount
 
     def _release_lock(self, record: _OrderRecord) -> None:
@@ -477,9 +460,7 @@ class MatchingEngine:
             return
         symbol = record.market.symbol
         asset = symbol.quote if record.request.side is Side.BUY else symbol.base
-        self._locked[asset] -= record.locked_amount
-        self._free[asset] = self._free.get(asset, ZERO) + record.locked_amount
-        self._moved_assets.add(asset)
+        self._wallet.unlock(asset, record.locked_amount)
         record.locked_amount = ZERO
 
     def _take(
@@ -528,13 +509,13 @@ class MatchingEngine:
         fee = fee_for(notional, rate)
         now = self._clock()
         if request.side is Side.BUY:
-            self._adjust(base, quantity, LedgerEntryType.TRADE, record.order_id, now)
-            self._adjust(quote, -notional, LedgerEntryType.TRADE, record.order_id, now)
+            self._wallet.adjust(base, quantity, LedgerEntryType.TRADE, record.order_id, now)
+            self._wallet.adjust(quote, -notional, LedgerEntryType.TRADE, record.order_id, now)
         else:
-            self._adjust(base, -quantity, LedgerEntryType.TRADE, record.order_id, now)
-            self._adjust(quote, notional, LedgerEntryType.TRADE, record.order_id, now)
+            self._wallet.adjust(base, -quantity, LedgerEntryType.TRADE, record.order_id, now)
+            self._wallet.adjust(quote, notional, LedgerEntryType.TRADE, record.order_id, now)
         if fee:
-            self._adjust(quote, -fee, LedgerEntryType.FEE, record.order_id, now)
+            self._wallet.adjust(quote, -fee, LedgerEntryType.FEE, record.order_id, now)
         fill = Fill(
             trade_id=next(self._trade_ids),
             order_id=record.order_id,
@@ -559,16 +540,6 @@ class MatchingEngine:
         )
         self._report(record, fill)
 
-    def _adjust(
-        self, asset: str, amount: Decimal, kind: LedgerEntryType, reference: str, now: datetime
-    ) -> None:
-        self._free[asset] = self._free.get(asset, ZERO) + amount
-        self._moved_assets.add(asset)
-        total = self._free[asset] + self._locked.get(asset, ZERO)
-        self._ledger.append(
-            LedgerEntry(next(self._ledger_ids), asset, amount, total, kind, reference, now)
-        )
-
     def _report(self, record: _OrderRecord, fill: Fill | None = None) -> None:
         """Tell the private feed about a fill, or a status it has not heard yet."""
         if not self.account_listeners or (fill is None and record.reported is record.status):
@@ -579,13 +550,9 @@ class MatchingEngine:
             listener(event)
 
     def _report_balances(self) -> None:
-        moved, self._moved_assets = self._moved_assets, set()
-        if not moved or not self.account_listeners:
+        balances = self._wallet.take_moved()
+        if not balances or not self.account_listeners:
             return
-        balances = tuple(
-            Balance(asset, self._free.get(asset, ZERO), self._locked.get(asset, ZERO))
-            for asset in sorted(moved)
-        )
         event = BalanceUpdate(self.exchange, balances, self._clock())
         for listener in list(self.account_listeners):
             listener(event)
@@ -630,15 +597,3 @@ class MatchingEngine:
             stop_price=request.stop_price,
             quote_quantity=request.quote_quantity,
         )
-
-
-def _page_back(rows: list[T], page: PageRequest, wanted: Callable[[T], bool]) -> Page[T]:
-    """Walk ``rows`` (append-only, oldest first) backwards from the cursor's position."""
-    position = min(cursor_int(page.cursor, "before"), len(rows)) if page.cursor else len(rows)
-    items: list[T] = []
-    while position > 0 and len(items) < page.size:
-        position -= 1
-        if wanted(rows[position]):
-            items.append(rows[position])
-    more = position > 0 and len(items) == page.size
-    return Page(items, {"before": str(position)} if more else None)

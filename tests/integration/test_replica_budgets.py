@@ -97,7 +97,7 @@ async def patiently(call: Any, request: Any) -> None:
     raise AssertionError("the read budget never refilled")
 
 
-async def flood(servers: Servers) -> tuple[int, list[str], list[str]]:
+async def flood(servers: Servers) -> tuple[int, int, list[str], list[str]]:
     """Reads from every client on every process, orders in the middle of them."""
     channels = [
         grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
@@ -106,7 +106,7 @@ async def flood(servers: Servers) -> tuple[int, list[str], list[str]]:
     ]
     stubs = [pb_grpc.ExchangeServiceStub(channel) for channel in channels]
     refused: list[str] = []
-    answered = 0
+    answered = stale = 0
     try:
         for channel in channels:
             await wait_for_trading(channel)
@@ -119,19 +119,22 @@ async def flood(servers: Servers) -> tuple[int, list[str], list[str]]:
             )
 
         async def reader(index: int) -> None:
-            nonlocal answered
+            nonlocal answered, stale
             stub, (venue, symbol) = stubs[index % len(stubs)], MARKETS[index % len(MARKETS)]
             for n in range(READS_PER_CLIENT):
                 try:
                     if n % 3:
-                        await stub.GetMarketData(
+                        ticker = await stub.GetMarketData(
                             pb.GetMarketDataRequest(symbol=symbol, exchange=venue)
                         )
+                        note = ticker.ticker.source.note
                     else:
-                        await stub.GetOrderBook(
+                        book = await stub.GetOrderBook(
                             pb.GetOrderBookRequest(symbol=symbol, exchange=venue)
                         )
+                        note = book.book.source.note
                     answered += 1
+                    stale += venue == "binance" and note.startswith("stale")
                 except grpc.aio.AioRpcError as error:
                     refused.append(f"read {error.code().name}: {error.details()}")
 
@@ -164,12 +167,12 @@ async def flood(servers: Servers) -> tuple[int, list[str], list[str]]:
         for channel in channels:
             await channel.close()
     statuses = sorted({pb.OrderStatus.Name(order.status) for order in orders})
-    return answered, refused, statuses
+    return answered, stale, refused, statuses
 
 
 async def check(servers: Servers, fake: FakeBinance, coinbase: FakeCoinbase) -> None:
     try:
-        answered, refused, statuses = await flood(servers)
+        answered, stale, refused, statuses = await flood(servers)
         assert refused == []  # held data answered every read once its lane was spent
         assert answered == CLIENTS * READS_PER_CLIENT
         assert statuses == ["ORDER_STATUS_CANCELED"]  # every order placed and cancelled
@@ -177,8 +180,10 @@ async def check(servers: Servers, fake: FakeBinance, coinbase: FakeCoinbase) -> 
         assert fake.rate_limited == 0  # the venues never had to say 429
         assert coinbase.rate_limited == 0
         assert fake.max_weight_seen <= WEIGHT_LIMIT
-        # The reads did press on both budgets.
-        assert fake.max_weight_seen >= 0.6 * WEIGHT_LIMIT
+        # The reads did press on both budgets: Binance read lanes ran out and held data
+        # answered, marked (how far the venue's weight count rises depends on how the
+        # kernel spread the connections over the processes).
+        assert stale > 0
         assert sum(n for key, n in coinbase.requests.items() if "/products/" in key) >= 10
     except BaseException:
         print(servers.log_text())

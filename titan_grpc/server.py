@@ -467,9 +467,9 @@ async def serve(
     """Run until SIGINT/SIGTERM, then shut down gracefully; ``on_ready`` is called once
     the server is serving (the ``--workers`` supervisor's sign that a worker started)."""
     gateway = await start_gateway(settings, share_port=share_port, budget_split=budget_split)
-    settle_heap()
     if on_ready is not None:
         on_ready()
+    settle_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -29,6 +29,8 @@ log = logging.getLogger("titan_grpc.workers")
 # Pauses before starting a slot's worker again, by how many of its workers in a row died
 # before they served; after the last, the supervisor gives up and stops everything.
 RESTART_PAUSES_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)
+# How often a starting worker is checked for readiness (to log it and count it as served).
+READY_POLL_SECONDS = 0.1
 
 
 def _worker(settings: Settings, workers: int, ready: Event) -> None:
@@ -46,6 +48,7 @@ class _Slot:
     ready: Event
     failures: int = 0  # its workers in a row that died before serving
     restart_at: float | None = None  # when a dead worker's replacement is due
+    announced: bool = False  # its readiness logged
 
 
 def run_workers(settings: Settings, workers: int) -> int:
@@ -69,10 +72,14 @@ def run_workers(settings: Settings, workers: int) -> int:
     failed: int | None = None
     while not stopping and failed is None:
         running = [slot.process.sentinel for slot in slots if slot.restart_at is None]
-        due = [slot.restart_at for slot in slots if slot.restart_at is not None]
-        timeout = max(min(due) - time.monotonic(), 0.0) if due else None
-        wait([wake_read, *running], timeout)
-        served = served or any(slot.ready.is_set() for slot in slots)
+        due = [slot.restart_at - time.monotonic() for slot in slots if slot.restart_at is not None]
+        if any(slot.restart_at is None and not slot.announced for slot in slots):
+            due.append(READY_POLL_SECONDS)
+        wait([wake_read, *running], max(min(due), 0.0) if due else None)
+        for index, slot in enumerate(slots):
+            if not slot.announced and slot.restart_at is None and slot.ready.is_set():
+                slot.announced = served = True
+                log.info("worker %d (pid %s) is serving", index, slot.process.pid)
         for index, slot in enumerate(slots):
             if stopping:
                 break
@@ -83,11 +90,8 @@ def run_workers(settings: Settings, workers: int) -> int:
                     break
             elif slot.restart_at is not None and slot.restart_at <= time.monotonic():
                 replacement = _start(context, settings, workers)
-                slot.process, slot.ready, slot.restart_at = (
-                    replacement.process,
-                    replacement.ready,
-                    None,
-                )
+                slot.process, slot.ready = replacement.process, replacement.ready
+                slot.restart_at, slot.announced = None, False
                 log.info("worker %d started again (pid %s)", index, slot.process.pid)
     for slot in slots:
         if slot.restart_at is None:

@@ -69,7 +69,7 @@ async def embedded(fake: FakeBinance, coinbase: FakeCoinbase, tmp_path: Path) ->
     port, log = free_port(), tmp_path / "workers.log"
     env = budget_env(fake, coinbase, TITAN_JOURNAL_PATH=str(tmp_path / "journal.sqlite3"))
     supervisor = spawn(port, env, log, workers=3)
-    await wait_for_log(log, "serving titan.v1.ExchangeService", 3, supervisor)
+    await wait_for_log(log, ") is serving", 3, supervisor)  # the supervisor knows all three
     return Servers([supervisor], [f"127.0.0.1:{port}"], [log])
 
 

@@ -120,7 +120,7 @@ async def embedded_servers(fake: FakeBinance, tmp_path: Path) -> Servers:
     log = tmp_path / "workers.log"
     env = server_env(fake, TITAN_JOURNAL_PATH=str(tmp_path / "journal.sqlite3"))
     supervisor = spawn(port, env, log, workers=3)
-    await wait_for_log(log, "serving titan.v1.ExchangeService", 3, supervisor)
+    await wait_for_log(log, ") is serving", 3, supervisor)  # the supervisor knows all three
     servers = Servers([supervisor], [f"127.0.0.1:{port}"], [log])
     workers = worker_pids(supervisor.pid)
     assert len(workers) == 3, workers

@@ -17,7 +17,7 @@ from tests.replicas import read_log, spawn, wait_for_log, worker_pids
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 
-SERVING = "serving titan.v1.ExchangeService"
+SERVING = ") is serving"  # the supervisor's line once it knows a worker serves
 
 
 def simulated_env(tmp_path: Path) -> dict[str, str]:

@@ -8,8 +8,10 @@ import itertools
 import json
 import logging
 import re
+import threading
 import time
 import uuid
+from collections import deque
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -85,8 +87,11 @@ class AccessLog:
         self._handler = handler
         self._json = fmt == "json"
         self._batch = batch
-        # (perf_counter at the end, request id, rpc, status code name, seconds, extra text)
-        self._calls: list[tuple[float, str, str, str, float, str]] = []
+        # (perf_counter at the end, request id, rpc, status code name, seconds, extra text).
+        # A deque: another thread's record flushes the buffer (_FlushAccessLogFirst) while
+        # the loop appends; popping item by item loses none, the lock keeps lines in order.
+        self._calls: deque[tuple[float, str, str, str, float, str]] = deque()
+        self._flushing = threading.Lock()
         self._scheduled = False
         self._second = -1
         self._stamp = ""
@@ -115,15 +120,20 @@ class AccessLog:
         self._scheduled = False
         if not self._calls:
             return
-        calls, self._calls = self._calls, []
-        text = self._json_lines(calls) if self._json else self._text_lines(calls)
-        handler = self._handler
-        handler.acquire()
-        try:
-            handler.stream.write(text)
-            handler.flush()
-        finally:
-            handler.release()
+        with self._flushing:
+            pending, calls = self._calls, []
+            while pending:
+                calls.append(pending.popleft())
+            if not calls:
+                return
+            text = self._json_lines(calls) if self._json else self._text_lines(calls)
+            handler = self._handler
+            handler.acquire()
+            try:
+                handler.stream.write(text)
+                handler.flush()
+            finally:
+                handler.release()
 
     def _text_lines(self, calls: list[tuple[float, str, str, str, float, str]]) -> str:
         # Wall-clock times from the calls' perf_counter ends: one clock read per batch.

@@ -61,7 +61,8 @@ def run_workers(settings: Settings, workers: int) -> int:
     def forward(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
-        os.write(wake_write, b"\0")
+        with contextlib.suppress(OSError):  # a late signal, after the pipe is closed
+            os.write(wake_write, b"\0")
         for slot in slots:
             if slot.process.pid is not None and slot.process.exitcode is None:
                 os.kill(slot.process.pid, signal.SIGTERM)

@@ -90,7 +90,7 @@ MAX_ORDER_ID_CHARS = 128
 # Tighter per-field limits (symbols, order ids, decimals) follow in the helpers below.
 MAX_STRING_CHARS = 1024
 MAX_REPEATED_VALUES = 64
-_WITHIN_BOUNDS_BYTES = min(MAX_STRING_CHARS, MAX_REPEATED_VALUES)
+WITHIN_BOUNDS_BYTES = min(MAX_STRING_CHARS, MAX_REPEATED_VALUES)
 
 
 # ---- requests -> domain ------------------------------------------------------------
@@ -101,10 +101,10 @@ def check_request_bounds(message: Message, prefix: str = "") -> None:
 
     Walks only the fields that are set, nested messages included, so it costs little for
     a sane request and stops at the first excess for a hostile one. A message of at most
-    ``_WITHIN_BOUNDS_BYTES`` encoded bytes is not walked at all: every string character
+    ``WITHIN_BOUNDS_BYTES`` encoded bytes is not walked at all: every string character
     and every repeated value takes at least one byte, so none can exceed a bound.
     """
-    if not prefix and message.ByteSize() <= _WITHIN_BOUNDS_BYTES:
+    if not prefix and message.ByteSize() <= WITHIN_BOUNDS_BYTES:
         return
     for field, value in message.ListFields():
         name = prefix + field.name

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from titan_grpc.logs import current_rpc
+from titan_grpc.logs import current_call
 from titan_grpc.net.ratelimit import Lane
 
 RPC_TALLY_BATCH = 512
@@ -96,7 +96,7 @@ class Metrics:
     def observe_upstream(self, exchange: str, endpoint: str, status: str, seconds: float) -> None:
         self.upstream_requests.labels(exchange, endpoint, status).inc()
         self.upstream_latency.labels(exchange).observe(seconds)
-        key = (current_rpc.get(), exchange)
+        key = (current_call.get()[1], exchange)
         by_rpc = self._tallies.upstream_by_rpc
         by_rpc[key] = by_rpc.get(key, 0) + 1
 

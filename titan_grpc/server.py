@@ -203,12 +203,12 @@ async def start_gateway(
         ],
         compression=server_options.compression(settings),
     )
-    debug_services = server_options.add_channelz(settings, server)
     health = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
     monitor = HealthMonitor(registry.all(), on_change=_venue_health_setter(health))
     service = ExchangeService(registry, orders, monitor, info, shutdown, metrics)
-    add_to_server(service, server)
+    add_to_server(service, server)  # first: grpc asks the services in the order added
+    debug_services = server_options.add_channelz(settings, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
     _watch_venues(metrics, registry, monitor)
     reflection.enable_server_reflection(
         (

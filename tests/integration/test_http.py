@@ -283,6 +283,21 @@ BAD_INPUTS = [
         "FindBestPrice",
         pb.FindBestPriceRequest(symbol="BTC-USDT", side=pb.SIDE_BUY, quantity="NaN"),
     ),
+    # The edge bounds hold over HTTP as over gRPC, where each transport parses the body.
+    (
+        "POST",
+        "/api/exchange/find-best-price",
+        {"symbol": "BTC-USDT", "side": "SIDE_BUY", "quantity": "1" * 2000},
+        "FindBestPrice",
+        pb.FindBestPriceRequest(symbol="BTC-USDT", side=pb.SIDE_BUY, quantity="1" * 2000),
+    ),
+    (
+        "POST",
+        "/api/exchange/test-auth",
+        {"exchanges": ["binance"] * 65},
+        "TestAuth",
+        pb.TestAuthRequest(exchanges=["binance"] * 65),
+    ),
 ]
 
 

@@ -78,6 +78,38 @@ async def test_request_ids_are_echoed_and_logged(
     assert {"trace-42", generated} <= ids
 
 
+async def test_each_call_gets_its_own_callers_id_streams_and_refusals_included(
+    stub: pb_grpc.ExchangeServiceStub,
+) -> None:
+    # The id is read while grpc looks the method up (service/handlers.py): no call may
+    # see another's, whether it sent one or not.
+    request = pb.GetMarketDataRequest(symbol="BTC-USDT", exchange="binance")
+    calls = [
+        stub.GetMarketData(request, metadata=(("x-request-id", f"many-{n}"),)) for n in range(5)
+    ]
+    plain = stub.GetMarketData(request)
+    await asyncio.gather(*calls, plain)
+    for n, call in enumerate(calls):
+        assert dict(await call.trailing_metadata())["x-request-id"] == f"many-{n}"
+    assert not dict(await plain.trailing_metadata())["x-request-id"].startswith("many-")
+
+    stream = stub.StreamQuotes(
+        pb.StreamQuotesRequest(exchanges=["binance"], symbols=["NOT A SYMBOL"]),
+        metadata=(("x-request-id", "stream-7"),),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stream.read()
+    assert dict(caught.value.trailing_metadata())["x-request-id"] == "stream-7"
+    refused = stub.GetMarketData(
+        pb.GetMarketDataRequest(symbol="X" * 2000, exchange="binance"),
+        metadata=(("x-request-id", "too-long-1"),),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await refused
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(caught.value.trailing_metadata())["x-request-id"] == "too-long-1"
+
+
 def test_json_log_lines_carry_the_request_id() -> None:
     record = logging.LogRecord(
         "titan_grpc.rpc", logging.INFO, __file__, 1, "rpc=%s code=OK", ("GetStatus",), None

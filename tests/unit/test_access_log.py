@@ -9,7 +9,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from titan_grpc.logs import AccessLog, JsonFormatter, RequestIdFilter, TextFormatter, request_id
+from titan_grpc.logs import AccessLog, JsonFormatter, RequestIdFilter, TextFormatter, current_call
 
 
 def handler_for(fmt: str) -> tuple[logging.StreamHandler[Any], io.StringIO]:
@@ -29,13 +29,13 @@ def standard_line(handler: logging.StreamHandler[Any], message: str) -> str:
 async def test_text_lines_match_the_handlers_own_format_and_come_out_in_one_batch() -> None:
     handler, sink = handler_for("text")
     access = AccessLog(handler, "text", batch=3)
-    token = request_id.set("req-1")
+    token = current_call.set(("req-1", "GetStatus"))
     try:
         for n in range(3):
             access.record(time.perf_counter(), "req-1", "GetStatus", "OK", n / 10_000)
         expected = standard_line(handler, "rpc=GetStatus code=OK duration_ms=0.2")
     finally:
-        request_id.reset(token)
+        current_call.reset(token)
     lines = sink.getvalue().splitlines()
     assert len(lines) == 3  # the third call filled the batch
     # Same text but for the milliseconds of the time stamp.

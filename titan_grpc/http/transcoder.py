@@ -22,6 +22,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import ServiceDescriptor
 from google.rpc import status_pb2
 
+from titan_grpc.convert import check_request_bounds
 from titan_grpc.errors import InvalidArgument, excerpt
 from titan_grpc.http.binding import BadInput, message_to_json, request_from_http
 from titan_grpc.http.context import HttpAbort, HttpServicerContext, Metadata, status_of
@@ -72,6 +73,12 @@ class Authorizer(Protocol):
     def check(
         self, method: str, metadata: Sequence[tuple[str, str | bytes]]
     ) -> tuple[grpc.StatusCode, str] | None: ...
+
+
+def _invalid(error: InvalidArgument) -> web.Response:
+    grpc_status = to_grpc_status(error)
+    status = status_of(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
+    return _error_response(status)
 
 
 def http_status(code: grpc.StatusCode) -> int:
@@ -157,10 +164,12 @@ class _Transcoder:
             timeout = _timeout(request.headers.get("grpc-timeout", ""))
             body = await request.read() if route.body else b""
             call_request = request_from_http(route, values, request.query.items(), body)
+            # The edge bounds, checked where the body is parsed (for gRPC: service/handlers.py).
+            check_request_bounds(call_request)
         except BadInput as bad:
-            grpc_status = to_grpc_status(InvalidArgument(bad.field, bad.reason))
-            status = status_of(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
-            return _error_response(status)
+            return _invalid(InvalidArgument(bad.field, bad.reason))
+        except InvalidArgument as refused:
+            return _invalid(refused)
         except web.HTTPRequestEntityTooLarge:
             status = status_pb2.Status(
                 code=grpc.StatusCode.INVALID_ARGUMENT.value[0],

@@ -129,11 +129,11 @@ class MarketState:
         self._merged: dict[Hashable, tuple[object, object, Any]] = {}
         self._quote_promotions: dict[QuoteKey, _Promotion] = {}
         self._book_promotions: dict[BookKey, _Promotion] = {}
-        self._default_freshness = Freshness(policy.default_max_age_seconds)
+        self.default_freshness = Freshness(policy.default_max_age_seconds)
 
     def freshness(self, max_age_seconds: float | None) -> Freshness:
         if max_age_seconds is None:
-            return self._default_freshness
+            return self.default_freshness
         return Freshness(max_age_seconds, explicit=True)
 
     # ---- reads ---------------------------------------------------------------------

@@ -20,10 +20,17 @@ import grpc
 
 from titan_grpc import convert, logs
 from titan_grpc.domain import OrderBook, Quote, Symbol, Ticker
-from titan_grpc.errors import ExchangeUnavailable, InvalidArgument, TitanError
+from titan_grpc.errors import ExchangeUnavailable, TitanError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
-from titan_grpc.logs import current_rpc, new_request_id, request_id
+from titan_grpc.logs import (
+    REQUEST_ID_KEY,
+    caller_request_id,
+    current_call,
+    new_request_id,
+    request_id,
+    request_id_in,
+)
 from titan_grpc.market.account import AccountFeeds
 from titan_grpc.market.health import HealthMonitor
 from titan_grpc.market.hub import Notice, StreamHub
@@ -32,7 +39,7 @@ from titan_grpc.market.pricing import VenueBook
 from titan_grpc.market.state import Freshness, MarketState, ReadPolicy
 from titan_grpc.market.venues import gather_venues
 from titan_grpc.metrics import Metrics
-from titan_grpc.service.handlers import Undecodable
+from titan_grpc.service.handlers import Inadmissible
 from titan_grpc.status import to_grpc_status, venue_error_to_proto
 from titan_grpc.trading.orders import OrderService
 
@@ -65,7 +72,7 @@ async def _abort(
 ) -> grpc.StatusCode:
     if isinstance(error, TitanError):
         status = to_grpc_status(error)
-        trailing = (*status.trailing_metadata, ("x-request-id", request_id.get()))
+        trailing = (*status.trailing_metadata, (REQUEST_ID_KEY, request_id()))
         await context.abort(status.code, status.details, trailing)
     log.error("unexpected error", exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
@@ -80,26 +87,13 @@ def _code_of(error: BaseException) -> grpc.StatusCode:
 
 def _begin(context: Any, name: str) -> str:
     """Give the call a request id (the caller's x-request-id if sane) and echo it back."""
-    incoming = ""
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and isinstance(value, str):
-            incoming = value
+    incoming = caller_request_id.get()
+    if incoming is None:  # not read by the gRPC server's method lookup (service/handlers.py)
+        incoming = request_id_in(context.invocation_metadata() or ())
     rid = new_request_id(incoming)
-    request_id.set(rid)
-    current_rpc.set(name)
-    context.set_trailing_metadata((("x-request-id", rid),))
+    current_call.set((rid, name))
+    context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
     return rid
-
-
-def _admit(request: Request) -> None:
-    """The edge: refuse an unreadable body or an oversized field before any work."""
-    if isinstance(request, Undecodable):
-        raise InvalidArgument(
-            "request",
-            f"the {request.size}-byte body is not a valid {request.message_name} "
-            "(malformed protobuf)",
-        )
-    convert.check_request_bounds(request)
 
 
 def _finish(
@@ -134,7 +128,8 @@ def unary(
         started, code = time.perf_counter(), _OK
         rid = _begin(context, name)
         try:
-            _admit(request)
+            if isinstance(request, Inadmissible):  # refused at the transport's edge
+                raise request.error
             return await method(self, request, context)
         except asyncio.CancelledError:
             code = _CANCELLED
@@ -162,7 +157,8 @@ def streaming(
         if metrics is not None:
             metrics.active_streams.labels(method.__name__).inc()
         try:
-            _admit(request)
+            if isinstance(request, Inadmissible):  # refused at the transport's edge
+                raise request.error
             async for message in method(self, request, context):
                 sent += 1
                 yield message

@@ -21,7 +21,11 @@ class MarketDataRpcs(ServiceBase):
     async def GetMarketData(
         self, request: pb.GetMarketDataRequest, context: Any
     ) -> pb.GetMarketDataResponse:
-        freshness = self._market.freshness(convert.max_age_from_proto(request))
+        freshness = (
+            self._market.freshness(convert.max_age_from_proto(request))
+            if request.HasField("max_age")
+            else self._market.default_freshness  # the usual call: two calls fewer
+        )
         backend, symbol = self._resolved.get(
             (request.exchange, request.symbol)
         ) or await self._venue_and_symbol(request.exchange, request.symbol)

@@ -4,6 +4,7 @@ freshness, held data when the venue cannot be asked, suspicion, live feeds, prom
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -186,6 +187,13 @@ async def test_a_market_read_often_is_promoted_to_its_live_feed_and_dropped_when
     answer = await state.ticker(backend, BTC, Freshness(3.0))
     assert (answer.bid, answer.ask, answer.volume_24h) == (D(7), D(8), D(10))
     assert answer.received_time == live.received_time and venue.requests == 1
+    assert await state.ticker(backend, BTC, Freshness(3.0)) is answer  # built once, shared
+    newer = dataclasses.replace(live, bid=D("7.5"), received_time=clock.at())
+    quotes.queue.put_nowait(newer)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    answer = await state.ticker(backend, BTC, Freshness(3.0))
+    assert (answer.bid, answer.received_time) == (D("7.5"), newer.received_time)
     clock.now += 61.0
     assert state.drop_idle() == 1 and state.promoted == []
     for _ in range(5):

@@ -135,7 +135,7 @@ class MarketState:
         self._tickers: dict[QuoteKey, _Slot[Ticker]] = {}
         self._books: dict[BookKey, _Slot[OrderBook]] = {}
         self._trades: dict[tuple[str, Symbol, int], _Slot[RecentTrades]] = {}
-        # Answers derived from live data (a ticker with a live quote, a sliced book),
+        # Answers derived from live data (a sliced book; a ticker with a live quote),
         # built once per data version and shared.
         self._merged: dict[Hashable, tuple[object, object, Any]] = {}
         self._live_tickers: dict[QuoteKey, _LiveTicker] = {}

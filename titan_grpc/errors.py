@@ -35,6 +35,8 @@ request headers or signed payloads.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 EXCERPT_CHARS = 32
 
 
@@ -89,6 +91,15 @@ class InvalidArgument(TitanError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Inadmissible:
+    """What a transport hands the servicer instead of a request it refused while parsing
+    it (a malformed body, an over-long field): the servicer's decorators raise ``error``,
+    so the refusal gets the call's request id, log line and metrics like any other."""
+
+    error: InvalidArgument
 
 
 class UnknownExchange(InvalidArgument):

@@ -21,7 +21,8 @@ from typing import Any
 # upstream metrics); one variable, as setting one costs each call less than two.
 current_call: ContextVar[tuple[str, str]] = ContextVar("current_call", default=("-", "background"))
 # The caller's x-request-id ("" when none) as the gRPC server read it while resolving the
-# method; None when the call did not come that way (HTTP, a direct call).
+# method; None when the call did not come that way (HTTP, a direct call). Tasks started
+# during a gRPC call inherit it with the rest of the context; none of them serves a call.
 caller_request_id: ContextVar[str | None] = ContextVar("caller_request_id", default=None)
 REQUEST_ID_KEY = "x-request-id"
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

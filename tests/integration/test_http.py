@@ -316,10 +316,13 @@ async def test_bad_input_is_http_400_with_the_grpc_message(
     )
     async with (
         aiohttp.ClientSession() as session,
-        session.request(verb, base_url(gateway) + path, json=body) as response,
+        session.request(
+            verb, base_url(gateway) + path, json=body, headers={"x-request-id": "bad-1"}
+        ) as response,
     ):
         assert response.status == 400
         assert response.content_type == "application/json"
+        assert response.headers["x-request-id"] == "bad-1"  # refused at the edge or later
         status = await response.json()
     assert status["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert status["message"] == error.details()
@@ -353,9 +356,12 @@ async def test_input_the_transcoder_cannot_bind_is_400_naming_the_field(
 ) -> None:
     async with (
         aiohttp.ClientSession() as session,
-        session.request(verb, base_url(gateway) + path, data=body) as response,
+        session.request(
+            verb, base_url(gateway) + path, data=body, headers={"x-request-id": "unbound-1"}
+        ) as response,
     ):
         assert response.status == 400
+        assert response.headers["x-request-id"] == "unbound-1"
         status = await response.json()
     assert status["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert status["message"].startswith(f"{field}: "), status["message"]

@@ -7,6 +7,7 @@ import json
 import logging
 import urllib.request
 from dataclasses import replace
+from typing import Any
 
 import grpc
 import pytest
@@ -17,6 +18,7 @@ from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.logs import JsonFormatter, RequestIdFilter
 from titan_grpc.server import start_gateway
+from titan_grpc.service import base
 
 
 def scrape(port: int) -> str:
@@ -100,6 +102,7 @@ async def test_each_call_gets_its_own_callers_id_streams_and_refusals_included(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stream.read()
     assert dict(caught.value.trailing_metadata())["x-request-id"] == "stream-7"
+    # Refused by the request parser's bounds check, before the servicer runs.
     refused = stub.GetMarketData(
         pb.GetMarketDataRequest(symbol="X" * 2000, exchange="binance"),
         metadata=(("x-request-id", "too-long-1"),),
@@ -107,7 +110,41 @@ async def test_each_call_gets_its_own_callers_id_streams_and_refusals_included(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await refused
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "longer than 1024 characters" in (caught.value.details() or "")
     assert dict(caught.value.trailing_metadata())["x-request-id"] == "too-long-1"
+    too_many = stub.StreamQuotes(
+        pb.StreamQuotesRequest(symbols=["BTC-USDT"] * 65),
+        metadata=(("x-request-id", "too-many-1"),),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await too_many.read()
+    assert "at most 64 values" in (caught.value.details() or "")
+    assert dict(caught.value.trailing_metadata())["x-request-id"] == "too-many-1"
+
+
+async def test_grpc_calls_do_not_decode_their_metadata_twice(
+    stub: pb_grpc.ExchangeServiceStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The id is taken from the metadata grpc decoded to find the method; asking the
+    # call's context again costs each call about a twentieth of a cache hit's server time
+    # (bench/NOTES.md). Registering the methods with grpc would silently bypass that.
+    fallbacks: list[object] = []
+    read_again = base.request_id_in
+
+    def counting(metadata: Any) -> str:
+        fallbacks.append(metadata)
+        return read_again(metadata)
+
+    monkeypatch.setattr(base, "request_id_in", counting)
+    request = pb.GetMarketDataRequest(symbol="BTC-USDT", exchange="binance")
+    call = stub.GetMarketData(request, metadata=(("x-request-id", "once-1"),))
+    await call
+    await stub.GetMarketData(request)
+    stream = stub.StreamQuotes(pb.StreamQuotesRequest(symbols=["NOT A SYMBOL"]))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stream.read()
+    assert dict(await call.trailing_metadata())["x-request-id"] == "once-1"
+    assert fallbacks == []  # (HTTP calls read their context's: test_http.py checks those ids)
 
 
 def test_json_log_lines_carry_the_request_id() -> None:

@@ -23,14 +23,13 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.rpc import status_pb2
 
 from titan_grpc.convert import check_request_bounds
-from titan_grpc.errors import InvalidArgument, excerpt
+from titan_grpc.errors import Inadmissible, InvalidArgument, excerpt
 from titan_grpc.http.binding import BadInput, message_to_json, request_from_http
-from titan_grpc.http.context import HttpAbort, HttpServicerContext, Metadata, status_of
+from titan_grpc.http.context import HttpAbort, HttpServicerContext, Metadata
 from titan_grpc.http.openapi import openapi_document
 from titan_grpc.http.origins import OriginPolicy
 from titan_grpc.http.routes import Route, routes_of
 from titan_grpc.http.sse import MessagePump, serve_events
-from titan_grpc.status import to_grpc_status
 
 log = logging.getLogger("titan_grpc.rpc")
 
@@ -73,12 +72,6 @@ class Authorizer(Protocol):
     def check(
         self, method: str, metadata: Sequence[tuple[str, str | bytes]]
     ) -> tuple[grpc.StatusCode, str] | None: ...
-
-
-def _invalid(error: InvalidArgument) -> web.Response:
-    grpc_status = to_grpc_status(error)
-    status = status_of(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
-    return _error_response(status)
 
 
 def http_status(code: grpc.StatusCode) -> int:
@@ -160,16 +153,18 @@ class _Transcoder:
                 code, message = refusal
                 log.info("rpc=%s code=%s (access control, http)", route.method.name, code.name)
                 return _error_response(status_pb2.Status(code=code.value[0], message=message))
+        timeout: float | None = None
         try:
             timeout = _timeout(request.headers.get("grpc-timeout", ""))
             body = await request.read() if route.body else b""
-            call_request = request_from_http(route, values, request.query.items(), body)
+            call_request: Any = request_from_http(route, values, request.query.items(), body)
             # The edge bounds, checked where the body is parsed (for gRPC: service/handlers.py).
             check_request_bounds(call_request)
         except BadInput as bad:
-            return _invalid(InvalidArgument(bad.field, bad.reason))
+            # The servicer answers the refusal, so it gets a request id, log line and metrics.
+            call_request = Inadmissible(InvalidArgument(bad.field, bad.reason))
         except InvalidArgument as refused:
-            return _invalid(refused)
+            call_request = Inadmissible(refused)
         except web.HTTPRequestEntityTooLarge:
             status = status_pb2.Status(
                 code=grpc.StatusCode.INVALID_ARGUMENT.value[0],

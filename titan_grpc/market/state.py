@@ -135,9 +135,9 @@ class MarketState:
         self._tickers: dict[QuoteKey, _Slot[Ticker]] = {}
         self._books: dict[BookKey, _Slot[OrderBook]] = {}
         self._trades: dict[tuple[str, Symbol, int], _Slot[RecentTrades]] = {}
-        # Answers derived from live data (a sliced book; a ticker with a live quote),
-        # built once per data version and shared.
-        self._merged: dict[Hashable, tuple[object, object, Any]] = {}
+        # Answers derived from held data (book slices) and tickers merged with a live
+        # quote: built once per data version and shared.
+        self._derived_answers: dict[Hashable, tuple[object, Any]] = {}
         self._live_tickers: dict[QuoteKey, _LiveTicker] = {}
         self._quote_promotions: dict[QuoteKey, _Promotion] = {}
         self._book_promotions: dict[BookKey, _Promotion] = {}
@@ -369,14 +369,14 @@ class MarketState:
 
     def _derived(self, key: Hashable, source: object, build: Callable[[], D]) -> D:
         """An answer derived from ``source`` (a slice), built once per source version."""
-        derived = self._merged.get(key)
+        derived = self._derived_answers.get(key)
         if derived is not None and derived[0] is source:
-            cached: D = derived[2]
+            cached: D = derived[1]
             return cached
-        if len(self._merged) >= MAX_DERIVED_ANSWERS:
-            self._merged.clear()
+        if len(self._derived_answers) >= MAX_DERIVED_ANSWERS:
+            self._derived_answers.clear()
         answer = build()
-        self._merged[key] = (source, None, answer)
+        self._derived_answers[key] = (source, answer)
         return answer
 
     def _count_read(

@@ -20,7 +20,7 @@ import grpc
 
 from titan_grpc import convert, logs
 from titan_grpc.domain import OrderBook, Quote, Symbol, Ticker
-from titan_grpc.errors import ExchangeUnavailable, TitanError
+from titan_grpc.errors import ExchangeUnavailable, Inadmissible, TitanError
 from titan_grpc.exchanges import ExchangeBackend, ExchangeRegistry
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.logs import (
@@ -39,7 +39,6 @@ from titan_grpc.market.pricing import VenueBook
 from titan_grpc.market.state import Freshness, MarketState, ReadPolicy
 from titan_grpc.market.venues import gather_venues
 from titan_grpc.metrics import Metrics
-from titan_grpc.service.handlers import Inadmissible
 from titan_grpc.status import to_grpc_status, venue_error_to_proto
 from titan_grpc.trading.orders import OrderService
 

@@ -1,4 +1,4 @@
-"""Registering ExchangeService on a gRPC server: the transport's edge.
+"""Serving ExchangeService on a gRPC server: the transport's edge.
 
 Three duties sit here because here they cost least (bench/NOTES.md, "Where a unary
 call's time goes"):
@@ -23,7 +23,6 @@ call's time goes"):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -31,18 +30,11 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 
 from titan_grpc import convert
-from titan_grpc.errors import InvalidArgument
+from titan_grpc.errors import Inadmissible, InvalidArgument
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.logs import caller_request_id, request_id_in
 
 SERVICE: ServiceDescriptor = pb.DESCRIPTOR.services_by_name["ExchangeService"]
-
-
-@dataclass(frozen=True, slots=True)
-class Inadmissible:
-    """What a request parser hands on instead of a request it refuses."""
-
-    error: InvalidArgument
 
 
 def admitting_parser(message_class: Any) -> Callable[[bytes], Any]:

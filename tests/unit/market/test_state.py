@@ -201,6 +201,51 @@ async def test_a_market_read_often_is_promoted_to_its_live_feed_and_dropped_when
     assert hub.upstream_count == 0
 
 
+async def test_a_live_ticker_follows_its_statistics_and_its_quotes_age() -> None:
+    clock = Clock()
+    venue = Venue(clock)
+    quotes = Quotes()
+    state, _, _ = build(clock, quotes, promote_reads=1, ticker_stats_max_age_seconds=30.0)
+    backend = cast(ExchangeBackend, venue)
+    for _ in range(2):
+        await state.ticker(backend, BTC, Freshness(10.0))
+    live = Quote(
+        "binance", BTC, "BTCUSDT", D(7), D(2), D(8), D(2), D(7), simulated=False,
+        venue_time=None, received_time=clock.at(),
+    )  # fmt: skip
+    quotes.queue.put_nowait(live)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    merged = await state.ticker(backend, BTC, Freshness(10.0))
+    assert merged.bid == D(7) and venue.requests == 1
+    clock.now += 31.0  # statistics and quote 31 s old: too old for a 10 s max_age
+    plain = await state.ticker(backend, BTC, Freshness(10.0))
+    assert (plain.bid, venue.requests) == (D(2), 2)  # the venue's own, not the old quote
+    # New statistics with the same quote (31 s old, within 40 s): merged again, not the
+    # answer built from the old statistics.
+    again = await state.ticker(backend, BTC, Freshness(40.0))
+    assert again.bid == D(7) and again is not merged and venue.requests == 2
+    # Fresh statistics, but a quote older than the caller's max_age: not merged.
+    assert (await state.ticker(backend, BTC, Freshness(10.0))).bid == D(2)
+
+
+async def test_reads_keep_a_promoted_feed_open() -> None:
+    clock = Clock()
+    venue = Venue(clock)
+    state, _, hub = build(clock, promote_reads=1, idle_seconds=60.0)
+    backend = cast(ExchangeBackend, venue)
+    for _ in range(2):
+        await state.ticker(backend, BTC, Freshness(10.0))
+    assert state.promoted == [("binance", BTC)]
+    clock.now += 59.0
+    await state.ticker(backend, BTC, Freshness(100.0))
+    clock.now += 59.0  # 118 s after promotion, 59 s after the last read
+    assert state.drop_idle() == 0 and state.promoted == [("binance", BTC)]
+    assert hub.upstream_count == 1  # the feed itself stays open
+    clock.now += 2.0
+    assert state.drop_idle() == 1
+
+
 async def test_callers_choosing_any_depth_cost_a_few_venue_depths_and_get_exact_slices() -> None:
     clock = Clock()
     venue = Venue(clock)

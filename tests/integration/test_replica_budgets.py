@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ async def patiently(call: Any, request: Any) -> None:
     raise AssertionError("the read budget never refilled")
 
 
-async def flood(servers: Servers) -> tuple[int, int, list[str], list[str]]:
+async def flood(servers: Servers) -> tuple[int, Counter[str], list[str], list[str]]:
     """Reads from every client on every process, orders in the middle of them."""
     channels = [
         grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
@@ -106,7 +107,8 @@ async def flood(servers: Servers) -> tuple[int, int, list[str], list[str]]:
     ]
     stubs = [pb_grpc.ExchangeServiceStub(channel) for channel in channels]
     refused: list[str] = []
-    answered = stale = 0
+    answered = 0
+    stale: Counter[str] = Counter()  # answers from held data, by venue
     try:
         for channel in channels:
             await wait_for_trading(channel)
@@ -119,7 +121,7 @@ async def flood(servers: Servers) -> tuple[int, int, list[str], list[str]]:
             )
 
         async def reader(index: int) -> None:
-            nonlocal answered, stale
+            nonlocal answered
             stub, (venue, symbol) = stubs[index % len(stubs)], MARKETS[index % len(MARKETS)]
             for n in range(READS_PER_CLIENT):
                 try:
@@ -134,7 +136,7 @@ async def flood(servers: Servers) -> tuple[int, int, list[str], list[str]]:
                         )
                         note = book.book.source.note
                     answered += 1
-                    stale += venue == "binance" and note.startswith("stale")
+                    stale[venue] += note.startswith("stale")
                 except grpc.aio.AioRpcError as error:
                     refused.append(f"read {error.code().name}: {error.details()}")
 
@@ -180,11 +182,12 @@ async def check(servers: Servers, fake: FakeBinance, coinbase: FakeCoinbase) -> 
         assert fake.rate_limited == 0  # the venues never had to say 429
         assert coinbase.rate_limited == 0
         assert fake.max_weight_seen <= WEIGHT_LIMIT
-        # The reads did press on both budgets: Binance read lanes ran out and held data
-        # answered, marked (how far the venue's weight count rises depends on how the
-        # kernel spread the connections over the processes).
-        assert stale > 0
-        assert sum(n for key, n in coinbase.requests.items() if "/products/" in key) >= 10
+        # The reads did press on both budgets: on each venue read lanes ran out and held
+        # data answered, marked. (How many requests reached the venues depends on how
+        # fast the flood ran and how the kernel spread the connections over the
+        # processes; that reads outran the budgets does not.)
+        assert stale["binance"] > 0 and stale["coinbase"] > 0, stale
+        assert any("/products/" in key for key in coinbase.requests)
     except BaseException:
         print(servers.log_text())
         raise

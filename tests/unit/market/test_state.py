@@ -94,6 +94,21 @@ class Quotes:
             yield await self.queue.get()
 
 
+def live_quote(clock: Clock) -> Quote:
+    """A live quote (bid 7, ask 8, last 7) received now."""
+    return Quote(
+        "binance", BTC, "BTCUSDT", D(7), D(2), D(8), D(2), D(7), simulated=False,
+        venue_time=None, received_time=clock.at(),
+    )  # fmt: skip
+
+
+async def deliver(quotes: Quotes, quote: Quote) -> None:
+    """Push ``quote`` into the feed and let the hub hand it on."""
+    quotes.queue.put_nowait(quote)
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
 def build(
     clock: Clock, quotes: Quotes | None = None, **policy: Any
 ) -> tuple[MarketState, Watch, StreamHub[Any, Any]]:
@@ -176,22 +191,15 @@ async def test_a_market_read_often_is_promoted_to_its_live_feed_and_dropped_when
     for _ in range(4):
         await state.ticker(backend, BTC, Freshness(10.0))
     assert state.promoted == [("binance", BTC)] and hub.upstream_count == 1
-    live = Quote(
-        "binance", BTC, "BTCUSDT", D(7), D(2), D(8), D(2), D(7), simulated=False,
-        venue_time=None, received_time=clock.at(),
-    )  # fmt: skip
-    quotes.queue.put_nowait(live)
-    for _ in range(5):
-        await asyncio.sleep(0)
+    live = live_quote(clock)
+    await deliver(quotes, live)
     clock.now += 2.0  # the cached ticker is 2 s old; the live quote too, but it is live
     answer = await state.ticker(backend, BTC, Freshness(3.0))
     assert (answer.bid, answer.ask, answer.volume_24h) == (D(7), D(8), D(10))
     assert answer.received_time == live.received_time and venue.requests == 1
     assert await state.ticker(backend, BTC, Freshness(3.0)) is answer  # built once, shared
     newer = dataclasses.replace(live, bid=D("7.5"), received_time=clock.at())
-    quotes.queue.put_nowait(newer)
-    for _ in range(5):
-        await asyncio.sleep(0)
+    await deliver(quotes, newer)
     answer = await state.ticker(backend, BTC, Freshness(3.0))
     assert (answer.bid, answer.received_time) == (D("7.5"), newer.received_time)
     clock.now += 61.0
@@ -209,13 +217,8 @@ async def test_a_live_ticker_follows_its_statistics_and_its_quotes_age() -> None
     backend = cast(ExchangeBackend, venue)
     for _ in range(2):
         await state.ticker(backend, BTC, Freshness(10.0))
-    live = Quote(
-        "binance", BTC, "BTCUSDT", D(7), D(2), D(8), D(2), D(7), simulated=False,
-        venue_time=None, received_time=clock.at(),
-    )  # fmt: skip
-    quotes.queue.put_nowait(live)
-    for _ in range(5):
-        await asyncio.sleep(0)
+    live = live_quote(clock)
+    await deliver(quotes, live)
     merged = await state.ticker(backend, BTC, Freshness(10.0))
     assert merged.bid == D(7) and venue.requests == 1
     clock.now += 31.0  # statistics and quote 31 s old: too old for a 10 s max_age

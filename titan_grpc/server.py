@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from titan_grpc import __version__, server_options
 from titan_grpc.auth import AuthInterceptor
@@ -35,7 +35,7 @@ from titan_grpc.market.state import ReadPolicy
 from titan_grpc.metrics import Metrics
 from titan_grpc.net.ratelimit import BudgetFactory, Budgets, LaneShares
 from titan_grpc.service import ExchangeService, GatewayInfo
-from titan_grpc.service.handlers import add_to_server
+from titan_grpc.service.handlers import GenericHandlersOnly, add_to_server
 from titan_grpc.startup import plaintext_token_warnings, startup_problems
 from titan_grpc.stores import Claims, JournalStore, Stores, open_stores
 from titan_grpc.stores.redis_budget import open_redis_budgets
@@ -207,18 +207,8 @@ async def start_gateway(
     monitor = HealthMonitor(registry.all(), on_change=_venue_health_setter(health))
     service = ExchangeService(registry, orders, monitor, info, shutdown, metrics)
     add_to_server(service, server)  # first: grpc asks the services in the order added
-    debug_services = server_options.add_channelz(settings, server)
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    add_support_services(server, health, settings)
     _watch_venues(metrics, registry, monitor)
-    reflection.enable_server_reflection(
-        (
-            SERVICE_NAME,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-            *debug_services,
-        ),
-        server,
-    )
     try:
         port = _bind(server, settings)
     except ConfigError:
@@ -380,6 +370,25 @@ async def _refresh_journal_gauge(metrics: Metrics, journal: JournalStore) -> Non
         else:
             metrics.journal_ambiguous.set(counts.get(JournalState.AMBIGUOUS, 0))
         await asyncio.sleep(JOURNAL_GAUGE_SECONDS)
+
+
+def add_support_services(
+    server: grpc.aio.Server, health: HealthServicer, settings: Settings
+) -> None:
+    """Health, reflection and (when on) channelz, as generic handlers only."""
+    generic_only = GenericHandlersOnly(server)
+    debug_services = server_options.add_channelz(settings, generic_only)
+    health_pb2_grpc.add_HealthServicer_to_server(health, generic_only)
+    reflected = (
+        SERVICE_NAME,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+        *debug_services,
+    )
+    # What reflection.enable_server_reflection adds for a grpc.aio server.
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+        reflection.aio.ReflectionServicer(reflected), generic_only
+    )
 
 
 def _venue_health_setter(health: HealthServicer) -> Callable[[str, bool], None]:

@@ -15,6 +15,7 @@ import grpc
 
 from titan_grpc.config import Settings
 from titan_grpc.errors import ConfigError
+from titan_grpc.service.handlers import GenericHandlersOnly
 
 CHANNELZ_SERVICE = "grpc.channelz.v1.Channelz"
 _COMPRESSION = {
@@ -72,11 +73,11 @@ def tracing_interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor]
     return [interceptor]
 
 
-def add_channelz(settings: Settings, server: grpc.aio.Server) -> tuple[str, ...]:
+def add_channelz(settings: Settings, server: GenericHandlersOnly) -> tuple[str, ...]:
     """Serve grpc.channelz.v1 when ``TITAN_CHANNELZ`` is on; the names to reflect."""
     if not settings.tuning.channelz:
         return ()
-    from grpc_channelz.v1 import channelz
+    from grpc_channelz.v1 import channelz, channelz_pb2_grpc
 
-    channelz.add_channelz_servicer(server)
+    channelz_pb2_grpc.add_ChannelzServicer_to_server(channelz.aio.ChannelzServicer(), server)
     return (CHANNELZ_SERVICE,)

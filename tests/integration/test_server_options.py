@@ -7,6 +7,7 @@ from dataclasses import replace
 import grpc
 import pytest
 from grpc_channelz.v1 import channelz_pb2, channelz_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.conftest import make_settings
@@ -52,7 +53,18 @@ def test_bad_tuning_values_name_their_variables() -> None:
     assert "TITAN_COMPRESSION" in problems and "TITAN_KEEPALIVE_TIME_SECONDS" in problems
 
 
-async def test_gzip_answers_and_channelz_behind_its_flag() -> None:
+async def test_gzip_answers_and_channelz_behind_its_flag(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every service is served by a generic handler and none is registered with grpc:
+    # grpc.aio's accept loop waits on one pending request per registered method for
+    # every call it accepts (service/handlers.py, GenericHandlersOnly).
+    registered: list[str] = []
+    monkeypatch.setattr(
+        grpc.aio._server.Server,
+        "add_registered_method_handlers",
+        lambda _server, service, _handlers: registered.append(service),
+    )
     tuning = ServerTuning(compression="gzip", channelz=True)
     gateway = await start_gateway(make_settings(tuning=tuning))
     try:
@@ -66,9 +78,19 @@ async def test_gzip_answers_and_channelz_behind_its_flag() -> None:
                 channelz_pb2.GetServersRequest()
             )
             assert servers.server and servers.server[0].data.calls_started >= 1
-            assert "grpc.channelz.v1.Channelz" in await _reflected_services(channel)
+            assert await _reflected_services(channel) == {
+                "titan.v1.ExchangeService",
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1alpha.ServerReflection",
+                "grpc.channelz.v1.Channelz",
+            }
+            health = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="titan.v1.ExchangeService")
+            )
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         await gateway.stop(grace=1.0)
+    assert registered == []
 
 
 async def test_channelz_is_off_by_default(channel: grpc.aio.Channel) -> None:

@@ -18,11 +18,14 @@ call's time goes"):
   about a twentieth of a cache hit's server time. This is why the methods are served
   by a generic handler and not registered (``add_registered_method_handlers``): grpc
   looks registered methods up without asking any generic handler.
+
+The other services (health, reflection, channelz) are not registered either
+(``GenericHandlersOnly``): every registered method costs every call its server accepts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -99,6 +102,29 @@ class ExchangeServiceHandler(grpc.GenericRpcHandler):
         if handler is not None:
             caller_request_id.set(request_id_in(handler_call_details.invocation_metadata or ()))
         return handler
+
+
+class GenericHandlersOnly:
+    """Stands in for the server when grpc's generated ``add_…Servicer_to_server`` helpers
+    add a service: they add it twice, as a generic handler and as registered methods, and
+    only the generic handler is kept; it serves the same methods.
+
+    Why: grpc.aio's accept loop keeps one pending request per registered method (and one
+    for every other method) and waits on all of them with ``asyncio.wait`` for each call
+    it accepts, so each registered method costs every call, ExchangeService's included
+    (bench/NOTES.md). With none registered it waits on one.
+    """
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        """Not registered: the generic handler added with them serves these methods."""
 
 
 def add_to_server(servicer: Any, server: grpc.aio.Server) -> None:

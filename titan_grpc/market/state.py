@@ -153,12 +153,21 @@ class MarketState:
     async def ticker(
         self, backend: ExchangeBackend, symbol: Symbol, freshness: Freshness
     ) -> Ticker:
+        held = self.held_ticker(backend, symbol, freshness)
+        if held is not None:
+            return held
+        return await self.fetched_ticker(backend, symbol, freshness)
+
+    def held_ticker(
+        self, backend: ExchangeBackend, symbol: Symbol, freshness: Freshness
+    ) -> Ticker | None:
+        """The ticker when one held is fresh enough for ``freshness`` (merged with the live
+        feed's quote, or the venue's last answer), counting the read; None when
+        ``fetched_ticker`` must ask the venue. A hit thus needs no coroutine at all."""
         key = (backend.name, symbol)
         started = self._clock()
         oldest = started - freshness.max_age_seconds
-        slot = self._tickers.get(key)
-        if slot is None:
-            slot = self._tickers[key] = _Slot()
+        slot = self._ticker_slot(key)
         quote = self._quote_hub.latest(key)
         # Every read (a hit above all) costs each caller: the usual paths below are kept
         # free of further calls where it costs no clarity (bench/NOTES.md).
@@ -179,12 +188,24 @@ class MarketState:
                 if self._observe is not None:
                     self._observe(backend.name, "ticker", "feed")
                 return live.answer
-        held = self._held(slot, backend.name, "ticker", oldest)
-        if held is not None:
-            return held  # the common case answered without another coroutine
+        return self._held(slot, backend.name, "ticker", oldest)
+
+    async def fetched_ticker(
+        self, backend: ExchangeBackend, symbol: Symbol, freshness: Freshness
+    ) -> Ticker:
+        """The ticker once ``held_ticker`` had none: one venue request shared by every
+        caller, or held data marked stale when the venue cannot answer."""
+        slot = self._ticker_slot((backend.name, symbol))
+        oldest = self._clock() - freshness.max_age_seconds
         return await self._read(
             slot, backend, "ticker", oldest, freshness, lambda: backend.ticker(symbol)
         )
+
+    def _ticker_slot(self, key: QuoteKey) -> _Slot[Ticker]:
+        slot = self._tickers.get(key)
+        if slot is None:
+            slot = self._tickers[key] = _Slot()
+        return slot
 
     async def order_book(
         self, backend: ExchangeBackend, symbol: Symbol, depth: int, freshness: Freshness

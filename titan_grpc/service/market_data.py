@@ -21,15 +21,19 @@ class MarketDataRpcs(ServiceBase):
     async def GetMarketData(
         self, request: pb.GetMarketDataRequest, context: Any
     ) -> pb.GetMarketDataResponse:
+        market = self._market
         freshness = (
-            self._market.freshness(convert.max_age_from_proto(request))
+            market.freshness(convert.max_age_from_proto(request))
             if request.HasField("max_age")
-            else self._market.default_freshness  # the usual call: two calls fewer
+            else market.default_freshness  # the usual call: two calls fewer
         )
         backend, symbol = self._resolved.get(
             (request.exchange, request.symbol)
         ) or await self._venue_and_symbol(request.exchange, request.symbol)
-        ticker = await self._market.ticker(backend, symbol, freshness)
+        # A hit needs no coroutine; a miss makes (or joins) the shared venue request.
+        ticker = market.held_ticker(backend, symbol, freshness) or await market.fetched_ticker(
+            backend, symbol, freshness
+        )
         key = (backend.name, symbol)
         answered = self._ticker_answers.get(key)
         if answered is not None and answered[0] is ticker:

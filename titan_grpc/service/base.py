@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from titan_grpc import convert, logs
 from titan_grpc.domain import OrderBook, Quote, Symbol, Ticker
@@ -118,8 +119,11 @@ _CANCELLED = grpc.StatusCode.CANCELLED
 
 
 def unary(
-    method: Callable[[Any, Request, Any], Awaitable[Response]],
+    method: Callable[[Any, Request, Any], Awaitable[Response] | Message],
 ) -> Callable[[Any, Request, Any], Awaitable[Response]]:
+    """An RPC method with its request id, error mapping, log line and metrics. The method
+    is a coroutine function, or a plain one that answers at once (a message) or returns
+    the awaitable that will: a cache hit then runs no coroutine of its own."""
     name = method.__name__
 
     @functools.wraps(method)
@@ -129,7 +133,10 @@ def unary(
         try:
             if isinstance(request, Inadmissible):  # refused at the transport's edge
                 raise request.error
-            return await method(self, request, context)
+            answer = method(self, request, context)
+            if not isinstance(answer, Message):
+                answer = await answer
+            return answer
         except asyncio.CancelledError:
             code = _CANCELLED
             raise

@@ -172,6 +172,15 @@ def _median(results: list[LoadResult]) -> LoadResult:
     return sorted(results, key=lambda r: r.rps)[len(results) // 2]
 
 
+# The baseline registers its methods with grpc the usual way (the generated helper);
+# TITAN does not (service/handlers.py), which spares grpc.aio's accept loop work on every
+# call, so the bare server is also measured without registering them, for comparison.
+BARE_SIM_VARIANTS: dict[str, list[str]] = {
+    "bare-sim": [],
+    "bare-sim-unregistered": ["--unregistered"],
+}
+
+
 def bench_unary(requests: int, rounds: int = 5) -> list[str]:
     """Each configuration against a bare server answering a prebuilt message of the same
     size, in alternating rounds. The machine is shared and its speed drifts by several
@@ -194,10 +203,13 @@ def bench_unary(requests: int, rounds: int = 5) -> list[str]:
                 if name == "sim-quiet":
                     continue
                 sizes[name] = len(answer)
-                port = free_port()
-                with process([PY, "bench/bare_server.py", f"127.0.0.1:{port}", answer.hex()]):
-                    wait_ready(port)
-                    runs.setdefault(f"bare-{name}", []).append(load(port, requests))
+                bares = {f"bare-{name}": []} if name == "real" else BARE_SIM_VARIANTS
+                for bare, flags in bares.items():
+                    port = free_port()
+                    argv = [PY, "bench/bare_server.py", f"127.0.0.1:{port}", answer.hex(), *flags]
+                    with process(argv):
+                        wait_ready(port)
+                        runs.setdefault(bare, []).append(load(port, requests))
     median = {name: _median(results) for name, results in runs.items()}
 
     def ratios(name: str, bare: str) -> list[float]:
@@ -223,6 +235,10 @@ def bench_unary(requests: int, rounds: int = 5) -> list[str]:
         "| server | requests/s | p50 ms | p99 ms | failed |",
         "|---|---:|---:|---:|---:|",
         row("bare grpc.aio (simulated-size answer)", median["bare-sim"]),
+        row(
+            "bare grpc.aio, methods not registered (as TITAN's)",
+            median["bare-sim-unregistered"],
+        ),
         row("TITAN simulated, INFO request log (default)", median["sim"]),
         row("TITAN simulated, TITAN_LOG_LEVEL=WARNING", median["sim-quiet"]),
         row("bare grpc.aio (real-size answer)", median["bare-real"]),
@@ -233,6 +249,13 @@ def bench_unary(requests: int, rounds: int = 5) -> list[str]:
         f"- **simulated: {summary('sim', 'bare-sim')}**",
         f"- **real mode, warm cache: {summary('real', 'bare-real')}**",
         f"- simulated with the request log off: {summary('sim-quiet', 'bare-sim')}",
+        "",
+        "For comparison, against the bare server with its methods not registered, as "
+        "TITAN's are not (grpc.aio's accept loop waits on one pending request per "
+        "registered method for every call; bench/NOTES.md):",
+        "",
+        f"- simulated: {summary('sim', 'bare-sim-unregistered')}",
+        f"- simulated with the request log off: {summary('sim-quiet', 'bare-sim-unregistered')}",
         "",
     ]
 

@@ -5,8 +5,9 @@
   request parser nor grpc's method look-up, which run in grpc), called in-process with a
   stand-in context, so nothing else runs between calls;
 - ``cpu``: the server process's CPU time per request under h2load (user + system, from
-  /proc), TITAN and the bare grpc.aio server in alternating rounds: what a call costs the
-  whole server, grpc.aio's own per-call work included.
+  /proc), and its event loop thread's: TITAN and the bare grpc.aio server (registered the
+  usual way, and with its methods not registered, as TITAN serves its own) in
+  alternating rounds: what a call costs the whole server, grpc.aio's own work included.
 
     python bench/unary_parts.py hot
     python bench/unary_parts.py cpu --rounds 3
@@ -112,23 +113,27 @@ def _cpu_seconds(pid: int, thread: int | None = None) -> float:
 
 
 def cpu(rounds: int, requests: int) -> None:
-    figures: dict[str, list[tuple[float, float, float]]] = {"titan": [], "bare": []}
+    bare_variants = {"bare": [], "bare, methods not registered": ["--unregistered"]}
+    figures: dict[str, list[tuple[float, float, float]]] = {
+        name: [] for name in ("titan", *bare_variants)
+    }
     answer = b""
     for _ in range(rounds):
         with titan_server() as port:
             answer = sample_answer(port)
             figures["titan"].append(_measure(port, requests))
-        port = free_port()
-        with process([PY, "bench/bare_server.py", f"127.0.0.1:{port}", answer.hex()]):
-            wait_ready(port)
-            figures["bare"].append(_measure(port, requests))
+        for name, flags in bare_variants.items():
+            port = free_port()
+            with process([PY, "bench/bare_server.py", f"127.0.0.1:{port}", answer.hex(), *flags]):
+                wait_ready(port)
+                figures[name].append(_measure(port, requests))
     for name, runs in figures.items():
         us = statistics.median(r[0] for r in runs)
         loop_us = statistics.median(r[2] for r in runs)
         rps = statistics.median(r[1] for r in runs)
         print(
-            f"cpu: {name:5s} {us:6.0f} us server CPU per request ({loop_us:.0f} on the event "
-            f"loop's thread), {rps:7,.0f} requests/s"
+            f"cpu: {name}: {us:.0f} us server CPU per request ({loop_us:.0f} on the event "
+            f"loop's thread), {rps:,.0f} requests/s"
         )
 
 

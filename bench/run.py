@@ -250,9 +250,9 @@ def bench_unary(requests: int, rounds: int = 5) -> list[str]:
         f"- **real mode, warm cache: {summary('real', 'bare-real')}**",
         f"- simulated with the request log off: {summary('sim-quiet', 'bare-sim')}",
         "",
-        "For comparison, against the bare server with its methods not registered, as "
-        "TITAN's are not (grpc.aio's accept loop waits on one pending request per "
-        "registered method for every call; bench/NOTES.md):",
+        "For comparison, against the bare server with its methods not registered with "
+        "grpc, as TITAN serves its own (grpc.aio's accept loop waits on one pending request "
+        "per registered method for every call; bench/NOTES.md):",
         "",
         f"- simulated: {summary('sim', 'bare-sim-unregistered')}",
         f"- simulated with the request log off: {summary('sim-quiet', 'bare-sim-unregistered')}",

@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from titan_grpc.config import AuthGrant
+from titan_grpc.logs import REQUEST_ID_KEY, current_call, new_request_id, request_id_in
 
 log = logging.getLogger("titan_grpc.rpc")
 
@@ -102,10 +103,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        refusal = self.check(method, handler_call_details.invocation_metadata or ())
+        metadata = handler_call_details.invocation_metadata or ()
+        refusal = self.check(method, metadata)
         if refusal is None:
             return handler
-        return _denied(handler, method, *refusal)
+        # The refusal gets a request id like any answer: the caller's, or a fresh one.
+        return _denied(handler, method, *refusal, new_request_id(request_id_in(metadata)))
 
 
 def _bearer(metadata: Sequence[tuple[str, str | bytes]]) -> str:
@@ -119,17 +122,24 @@ def _bearer(metadata: Sequence[tuple[str, str | bytes]]) -> str:
 
 
 def _denied(
-    handler: grpc.RpcMethodHandler[Any, Any], method: str, code: grpc.StatusCode, message: str
+    handler: grpc.RpcMethodHandler[Any, Any],
+    method: str,
+    code: grpc.StatusCode,
+    message: str,
+    rid: str,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    log.info("rpc=%s code=%s (access control)", method.removeprefix(SERVICE_PREFIX), code.name)
+    name = method.removeprefix(SERVICE_PREFIX)
+    current_call.set((rid, name))  # the interceptor runs in the call's own task
+    log.info("rpc=%s code=%s (access control)", name, code.name)
+    trailing = ((REQUEST_ID_KEY, rid),)
 
     async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(code, message)
+        await context.abort(code, message, trailing)
 
     async def stream(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        await context.abort(code, message)
+        await context.abort(code, message, trailing)
         yield  # pragma: no cover - makes this an async generator
 
     # The body of a refused call is never parsed: a stranger's bytes cost no work and

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +25,7 @@ from titan_grpc.config import load_settings
 from titan_grpc.errors import ConfigError
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
+from titan_grpc.logs import RequestIdFilter
 from titan_grpc.server import Gateway, start_gateway
 
 READER = "reader-token-0123456789"
@@ -103,6 +106,27 @@ async def test_tokens_and_scopes(secured: Gateway) -> None:
         portfolio = stub.StreamPortfolioValue(value, metadata=bearer(READER))
         assert (await portfolio.read()).value.quote_asset == "USDT"
         portfolio.cancel()
+
+
+async def test_refusals_carry_a_request_id(
+    secured: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{secured.port}") as channel:
+        stub = pb_grpc.ExchangeServiceStub(channel)
+        with caplog.at_level(logging.INFO, logger="titan_grpc.rpc"):
+            caplog.handler.addFilter(RequestIdFilter())
+            denied = await expect_error(
+                stub.PlaceOrder(ORDER, metadata=(*bearer(READER), ("x-request-id", "deny-1"))),
+                grpc.StatusCode.PERMISSION_DENIED,
+            )
+        assert dict(denied.trailing_metadata() or ())["x-request-id"] == "deny-1"
+        refused = [r for r in caplog.records if "access control" in r.getMessage()]
+        assert [getattr(r, "request_id", None) for r in refused] == ["deny-1"]
+        stream = stub.StreamQuotes(pb.StreamQuotesRequest(symbols=["BTC-USDT"]))
+        missing = await expect_error(stream.read(), grpc.StatusCode.UNAUTHENTICATED)
+        assert re.fullmatch(
+            r"[0-9a-f]{8}-[0-9]+", dict(missing.trailing_metadata() or ())["x-request-id"]
+        )
 
 
 async def test_health_and_reflection_stay_open(secured: Gateway) -> None:

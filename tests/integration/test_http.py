@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shlex
 import shutil
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from titan_grpc.exchanges.simulated import SimulatedWorld
 from titan_grpc.gen.titan.v1 import exchange_pb2 as pb
 from titan_grpc.gen.titan.v1 import exchange_pb2_grpc as pb_grpc
 from titan_grpc.http.routes import routes_of
+from titan_grpc.http.transcoder import MAX_BODY_BYTES
 from titan_grpc.server import Gateway, check_startup_rules, start_gateway
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ExchangeService"]
@@ -399,10 +401,29 @@ async def test_unknown_route_and_wrong_verb_are_status_json(gateway: Gateway) ->
         async with session.get(base_url(gateway) + "/api/exchange/nowhere") as response:
             assert response.status == 404
             assert (await response.json())["code"] == grpc.StatusCode.NOT_FOUND.value[0]
-        async with session.get(base_url(gateway) + "/api/exchange/place-order") as response:
+            assert re.fullmatch(r"[0-9a-f]{8}-[0-9]+", response.headers["x-request-id"])
+        async with session.get(
+            base_url(gateway) + "/api/exchange/place-order", headers={"x-request-id": "verb-1"}
+        ) as response:
             assert response.status == 405
             assert response.headers["Allow"] == "POST"
             assert (await response.json())["code"] == grpc.StatusCode.UNIMPLEMENTED.value[0]
+            assert response.headers["x-request-id"] == "verb-1"
+
+
+async def test_a_body_over_the_limit_is_413_with_a_request_id(gateway: Gateway) -> None:
+    body = b'{"exchange": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            base_url(gateway) + "/api/exchange/place-order",
+            data=body,
+            headers={"Content-Type": "application/json", "x-request-id": "big-1"},
+        ) as response,
+    ):
+        assert response.status == 413
+        assert (await response.json())["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        assert response.headers["x-request-id"] == "big-1"
 
 
 async def read_events(response: aiohttp.ClientResponse, count: int) -> list[dict[str, Any]]:
@@ -512,9 +533,10 @@ async def test_bearer_tokens_and_scopes_as_over_grpc(secured: Gateway) -> None:
     async with aiohttp.ClientSession() as session:
         url = base_url(secured) + "/api/exchange/place-order"
         for token, expected in ((READER, 403), (TRADER, 400), ("wrong-token-0123456789", 401)):
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = {"Authorization": f"Bearer {token}", "x-request-id": f"auth-{expected}"}
             async with session.post(url, json=order, headers=headers) as response:
                 assert response.status == expected, await response.text()
+                assert response.headers["x-request-id"] == f"auth-{expected}"
         async with session.get(base_url(secured) + "/openapi.json") as response:
             assert response.status == 200  # the description is open, like reflection
 

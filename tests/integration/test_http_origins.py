@@ -5,6 +5,7 @@ origins get CORS, Server-Sent Events included."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -61,10 +62,15 @@ async def test_a_page_from_another_origin_cannot_place_an_order(gateway: Gateway
         session.post(
             url(gateway, "/api/exchange/place-order"),
             data=json.dumps(ORDER),
-            headers={"Origin": "https://evil.example", "Content-Type": "text/plain"},
+            headers={
+                "Origin": "https://evil.example",
+                "Content-Type": "text/plain",
+                "x-request-id": "evil-1",
+            },
         ) as response,
     ):
         assert response.status == 403
+        assert response.headers["x-request-id"] == "evil-1"
         status = await response.json()
         assert "Access-Control-Allow-Origin" not in response.headers
     assert status["code"] == grpc.StatusCode.PERMISSION_DENIED.value[0]
@@ -81,6 +87,7 @@ async def test_a_rebound_host_name_is_refused_on_loopback(gateway: Gateway) -> N
                 assert response.status == expected, (host, await response.text())
                 if expected == 403:
                     assert "DNS rebinding" in (await response.json())["message"]
+                    assert re.fullmatch(r"[0-9a-f]{8}-[0-9]+", response.headers["x-request-id"])
 
 
 async def test_a_listed_origin_gets_cors_for_calls_and_streams(gateway: Gateway) -> None:

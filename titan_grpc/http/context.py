@@ -4,15 +4,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 import grpc
 from google.rpc import status_pb2
 
+from titan_grpc.logs import REQUEST_ID_KEY, new_request_id
+
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 Metadata = tuple[tuple[str, str | bytes], ...]
+
+
+def request_id_header(headers: Mapping[str, str]) -> dict[str, str]:
+    """The ``x-request-id`` of an answer given before any call is served (a refused host
+    or origin, no such route, a body too large, a missing token): the caller's id when
+    sane, else a fresh one, as every call's answer carries."""
+    return {REQUEST_ID_KEY: new_request_id(headers.get(REQUEST_ID_KEY, ""))}
 
 
 class HttpAbort(grpc.aio.AbortError):

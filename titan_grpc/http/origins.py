@@ -24,6 +24,7 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 
 from titan_grpc.errors import excerpt
+from titan_grpc.http.context import request_id_header
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE"
@@ -58,16 +59,18 @@ class OriginPolicy:
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.allowed_hosts is not None and _host_name(request.host) not in self.allowed_hosts:
             return _refusal(
+                request,
                 f"host: {excerpt(request.host)} is not a name of this server; list it in "
-                "TITAN_HTTP_ALLOWED_HOSTS if it is (a guard against DNS rebinding)"
+                "TITAN_HTTP_ALLOWED_HOSTS if it is (a guard against DNS rebinding)",
             )
         origin = request.headers.get("Origin")
         if origin is None:
             return await handler(request)
         if not self.allows_origin(origin):
             return _refusal(
+                request,
                 f"origin: pages from {excerpt(origin)} may not call this server; list the "
-                "origin in TITAN_HTTP_CORS_ORIGINS to allow it"
+                "origin in TITAN_HTTP_CORS_ORIGINS to allow it",
             )
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return web.Response(
@@ -97,6 +100,8 @@ def _host_name(host: str | None) -> str:
     return host.rpartition(":")[0].lower() if host.count(":") == 1 else host.lower()
 
 
-def _refusal(message: str) -> web.Response:
+def _refusal(request: web.Request, message: str) -> web.Response:
     status = status_pb2.Status(code=grpc.StatusCode.PERMISSION_DENIED.value[0], message=message)
-    return web.json_response(json_format.MessageToDict(status), status=403)
+    return web.json_response(
+        json_format.MessageToDict(status), status=403, headers=request_id_header(request.headers)
+    )

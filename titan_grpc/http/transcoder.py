@@ -25,11 +25,12 @@ from google.rpc import status_pb2
 from titan_grpc.convert import check_request_bounds
 from titan_grpc.errors import Inadmissible, InvalidArgument, excerpt
 from titan_grpc.http.binding import BadInput, message_to_json, request_from_http
-from titan_grpc.http.context import HttpAbort, HttpServicerContext, Metadata
+from titan_grpc.http.context import HttpAbort, HttpServicerContext, Metadata, request_id_header
 from titan_grpc.http.openapi import openapi_document
 from titan_grpc.http.origins import OriginPolicy
 from titan_grpc.http.routes import Route, routes_of
 from titan_grpc.http.sse import MessagePump, serve_events
+from titan_grpc.logs import REQUEST_ID_KEY, current_call
 
 log = logging.getLogger("titan_grpc.rpc")
 
@@ -135,13 +136,13 @@ class _Transcoder:
                 message=f"{request.method} is not served on {request.path}; "
                 f"use {' or '.join(sorted(set(allowed)))}",
             )
-            allow = ", ".join(sorted(set(allowed)))
-            return _error_response(status, http=405, headers={"Allow": allow})
+            headers = {"Allow": ", ".join(sorted(set(allowed)))}
+            return _error_response(status, http=405, headers=_before_any_call(request, headers))
         status = status_pb2.Status(
             code=grpc.StatusCode.NOT_FOUND.value[0],
             message=f"no route for {request.path}; see {OPENAPI_PATH}",
         )
-        return _error_response(status)
+        return _error_response(status, headers=_before_any_call(request))
 
     async def _call(
         self, route: Route, values: dict[str, str], request: web.Request
@@ -151,8 +152,11 @@ class _Transcoder:
             refusal = self._authorizer.check(route.full_method, offered)
             if refusal is not None:
                 code, message = refusal
+                headers = _before_any_call(request)
+                current_call.set((headers[REQUEST_ID_KEY], route.method.name))
                 log.info("rpc=%s code=%s (access control, http)", route.method.name, code.name)
-                return _error_response(status_pb2.Status(code=code.value[0], message=message))
+                status = status_pb2.Status(code=code.value[0], message=message)
+                return _error_response(status, headers=headers)
         timeout: float | None = None
         try:
             timeout = _timeout(request.headers.get("grpc-timeout", ""))
@@ -170,7 +174,7 @@ class _Transcoder:
                 code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
                 message=f"body: larger than {MAX_BODY_BYTES} bytes",
             )
-            return _error_response(status, http=413)
+            return _error_response(status, http=413, headers=_before_any_call(request))
         context = HttpServicerContext(_metadata(request), request.remote or "", timeout)
         method = getattr(self._servicer, route.method.name)
         try:
@@ -229,6 +233,10 @@ def _error_response(
         status=http or http_status(code),
         headers=headers,
     )
+
+
+def _before_any_call(request: web.Request, headers: dict[str, str] | None = None) -> dict[str, str]:
+    return {**(headers or {}), **request_id_header(request.headers)}
 
 
 def _metadata(request: web.Request) -> Metadata:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import Message
 
 from titan_grpc import convert, logs
 from titan_grpc.domain import OrderBook, Quote, Symbol, Ticker
@@ -119,11 +118,8 @@ _CANCELLED = grpc.StatusCode.CANCELLED
 
 
 def unary(
-    method: Callable[[Any, Request, Any], Awaitable[Response] | Message],
+    method: Callable[[Any, Request, Any], Awaitable[Response]],
 ) -> Callable[[Any, Request, Any], Awaitable[Response]]:
-    """An RPC method with its request id, error mapping, log line and metrics. The method
-    is a coroutine function, or a plain one that answers at once (a message) or returns
-    the awaitable that will: a cache hit then runs no coroutine of its own."""
     name = method.__name__
 
     @functools.wraps(method)
@@ -133,10 +129,7 @@ def unary(
         try:
             if isinstance(request, Inadmissible):  # refused at the transport's edge
                 raise request.error
-            answer = method(self, request, context)
-            if not isinstance(answer, Message):
-                answer = await answer
-            return answer
+            return await method(self, request, context)
         except asyncio.CancelledError:
             code = _CANCELLED
             raise

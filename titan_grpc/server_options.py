@@ -11,11 +11,15 @@ a client may still send compressed requests). Channelz and tracing are off.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 
 from titan_grpc.config import Settings
 from titan_grpc.errors import ConfigError
-from titan_grpc.service.handlers import GenericHandlersOnly
+
+if TYPE_CHECKING:
+    from titan_grpc.service.handlers import GenericHandlersOnly
 
 CHANNELZ_SERVICE = "grpc.channelz.v1.Channelz"
 _COMPRESSION = {

@@ -164,16 +164,22 @@ async def test_when_the_read_lane_is_spent_held_data_is_marked_or_the_strict_cal
     assert venue.rate_limited <= 1  # at most the one 429 that told us
 
 
-async def test_max_age_is_validated(channel: grpc.aio.Channel) -> None:
+@pytest.mark.parametrize("symbol", ["BTC-USDT", "NOPE-USDT"])
+async def test_max_age_is_validated(channel: grpc.aio.Channel, symbol: str) -> None:
+    # Checked before the market is looked up: an unknown market is not what the caller
+    # hears about first.
     stub = pb_grpc.ExchangeServiceStub(channel)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.GetOrderBook(
-            pb.GetOrderBookRequest(
-                symbol="BTC-USDT", exchange="binance", max_age=Duration(seconds=-1)
-            )
-        )
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert (caught.value.details() or "").startswith("max_age:")
+    never = Duration(seconds=-1)
+    for call in (
+        stub.GetOrderBook(pb.GetOrderBookRequest(symbol=symbol, exchange="binance", max_age=never)),
+        stub.GetMarketData(
+            pb.GetMarketDataRequest(symbol=symbol, exchange="binance", max_age=never)
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (caught.value.details() or "").startswith("max_age:")
 
 
 async def test_a_hung_venue_costs_one_deadline_then_calls_fail_fast_until_a_probe_answers(

@@ -162,8 +162,9 @@ class MarketState:
         self, backend: ExchangeBackend, symbol: Symbol, freshness: Freshness
     ) -> Ticker | None:
         """The ticker when one held is fresh enough for ``freshness`` (merged with the live
-        feed's quote, or the venue's last answer), counting the read; None when
-        ``fetched_ticker`` must ask the venue. A hit thus needs no coroutine at all."""
+        feed's quote, or the venue's last answer), counting the read and, on a hit, the
+        cache result; None when ``fetched_ticker`` must ask the venue. A hit thus needs no
+        coroutine of the read path's."""
         key = (backend.name, symbol)
         started = self._clock()
         oldest = started - freshness.max_age_seconds
@@ -193,8 +194,10 @@ class MarketState:
     async def fetched_ticker(
         self, backend: ExchangeBackend, symbol: Symbol, freshness: Freshness
     ) -> Ticker:
-        """The ticker once ``held_ticker`` had none: one venue request shared by every
-        caller, or held data marked stale when the venue cannot answer."""
+        """The ticker once ``held_ticker`` returned None for this same read, and only
+        then (the read was counted there, and the live feed looked at): one venue request
+        shared by every caller, or held data marked stale when the venue cannot answer;
+        it records the cache result (miss, shared or stale)."""
         slot = self._ticker_slot((backend.name, symbol))
         oldest = self._clock() - freshness.max_age_seconds
         return await self._read(

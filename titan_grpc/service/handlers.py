@@ -109,10 +109,10 @@ class GenericHandlersOnly:
     add a service: they add it twice, as a generic handler and as registered methods, and
     only the generic handler is kept; it serves the same methods.
 
-    Why: grpc.aio's accept loop keeps one pending request per registered method (and one
-    for every other method) and waits on all of them with ``asyncio.wait`` for each call
-    it accepts, so each registered method costs every call, ExchangeService's included
-    (bench/NOTES.md). With none registered it waits on one.
+    Why: grpc.aio's accept loop keeps one pending request per registered method, plus
+    one for all unregistered methods, and waits on all of them with ``asyncio.wait`` for
+    each call it accepts, so each registered method costs every call, ExchangeService's
+    included (bench/NOTES.md). With none registered it waits on one.
     """
 
     def __init__(self, server: grpc.aio.Server) -> None:

@@ -258,3 +258,33 @@ async def test_callers_choosing_any_depth_cost_a_few_venue_depths_and_get_exact_
         book = await state.order_book(backend, BTC, depth, Freshness(60.0))
         assert len(book.bids) == len(book.asks) == depth
     assert venue.depths == [5, 20, 100, 500, 1000]  # one request per depth the venue offers
+
+
+async def test_a_read_is_counted_once_and_records_one_cache_result() -> None:
+    # held_ticker counts the read (promotion) and records a hit; when it holds nothing,
+    # fetched_ticker asks the venue and records the miss without counting the read again.
+    clock = Clock()
+    venue = Venue(clock)
+    quotes = Quotes()
+    results: list[str] = []
+    state = MarketState(
+        StreamHub(quotes.open),
+        StreamHub(quotes.open),
+        ReadPolicy(promote_reads=2),
+        watch=Watch(),
+        observe=lambda _venue, _kind, result: results.append(result),
+        clock=clock,
+    )
+    backend = cast(ExchangeBackend, venue)
+    assert state.held_ticker(backend, BTC, Freshness(1.0)) is None
+    assert results == [] and venue.requests == 0
+    first = await state.fetched_ticker(backend, BTC, Freshness(1.0))
+    assert results == ["miss"] and venue.requests == 1
+    assert state.held_ticker(backend, BTC, Freshness(1.0)) is first
+    assert results == ["miss", "hit"] and state.promoted == []  # two reads so far
+    assert await state.ticker(backend, BTC, Freshness(1.0)) is first
+    assert results == ["miss", "hit", "hit"] and state.promoted == [("binance", BTC)]
+    await deliver(quotes, live_quote(clock))
+    merged = state.held_ticker(backend, BTC, Freshness(1.0))
+    assert merged is not None and merged.bid == D(7) and results[-1] == "feed"
+    assert venue.requests == 1

@@ -175,9 +175,11 @@ def _median(results: list[LoadResult]) -> LoadResult:
 # The baseline registers its methods with grpc the usual way (the generated helper);
 # TITAN does not (service/handlers.py), which spares grpc.aio's accept loop work on every
 # call, so the bare server is also measured without registering them, for comparison.
-BARE_SIM_VARIANTS: dict[str, list[str]] = {
-    "bare-sim": [],
-    "bare-sim-unregistered": ["--unregistered"],
+# Each TITAN configuration is followed by the bare server(s) it is divided by.
+BARE_AFTER: dict[str, dict[str, list[str]]] = {
+    "sim": {"bare-sim": []},
+    "sim-quiet": {"bare-sim-unregistered": ["--unregistered"]},
+    "real": {"bare-real": []},
 }
 
 
@@ -200,11 +202,8 @@ def bench_unary(requests: int, rounds: int = 5) -> list[str]:
                 with titan_server(log_level=level, extra_env=env) as port:
                     answer = sample_answer(port)
                     runs.setdefault(name, []).append(load(port, requests))
-                if name == "sim-quiet":
-                    continue
                 sizes[name] = len(answer)
-                bares = {f"bare-{name}": []} if name == "real" else BARE_SIM_VARIANTS
-                for bare, flags in bares.items():
+                for bare, flags in BARE_AFTER[name].items():
                     port = free_port()
                     argv = [PY, "bench/bare_server.py", f"127.0.0.1:{port}", answer.hex(), *flags]
                     with process(argv):
@@ -250,9 +249,9 @@ def bench_unary(requests: int, rounds: int = 5) -> list[str]:
         f"- **real mode, warm cache: {summary('real', 'bare-real')}**",
         f"- simulated with the request log off: {summary('sim-quiet', 'bare-sim')}",
         "",
-        "For comparison, against the bare server with its methods not registered with "
-        "grpc, as TITAN serves its own (grpc.aio's accept loop waits on one pending request "
-        "per registered method for every call; bench/NOTES.md):",
+        "For comparison (simulated mode), against the bare server with its methods not "
+        "registered with grpc, as TITAN serves its own (grpc.aio's accept loop waits on one "
+        "pending request per registered method for every call; bench/NOTES.md):",
         "",
         f"- simulated: {summary('sim', 'bare-sim-unregistered')}",
         f"- simulated with the request log off: {summary('sim-quiet', 'bare-sim-unregistered')}",
